@@ -1,0 +1,38 @@
+# custodes: two commands on a fresh machine.
+#   make demo   create .venv, install, make a data directory with sample entries, serve it
+#   make test   create .venv, install, start PostgreSQL, run the whole suite
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+DEMO_DATA ?= demo-data
+
+.PHONY: demo test install lint typecheck clean bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	scripts/system-deps.sh
+	$(BIN)/pip install -q -e '.[server,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	PORT=$(PORT) DEMO_DATA=$(DEMO_DATA) scripts/demo.sh
+
+test: install
+	CUSTODES_TEST_PG_URL="$$(scripts/postgres.sh | tail -n 1)" \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	MYPYPATH=src $(BIN)/mypy --strict src/custodes/tlog src/custodes/errors.py src/custodes/records src/custodes/ledger
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) build *.egg-info

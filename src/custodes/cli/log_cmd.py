@@ -1,0 +1,166 @@
+"""``custodes init`` and ``custodes log ...``: the log, from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+
+from custodes.errors import UsageError
+from custodes.ledger.instance import Instance
+from custodes.ledger.publish import export_tiles
+from custodes.records.jsonl import canonical_entries
+from custodes.tlog import parse_checkpoint, parse_note
+
+__all__ = ["init_cmd", "log_group"]
+
+_SERVER_HINT = "stop the server, or send the entries to it with --server URL"
+
+
+def _data(ctx: click.Context) -> Path:
+    data: Path = ctx.obj["data"]
+    return data
+
+
+@click.command("init")
+@click.option("--origin", help="The log's origin, a schema-less URL. Default: HOST/custodes/RANDOM.")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    help="Where entries and tiles live: 'sqlite' (default, inside the data directory)"
+    " or postgresql://USER:PASS@HOST/DB.",
+)
+@click.pass_context
+def init_cmd(ctx: click.Context, origin: str | None, store: str | None) -> None:
+    """Make a new instance; print the log's verifier key as the last line.
+
+    Refuses to overwrite an existing instance.  Give the verifier key to
+    anyone who will verify the log.
+    """
+    data = _data(ctx)
+    inst = Instance.init(data, origin=origin, store=store)
+    click.echo(f"created a custodes instance in {data}", err=True)
+    click.echo(f"origin: {inst.origin}", err=True)
+    click.echo(inst.verifier_key)
+
+
+@click.group("log")
+def log_group() -> None:
+    """Append to the log, sign checkpoints, and publish tiles."""
+
+
+@log_group.command("append")
+@click.argument("source", type=click.File("rb"), default="-", metavar="[FILE|-]")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Processes that canonicalise entries (default: one per core; 0 works inline).",
+)
+@click.option("--no-checkpoint", is_flag=True, help="Sequence only; sign a checkpoint later.")
+@click.pass_context
+def append_cmd(
+    ctx: click.Context, source: IO[bytes], workers: int | None, no_checkpoint: bool
+) -> None:
+    """Append JSON Lines (one object a line) and print each entry's index.
+
+    Each entry is stored as its RFC 8785 canonical form.  Indexes are printed
+    once the whole batch is durable.  A batch with any bad line is refused
+    whole: nothing of it is appended, and the error names the line.
+    """
+    inst = Instance.load(_data(ctx))
+    with inst.open_log(hint=_SERVER_HINT) as log, _Progress("canonicalising") as bar:
+        first, count = log.append(canonical_entries(source, workers=workers, progress=bar.add))
+    out = sys.stdout
+    step = 65536
+    for start in range(first, first + count, step):
+        end = min(first + count, start + step)
+        out.write("\n".join(map(str, range(start, end))) + "\n")
+    out.flush()
+    if count and not no_checkpoint:
+        with inst.open_log(hint=_SERVER_HINT) as log, _Progress("integrating") as bar:
+            log.integrate(progress=bar.add)
+
+
+@log_group.command("checkpoint")
+@click.option("--json", "as_json", is_flag=True, help="Print origin, size and root as JSON.")
+@click.pass_context
+def checkpoint_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Integrate pending entries and print the latest signed checkpoint."""
+    inst = Instance.load(_data(ctx))
+    with inst.open_log(hint=_SERVER_HINT) as log, _Progress("integrating") as bar:
+        note = log.integrate(progress=bar.add)
+    if as_json:
+        cp = parse_checkpoint(parse_note(note).text)
+        click.echo(
+            json.dumps(
+                {
+                    "origin": cp.origin,
+                    "size": cp.size,
+                    "root_hash": cp.root_hash.hex(),
+                    "checkpoint": note.decode(),
+                }
+            )
+        )
+    else:
+        click.echo(note.decode(), nl=False)
+
+
+@log_group.command("export")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_context
+def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
+    """Write the log as C2SP tlog-tiles into OUT, incrementally.
+
+    Writes the tiles and entry bundles that OUT lacks, then the checkpoint
+    last, so a reader of OUT never sees a checkpoint without its tiles.
+    Serve OUT from any static web server or CDN.
+    """
+    inst = Instance.load(_data(ctx))
+    reader = inst.reader()
+    try:
+        with _Progress("exporting") as bar:
+            report = export_tiles(reader, out, progress=bar.add)
+    finally:
+        reader.store.close()
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(
+            f"exported size {report['size']} to {out}: {report['written']} files written,"
+            f" {report['skipped']} already there"
+        )
+
+
+class _Progress:
+    """A progress counter on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.done = 0
+        self._tty = sys.stderr.isatty()
+        self._shown = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self._tty and self.done - self._shown >= 10000:
+            self._shown = self.done
+            sys.stderr.write(f"\r{self.label}: {self.done:,} entries")
+            sys.stderr.flush()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tty and self._shown:
+            sys.stderr.write(f"\r{self.label}: {self.done:,} entries, done\n")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)

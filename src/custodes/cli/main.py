@@ -1,0 +1,97 @@
+"""The ``custodes`` command.
+
+Every command prints its result on stdout (``--json`` where a script wants
+it) and its errors on stderr as one sentence, with a non-zero exit code:
+1 for a refusal or failure, 2 for a usage mistake.  Progress bars go to
+stderr and only appear on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from custodes import __version__
+from custodes.errors import CustodesError, InconsistentLogError
+
+__all__ = ["cli", "main"]
+
+DEFAULT_DATA = "custodes-data"
+
+
+class _Group(click.Group):
+    """Turns every custodes error into one sentence on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CustodesError as err:
+            click.echo(f"custodes: {err}", err=True)
+            if isinstance(err, InconsistentLogError):
+                click.echo(err.evidence(), err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("custodes: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("CUSTODES_DATA", DEFAULT_DATA),
+    show_default=f"$CUSTODES_DATA or ./{DEFAULT_DATA}",
+    help="The instance's data directory.",
+)
+@click.version_option(__version__, prog_name="custodes")
+@click.pass_context
+def cli(ctx: click.Context, data: Path) -> None:
+    """custodes: an oversight ledger for city camera networks.
+
+    One append-only Merkle log, in the C2SP formats, records what the camera
+    network is, when each camera was recording, and who looked at what footage
+    and why.  Anyone can verify it with `custodes verify` or any tlog client.
+    """
+    ctx.obj = {"data": data}
+
+
+def _register() -> None:
+    from custodes.cli.log_cmd import init_cmd, log_group
+    from custodes.cli.serve_cmd import serve_cmd
+    from custodes.cli.verify_cmd import verify_cmd
+
+    cli.add_command(init_cmd)
+    cli.add_command(log_group)
+    cli.add_command(verify_cmd)
+    cli.add_command(serve_cmd)
+    from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group
+
+    cli.add_command(cameras_group)
+    cli.add_command(agents_group)
+    cli.add_command(fleet_group)
+    from custodes.cli.agent_cmd import agent_cmd
+
+    cli.add_command(agent_cmd)
+    try:
+        from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
+    except ImportError:  # the redaction extra is not installed
+        pass
+    else:
+        cli.add_command(redact_cmd)
+        cli.add_command(verify_export_cmd)
+
+
+_register()
+
+
+def main() -> None:
+    cli.main(prog_name="custodes")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``custodes serve``: the log (and, as they land, the dashboard) over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from custodes.ledger.instance import Instance
+
+__all__ = ["serve_cmd"]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="Seconds between checkpoints while entries are pending.",
+)
+@click.pass_context
+def serve_cmd(ctx: click.Context, host: str, port: int, interval: float) -> None:
+    """Serve the log: tlog-tiles at /log/, JSON proofs, and the web pages.
+
+    The server becomes the data directory's only writer until it stops.
+    """
+    import uvicorn
+
+    from custodes.web.app import Settings, create_app
+    from custodes.web.service import LedgerService
+
+    data: Path = ctx.obj["data"]
+    inst = Instance.load(data)
+    url = f"http://{host}:{port}"
+    service = LedgerService(inst, interval=interval)  # fails here, in one sentence, if busy
+    app = create_app(
+        Settings(data=data, integrate_interval=interval, public_url=url), service=service
+    )
+    click.echo(f"custodes: serving {inst.origin} on {url}  (Ctrl-C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

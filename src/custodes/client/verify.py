@@ -1,0 +1,263 @@
+"""Verifying a whole log from its tiles, without trusting whoever serves them.
+
+:func:`verify_log` proceeds in numbered steps:
+
+1. Fetch the checkpoint and check its signature against the log's verifier
+   key (and, when asked, enough witness cosignatures).
+2. If a state file holds a checkpoint seen before, it must be signed by the
+   same key and not be larger (a rollback) than the new one.
+3. Fetch every entry bundle, hash its entries, and check each level-0 hash
+   tile against those hashes; then check every higher hash tile.
+4. The root computed from the entries must equal the checkpoint's.
+5. The tree at the old size, computed from the tiles just verified, must have
+   the old checkpoint's root; otherwise the log forked.  The error carries both
+   signed checkpoints as evidence.
+6. Only then is the new checkpoint saved as the state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+from custodes.client.source import TileSource
+from custodes.errors import InconsistentLogError, ProofError, VerificationError
+from custodes.tlog import (
+    CosignatureVerifier,
+    NoteVerifier,
+    SignedCheckpoint,
+    Tile,
+    TreeVerifier,
+    bundles_for_size,
+    open_checkpoint,
+    parse_entry_bundle,
+    parse_hash_tile,
+    tile_path,
+    tiles_for_size,
+)
+
+__all__ = ["VerifyResult", "WitnessPolicy", "verify_log"]
+
+_WIDTH = 256
+_HEIGHT = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class WitnessPolicy:
+    """At least ``quorum`` of ``witnesses`` must have cosigned the checkpoint."""
+
+    witnesses: tuple[CosignatureVerifier, ...]
+    quorum: int
+
+    def check(self, signed: SignedCheckpoint) -> None:
+        names = {w.name for w in self.witnesses}
+        have = sorted(n for n in signed.cosignatures if n in names)
+        if len(have) < self.quorum:
+            raise VerificationError(
+                f"the checkpoint has {len(have)} of the {self.quorum} witness cosignatures"
+                " the policy requires"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    origin: str
+    size: int
+    root_hash: bytes
+    previous_size: int | None
+    entries: int
+    tiles: int
+    seconds: float
+    cosigned_by: tuple[str, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "verified": True,
+            "origin": self.origin,
+            "size": self.size,
+            "root_hash": self.root_hash.hex(),
+            "previous_size": self.previous_size,
+            "entries_verified": self.entries,
+            "tiles_verified": self.tiles,
+            "seconds": round(self.seconds, 3),
+            "entries_per_second": round(self.entries / self.seconds) if self.seconds else None,
+            "cosigned_by": list(self.cosigned_by),
+        }
+
+
+def _prefetch(
+    source: TileSource, paths: Sequence[str], window: int
+) -> Iterator[tuple[str, bytes]]:
+    if window <= 1:
+        for p in paths:
+            yield p, source.fetch(p)
+        return
+    with ThreadPoolExecutor(max_workers=window) as pool:
+        pending: list[Future[bytes]] = []
+        it = iter(paths)
+        order: list[str] = []
+        for p in it:
+            order.append(p)
+            pending.append(pool.submit(source.fetch, p))
+            if len(pending) >= 2 * window:
+                yield order.pop(0), pending.pop(0).result()
+        while pending:
+            yield order.pop(0), pending.pop(0).result()
+
+
+def _edge_nodes(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees ``(level, index)`` whose roots make up a tree of ``size``."""
+    nodes: list[tuple[int, int]] = []
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size & (1 << level):
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes
+
+
+def _node_tile(level: int, index: int) -> tuple[tuple[int, int], int, int]:
+    tile_level, rest = divmod(level, _HEIGHT)
+    first = index << rest
+    return (tile_level, first // _WIDTH), first % _WIDTH, 1 << rest
+
+
+def _row_root(row: list[bytes]) -> bytes:
+    while len(row) > 1:
+        row = [sha256(b"\x01" + row[i] + row[i + 1]).digest() for i in range(0, len(row), 2)]
+    return row[0]
+
+
+def _root_from_nodes(hashes: list[bytes]) -> bytes:
+    if not hashes:
+        return sha256(b"").digest()
+    root = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        root = sha256(b"\x01" + h + root).digest()
+    return root
+
+
+def _schedule(size: int) -> list[Tile]:
+    """Every bundle and tile, each hash tile placed right after the entries it covers.
+
+    The tree verifier keeps only recent tiles, so each is checked as soon as it
+    can be: a level-0 tile after its bundle, a full higher tile after the last
+    bundle under it, and the partial right edge at the end.
+    """
+    by_level: dict[int, dict[int, Tile]] = {}
+    for t in tiles_for_size(size):
+        by_level.setdefault(t.level, {})[t.index] = t
+    order: list[Tile] = []
+    for b in bundles_for_size(size):
+        order.append(b)
+        order.append(by_level[0].pop(b.index))
+        done = b.index + 1 if b.width == _WIDTH else b.index
+        level = 1
+        while done and done % _WIDTH == 0 and level in by_level:
+            done //= _WIDTH
+            full = by_level[level].get(done - 1)
+            if full is None or full.width != _WIDTH:
+                break
+            order.append(by_level[level].pop(done - 1))
+            level += 1
+    for level in sorted(by_level):
+        order.extend(by_level[level][i] for i in sorted(by_level[level]))
+    return order
+
+
+def verify_log(
+    source: TileSource,
+    verifier: NoteVerifier,
+    *,
+    state: Path | None = None,
+    witnesses: WitnessPolicy | None = None,
+    progress: Callable[[int], None] | None = None,
+    fetch_window: int | None = None,
+) -> VerifyResult:
+    """Verify the log at ``source``; raise a VerificationError subclass on any fault."""
+    t0 = time.perf_counter()
+    window = fetch_window or getattr(source, "fetch_window", 1)
+    cosigners = witnesses.witnesses if witnesses else ()
+    # (1) the checkpoint and its signatures
+    raw = source.fetch("checkpoint")
+    signed = open_checkpoint(raw, verifier, cosigners=cosigners)
+    if witnesses is not None:
+        witnesses.check(signed)
+    cp = signed.checkpoint
+    size = cp.size
+    # (2) what we saw before
+    old: SignedCheckpoint | None = None
+    if state is not None and state.exists():
+        old_raw = state.read_bytes()
+        old = open_checkpoint(old_raw, verifier)
+        if old.checkpoint.size > size:
+            raise InconsistentLogError(
+                f"rollback: the log now shows size {size}, but it signed size"
+                f" {old.checkpoint.size} before",
+                old_checkpoint=old_raw,
+                new_checkpoint=raw,
+            )
+    # Tiles whose hashes step (5) needs, kept as they pass.
+    keep: dict[tuple[int, int], bytes] = {}
+    wanted: set[tuple[int, int]] = set()
+    old_nodes: list[tuple[int, int]] = []
+    if old is not None and old.checkpoint.size:
+        old_nodes = _edge_nodes(old.checkpoint.size)
+        wanted = {_node_tile(level, index)[0] for level, index in old_nodes}
+    # (3) every bundle and tile
+    tv = TreeVerifier()
+    kinds = _schedule(size)
+    paths = [tile_path(t) for t in kinds]
+    checked = 0
+    for (_, data), tile in zip(_prefetch(source, paths, window), kinds, strict=True):
+        if tile.level < 0:
+            entries = parse_entry_bundle(data, tile.width)
+            tv.add_bundle(tile.index, entries)
+            if progress is not None:
+                progress(len(entries))
+        else:
+            parse_hash_tile(data, tile.width)
+            tv.check_hash_tile(tile.level, tile.index, data)
+            if (tile.level, tile.index) in wanted:
+                keep[(tile.level, tile.index)] = data
+        checked += 1
+    # (4) the root
+    if tv.root() != cp.root_hash:
+        raise ProofError(
+            f"the entries give a different root than the checkpoint for size {size}"
+        )
+    # (5) consistency with what we saw before
+    if old is not None:
+        hashes: list[bytes] = []
+        for level, index in old_nodes:
+            key, start, count = _node_tile(level, index)
+            blob = keep[key]
+            row = [blob[32 * i : 32 * i + 32] for i in range(start, start + count)]
+            hashes.append(_row_root(row))
+        if _root_from_nodes(hashes) != old.checkpoint.root_hash:
+            raise InconsistentLogError(
+                f"fork: the log's tree at size {old.checkpoint.size} differs from the"
+                " checkpoint it signed before",
+                old_checkpoint=old.raw,
+                new_checkpoint=raw,
+            )
+    # (6) remember
+    if state is not None:
+        tmp = state.with_name(f".{state.name}.tmp")
+        tmp.write_bytes(raw)
+        os.replace(tmp, state)
+    return VerifyResult(
+        origin=cp.origin,
+        size=size,
+        root_hash=cp.root_hash,
+        previous_size=old.checkpoint.size if old else None,
+        entries=size,
+        tiles=checked,
+        seconds=time.perf_counter() - t0,
+        cosigned_by=tuple(sorted(signed.cosignatures)),
+    )

@@ -1,0 +1,188 @@
+"""A custodes instance: one data directory holding a log's key, config and lock.
+
+Layout of ``DIR``::
+
+    custodes.json        origin, store URL, where the checkpoint lock lives
+    keys/log.key         the log's Ed25519 signer key (mode 0600)
+    keys/log.vkey        its verifier key, to hand to anyone who verifies
+    log.db               the SQLite store (the embedded default)
+    lock/checkpoint      the last signed checkpoint, outside the store
+    writer.lock          held (flock) by the one process that writes
+
+The store may instead be PostgreSQL (``--store postgresql://...``); the key,
+config and checkpoint lock stay in the data directory either way, so that a
+restore of the database does not reach the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from custodes.errors import InstanceExistsError, NotInitialisedError, UsageError
+from custodes.ledger.lock import CheckpointLock, WriterLock, atomic_write
+from custodes.ledger.log import Log
+from custodes.ledger.open_store import open_store
+from custodes.ledger.reader import LogReader
+from custodes.ledger.store import LogStore
+from custodes.tlog import Signer, generate_key
+
+__all__ = ["Instance", "default_origin"]
+
+CONFIG = "custodes.json"
+SQLITE_FILE = "log.db"
+_ORIGIN_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/:")
+
+
+def default_origin() -> str:
+    """A unique origin: this host's name, then a random suffix (schema-less URL form)."""
+    host = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c in ".-")
+    return f"{host or 'localhost'}/custodes/{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instance:
+    path: Path
+    origin: str
+    store_url: str
+    lock_path: Path
+
+    # -- creating and loading ----------------------------------------------
+
+    @classmethod
+    def init(cls, path: Path, *, origin: str | None = None, store: str | None = None) -> Instance:
+        """Make a new instance; refuses to touch an existing one."""
+        origin = origin or default_origin()
+        if not origin or any(c not in _ORIGIN_OK for c in origin):
+            raise UsageError(
+                f"the origin {origin!r} must be a schema-less URL such as example.org/log"
+            )
+        if (path / CONFIG).exists() or (path / SQLITE_FILE).exists():
+            raise InstanceExistsError(f"{path} already holds a custodes instance; not overwriting")
+        created_dir = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        store_url = store or "sqlite"
+        inst = cls(
+            path=path.resolve(),
+            origin=origin,
+            store_url=store_url,
+            lock_path=(path / "lock" / "checkpoint").resolve(),
+        )
+        try:
+            skey, vkey = generate_key(origin)
+            atomic_write(path / "keys" / "log.key", skey.encode() + b"\n", mode=0o600)
+            atomic_write(path / "keys" / "log.vkey", vkey.encode() + b"\n")
+            st = inst.open_store(create=True)
+            try:
+                if st.next_index() or st.integrated().checkpoint is not None:
+                    raise InstanceExistsError(
+                        "the store already holds a log; give a new database or schema"
+                    )
+            finally:
+                st.close()
+            config = {
+                "version": 1,
+                "origin": origin,
+                "store": store_url,
+                "lock": "lock/checkpoint",  # relative to the data directory
+            }
+            atomic_write(path / CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+            with inst.open_log() as log:
+                log.integrate()  # sign the empty tree, so the log has a checkpoint at once
+        except BaseException:
+            _undo(path, created_dir)
+            raise
+        return inst
+
+    @classmethod
+    def load(cls, path: Path) -> Instance:
+        try:
+            raw = (path / CONFIG).read_bytes()
+        except FileNotFoundError:
+            raise NotInitialisedError(
+                f"{path} holds no custodes instance; create one with 'custodes --data {path} init'"
+            ) from None
+        try:
+            cfg = json.loads(raw)
+            return cls(
+                path=path.resolve(),
+                origin=str(cfg["origin"]),
+                store_url=str(cfg["store"]),
+                lock_path=path.resolve() / cfg["lock"],
+            )
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{path / CONFIG} is damaged; restore it from a backup") from None
+
+    # -- using -------------------------------------------------------------
+
+    @property
+    def verifier_key(self) -> str:
+        return (self.path / "keys" / "log.vkey").read_text().strip()
+
+    def signer(self) -> Signer:
+        return Signer.from_key((self.path / "keys" / "log.key").read_text().strip())
+
+    def open_store(self, *, create: bool = False) -> LogStore:
+        if self.store_url == "sqlite":
+            return open_store(self.path / SQLITE_FILE, create=create)
+        return open_store(self.store_url, create=create)
+
+    def writer_lock(self, hint: str = "") -> WriterLock:
+        return WriterLock(self.path / "writer.lock").acquire(hint=hint)
+
+    def open_log(self, *, hint: str = "") -> OpenLog:
+        """Become the writer: take the directory lock, open the store and the log."""
+        lock = self.writer_lock(hint)
+        try:
+            store = self.open_store()
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            log = Log.open(store, self.signer(), CheckpointLock(self.lock_path))
+        except BaseException:
+            store.close()
+            lock.release()
+            raise
+        return OpenLog(log, lock)
+
+    def reader(self) -> LogReader:
+        """Read-only access; needs no writer lock."""
+        return LogReader(self.open_store())
+
+
+class OpenLog:
+    """A :class:`Log` together with the writer lock it holds; a context manager."""
+
+    def __init__(self, log: Log, lock: WriterLock) -> None:
+        self.log = log
+        self._lock = lock
+
+    def close(self) -> None:
+        self.log.store.close()
+        self._lock.release()
+
+    def __enter__(self) -> Log:
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _undo(path: Path, created_dir: bool) -> None:
+    """Remove what a failed ``init`` wrote, leaving the directory as it was."""
+    if created_dir:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in (CONFIG, SQLITE_FILE, f"{SQLITE_FILE}-wal", f"{SQLITE_FILE}-shm", "writer.lock"):
+        try:
+            os.unlink(path / name)
+        except FileNotFoundError:
+            pass
+    for sub in ("keys", "lock"):
+        shutil.rmtree(path / sub, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, data: Path | None = None, input: bytes | None = None,
+            check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run the custodes CLI in a subprocess, as a user would."""
+    cmd = [sys.executable, "-m", "custodes"]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}"
+        )
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> tuple[Path, str]:
+    """A fresh instance on the embedded store: (data dir, verifier key)."""
+    data = tmp_path / "data"
+    out = run_cli("init", "--origin", "test.custodes.example/log", data=data)
+    return data, out.stdout.decode().strip().splitlines()[-1]
+
+
+@pytest.fixture
+def server(instance: tuple[Path, str]) -> Iterator[tuple[str, Path, str]]:
+    """`custodes serve` on a free loopback port: (base URL, data dir, vkey)."""
+    data, vkey = instance
+    port = free_port()
+    log = open(data.parent / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "custodes", "--data", str(data), "serve", "--port", str(port),
+         "--interval", "0.1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz")
+        yield url, data, vkey
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loopback only: never route test traffic through a proxy.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    os.environ.setdefault("CUSTODES_TEST", "1")
