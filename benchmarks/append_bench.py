@@ -217,8 +217,10 @@ def main() -> None:
         ratio = statistics.median(r["sqlite"] / r["floor"] for r in runs)
         print(f"\nentries per run: {args.entries:,}; runs: {args.runs}; cores: {os.cpu_count()}")
         print(f"floor (single pass)          {med['floor']:>12,.0f} entries/s")
-        print(f"sqlite end to end            {med['sqlite']:>12,.0f} entries/s  "
-              f"(median ratio to floor {ratio:.2f}x)")
+        print(
+            f"sqlite end to end            {med['sqlite']:>12,.0f} entries/s  "
+            f"(median ratio to floor {ratio:.2f}x)"
+        )
         print(f"checkpoint after append      {med['checkpoint_s']:>12.2f} s")
         print(f"verify from tiles            {med['verify']:>12,.0f} entries/s")
         if args.pg:
@@ -229,8 +231,10 @@ def main() -> None:
             data = root / f"big-{uuid.uuid4().hex[:6]}"
             _init(data)
             dt, peak = timed([*CLI, "--data", str(data), "log", "append", str(big)], rss=True)
-            print(f"append {args.big:,} entries     {args.big / dt:>12,.0f} entries/s, "
-                  f"peak RSS of the process tree {peak / 2**20:,.0f} MiB")
+            print(
+                f"append {args.big:,} entries     {args.big / dt:>12,.0f} entries/s, "
+                f"peak RSS of the process tree {peak / 2**20:,.0f} MiB"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

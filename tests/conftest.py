@@ -15,8 +15,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, data: Path | None = None, input: bytes | None = None,
-            check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    *args: str,
+    data: Path | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the custodes CLI in a subprocess, as a user would."""
     cmd = [sys.executable, "-m", "custodes"]
     if data is not None:
@@ -24,9 +29,7 @@ def run_cli(*args: str, data: Path | None = None, input: bytes | None = None,
     cmd += list(args)
     proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}"
-        )
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
     return proc
 
 
@@ -37,7 +40,7 @@ def free_port() -> int:
         return port
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -66,9 +69,20 @@ def server(instance: tuple[Path, str]) -> Iterator[tuple[str, Path, str]]:
     port = free_port()
     log = open(data.parent / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "custodes", "--data", str(data), "serve", "--port", str(port),
-         "--interval", "0.1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "custodes",
+            "--data",
+            str(data),
+            "serve",
+            "--port",
+            str(port),
+            "--interval",
+            "0.1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -84,7 +84,9 @@ def test_append_from_a_file_argument(instance: tuple[Path, str], tmp_path: Path)
     assert out.stdout.decode().split() == ["0", "1", "2", "3"]
 
 
-def test_export_then_verify_and_detect_a_rollback(instance: tuple[Path, str], tmp_path: Path) -> None:
+def test_export_then_verify_and_detect_a_rollback(
+    instance: tuple[Path, str], tmp_path: Path
+) -> None:
     data, vkey = instance
     run_cli("log", "append", "-", data=data, input=_lines(700))
     old = tmp_path / "old"
@@ -93,12 +95,12 @@ def test_export_then_verify_and_detect_a_rollback(instance: tuple[Path, str], tm
     new = tmp_path / "new"
     run_cli("log", "export", str(new), data=data)
     state = tmp_path / "state"
-    out = run_cli("verify", "--vkey", vkey, "--source", str(new), "--state", str(state),
-                  "--json")
+    out = run_cli("verify", "--vkey", vkey, "--source", str(new), "--state", str(state), "--json")
     assert json.loads(out.stdout)["size"] == 1000
     # A mirror that serves the older tree to someone who saw the newer one: rollback.
-    out = run_cli("verify", "--vkey", vkey, "--source", str(old), "--state", str(state),
-                  check=False)
+    out = run_cli(
+        "verify", "--vkey", vkey, "--source", str(old), "--state", str(state), check=False
+    )
     assert out.returncode == 1
     err = out.stderr.decode()
     assert "rollback" in err
@@ -117,8 +119,16 @@ def test_verify_detects_a_fork_signed_by_the_same_key(tmp_path: Path) -> None:
     run_cli("log", "export", str(tmp_path / "eb"), data=b)
     state = tmp_path / "seen"
     run_cli("verify", "--vkey", vkey, "--source", str(tmp_path / "ea"), "--state", str(state))
-    out = run_cli("verify", "--vkey", vkey, "--source", str(tmp_path / "eb"),
-                  "--state", str(state), check=False)
+    out = run_cli(
+        "verify",
+        "--vkey",
+        vkey,
+        "--source",
+        str(tmp_path / "eb"),
+        "--state",
+        str(state),
+        check=False,
+    )
     assert out.returncode == 1
     assert b"fork" in out.stderr
     # And a verifier whose view is the other branch sees the same.
@@ -126,8 +136,16 @@ def test_verify_detects_a_fork_signed_by_the_same_key(tmp_path: Path) -> None:
     run_cli("log", "export", str(tmp_path / "ea"), data=a)
     state2 = tmp_path / "seen2"
     run_cli("verify", "--vkey", vkey, "--source", str(tmp_path / "eb"), "--state", str(state2))
-    out = run_cli("verify", "--vkey", vkey, "--source", str(tmp_path / "ea"),
-                  "--state", str(state2), check=False)
+    out = run_cli(
+        "verify",
+        "--vkey",
+        vkey,
+        "--source",
+        str(tmp_path / "ea"),
+        "--state",
+        str(state2),
+        check=False,
+    )
     assert out.returncode == 1 and b"fork" in out.stderr
 
 

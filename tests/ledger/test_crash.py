@@ -50,7 +50,9 @@ def test_kill_9_at_random_points_loses_no_acknowledged_entry(
         n = rng.choice([1, 50, 3000, 40000])
         proc = subprocess.Popen(
             [sys.executable, "-m", "custodes", "--data", str(data), "log", "append", "-"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(_batch(tag, n))
@@ -85,7 +87,8 @@ def test_kill_9_during_integration_then_restart_signs_a_consistent_checkpoint(
     for delay in (0.05, 0.2, 0.4):
         proc = subprocess.Popen(
             [sys.executable, "-m", "custodes", "--data", str(data), "log", "checkpoint"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(delay)
         proc.kill()
@@ -125,8 +128,9 @@ def test_a_store_with_altered_history_is_refused(instance: tuple[Path, str]) -> 
     db = sqlite3.connect(data / "log.db")
     with db:  # rewrite the hash over the first 256 entries, as if history was edited
         (blob,) = db.execute("SELECT hashes FROM tiles WHERE level = 1 AND idx = 0").fetchone()
-        db.execute("UPDATE tiles SET hashes = ? WHERE level = 1 AND idx = 0",
-                   (b"\x00" * 32 + blob[32:],))
+        db.execute(
+            "UPDATE tiles SET hashes = ? WHERE level = 1 AND idx = 0", (b"\x00" * 32 + blob[32:],)
+        )
     db.close()
     out = run_cli("log", "checkpoint", data=data, check=False)
     assert out.returncode == 1

@@ -61,8 +61,9 @@ def test_proof_endpoints_give_proofs_that_check(
     _, js, _ = _get(url + f"/log/proof/consistency?old=1&new={cp.size}")
     proof = [base64.b64decode(h) for h in json.loads(js)["proof"]]
     first_root = leaf_hash(json.dumps({"n": 0}, separators=(",", ":")).encode())
-    check_consistency(proof, old_size=1, new_size=cp.size, old_root=first_root,
-                      new_root=cp.root_hash)
+    check_consistency(
+        proof, old_size=1, new_size=cp.size, old_root=first_root, new_root=cp.root_hash
+    )
 
 
 @pytest.mark.parametrize(

@@ -69,11 +69,12 @@ def _register() -> None:
     cli.add_command(log_group)
     cli.add_command(verify_cmd)
     cli.add_command(serve_cmd)
-    from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group
+    from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
 
     cli.add_command(cameras_group)
     cli.add_command(agents_group)
     cli.add_command(fleet_group)
+    cli.add_command(simulate_cmd)
     from custodes.cli.agent_cmd import agent_cmd
 
     cli.add_command(agent_cmd)

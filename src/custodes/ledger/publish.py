@@ -14,8 +14,14 @@ from pathlib import Path
 
 from custodes.ledger.lock import atomic_write
 from custodes.ledger.reader import LogReader
-from custodes.tlog import ENTRIES_LEVEL, bundles_for_size, parse_checkpoint, parse_note
-from custodes.tlog import tile_path, tiles_for_size
+from custodes.tlog import (
+    ENTRIES_LEVEL,
+    bundles_for_size,
+    parse_checkpoint,
+    parse_note,
+    tile_path,
+    tiles_for_size,
+)
 
 __all__ = ["export_tiles"]
 

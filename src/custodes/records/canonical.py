@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from custodes.errors import EntryError
@@ -66,9 +66,7 @@ def format_number(value: float | int) -> str:
         except OverflowError:
             text = ""
         if not text or Decimal(text) != value:
-            raise EntryError(
-                f"the integer {value} cannot be held exactly as an IEEE-754 double"
-            )
+            raise EntryError(f"the integer {value} cannot be held exactly as an IEEE-754 double")
         return text
     if not math.isfinite(value):
         raise EntryError("NaN and Infinity are not JSON numbers")
@@ -156,7 +154,9 @@ def _encode(obj: Any, has_float: bool) -> bytes:
         _slow(obj, parts)
         data = "".join(parts).encode("utf-8")
     if len(data) > MAX_ENTRY_SIZE:
-        raise EntryError(f"its canonical form is {len(data)} bytes, over the {MAX_ENTRY_SIZE} limit")
+        raise EntryError(
+            f"its canonical form is {len(data)} bytes, over the {MAX_ENTRY_SIZE} limit"
+        )
     return data
 
 
@@ -236,9 +236,7 @@ class _LineCanonicalizer:
             reason = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
             raise EntryError(f"not valid JSON ({reason})", line=lineno) from None
         if not isinstance(obj, dict):
-            raise EntryError(
-                f"expected a JSON object, found {_kind(obj)}", line=lineno
-            )
+            raise EntryError(f"expected a JSON object, found {_kind(obj)}", line=lineno)
         try:
             if self._big:
                 _check_ints(obj)

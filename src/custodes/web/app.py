@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -21,6 +21,11 @@ from custodes.web.service import LedgerService
 
 __all__ = ["Settings", "create_app"]
 
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("custodes.web", "templates"),
+    autoescape=jinja2.select_autoescape(default=True),
+)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -31,7 +36,9 @@ class Settings:
 
 def create_app(settings: Settings, *, service: LedgerService | None = None) -> FastAPI:
     """Build the app.  Opens the log as its writer unless ``service`` is given."""
-    svc = service or LedgerService(Instance.load(settings.data), interval=settings.integrate_interval)
+    svc = service or LedgerService(
+        Instance.load(settings.data), interval=settings.integrate_interval
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,35 +78,8 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
         cp = parse_checkpoint(parse_note(note).text)
         vkey = svc.instance.verifier_key
         base = settings.public_url.rstrip("/")
-        return _INDEX.format(
-            origin=html.escape(cp.origin),
-            size=cp.size,
-            checkpoint=html.escape(note.decode()),
-            vkey=html.escape(vkey),
-            base=html.escape(base),
+        return _TEMPLATES.get_template("index.html").render(
+            origin=cp.origin, size=cp.size, checkpoint=note.decode(), vkey=vkey, base=base
         )
 
     return app
-
-
-_INDEX = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>custodes log {origin}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#111}}
-pre{{background:#f3f3f3;padding:1rem;overflow-x:auto}}a{{color:#0645ad}}</style></head>
-<body><main>
-<h1>custodes: who watches the watchers</h1>
-<p>This is the public, append-only log <strong>{origin}</strong>. It holds <strong>{size}</strong> entries.</p>
-<h2>Latest signed checkpoint</h2>
-<pre>{checkpoint}</pre>
-<h2>Verify it yourself</h2>
-<p>The log's verifier key:</p><pre>{vkey}</pre>
-<pre>custodes verify --vkey '{vkey}' --source {base}/log --state my-view.checkpoint</pre>
-<p>Any C2SP tlog-tiles client can read the same data:
-<a href="/log/checkpoint">/log/checkpoint</a>, <code>/log/tile/&lt;L&gt;/&lt;N&gt;</code>,
-<code>/log/tile/entries/&lt;N&gt;</code>. Proofs as JSON:
-<a href="/log/proof/inclusion?index=0&amp;size={size}">/log/proof/inclusion</a>,
-<code>/log/proof/consistency?old=&amp;new=</code>. API reference: <a href="/docs">/docs</a>.</p>
-</main></body></html>
-"""

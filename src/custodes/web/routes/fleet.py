@@ -1,0 +1,349 @@
+"""The fleet over HTTP: agents' heartbeats and segment digests in, the registry out.
+
+Agents authenticate with ``Authorization: Bearer <token>`` (from
+``custodes agents add``).  A batch is checked item by item: good items are
+kept, and the answer lists each refused item with the reason, so an agent
+never resends good data because of one bad item.  A batch larger than
+``max_batch`` items, or a body over 32 MiB, is refused whole (HTTP 413).
+Re-sending a segment already logged changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from custodes.errors import FormatError
+from custodes.fleet.heard import close_intervals, record_heartbeats
+from custodes.fleet.model import format_time, now_ms, parse_time
+from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments, token_id
+from custodes.fleet.registry import FleetDB
+from custodes.ledger.log import Log
+from custodes.web.service import LedgerService
+
+__all__ = ["install", "router"]
+
+router = APIRouter(prefix="/fleet", tags=["fleet"])
+MAX_BODY = 32 << 20
+_log = logging.getLogger("custodes.fleet")
+
+
+class FleetState:
+    """fleet.db opened by the server (the log's writer), and the interval closer."""
+
+    def __init__(self, svc: LedgerService) -> None:
+        self.svc = svc
+        self.settings = FleetSettings.load(svc.instance.path)
+        self.db = FleetDB.for_instance(svc.instance.path)
+        self._tokens: dict[str, str] = {}
+        self._stop = threading.Event()
+        self.clock = _clock()
+        svc.write(lambda log: catch_up(log, self.db))
+        tick = min(1.0, self.settings.interval_s / 4)
+        self._thread = threading.Thread(target=self._run, args=(tick,), daemon=True, name="fleet")
+        self._thread.start()
+
+    def _run(self, tick: float) -> None:
+        while not self._stop.wait(tick):
+            if getattr(self.svc, "_stop", threading.Event()).is_set():
+                break
+            try:
+                self.svc.write(
+                    lambda log: close_intervals(log, self.db, self.settings, now=self.clock())
+                )
+            except Exception:
+                if getattr(self.svc, "_stop", threading.Event()).is_set():
+                    break
+                _log.exception("closing fleet intervals failed; retrying")
+
+    def role(self, header: str | None) -> str | None:
+        """The role of the agent whose bearer token is in ``header``, or None."""
+        if not header or not header.startswith("Bearer "):
+            return None
+        parsed = token_id(header[7:].strip())
+        if parsed is None:
+            return None
+        if parsed[1] in self._tokens:
+            return self._tokens[parsed[1]]
+        stored = self.svc.read(lambda _log: self.db.agent_hash(parsed[0]))
+        if stored is not None and hmac.compare_digest(stored[0], parsed[1]):
+            self._tokens[parsed[1]] = stored[1]
+            return stored[1]
+        return None
+
+
+def _clock() -> Callable[[], int]:
+    """The fleet's clock: real time, unless ``custodes simulate`` set CUSTODES_SIM_CLOCK.
+
+    The simulator runs hours of a synthetic city in minutes; it writes its
+    simulated time (8 bytes, milliseconds) into the file that variable names.
+    """
+    path = os.environ.get("CUSTODES_SIM_CLOCK")
+    if not path:
+        return now_ms
+
+    def simulated() -> int:
+        with open(path, "rb") as f:
+            return int.from_bytes(f.read(8), "big")
+
+    return simulated
+
+
+def install(app: FastAPI) -> None:
+    """Open fleet.db and start closing intervals; called by ``create_app``."""
+    app.state.fleet = FleetState(app.state.ledger)
+
+
+def _state(request: Request) -> FleetState:
+    st: FleetState | None = getattr(request.app.state, "fleet", None)
+    if st is None:
+        st = FleetState(request.app.state.ledger)
+        request.app.state.fleet = st
+    return st
+
+
+async def _refused(request: Request, st: FleetState, roles: tuple[str, ...]) -> JSONResponse | None:
+    role = await run_in_threadpool(st.role, request.headers.get("authorization"))
+    if role is None:
+        return JSONResponse(
+            {"error": "a valid agent token is required (Authorization: Bearer TOKEN)"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if role not in roles:
+        return JSONResponse({"error": f"this needs an {' or '.join(roles)} token"}, 403)
+    return None
+
+
+async def _json(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        return JSONResponse({"error": "the request body is larger than 32 MiB"}, status_code=413)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return JSONResponse({"error": "the request body is larger than 32 MiB"}, status_code=413)
+    try:
+        return json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+
+
+async def _batch(request: Request, key: str, st: FleetState) -> list[Any] | JSONResponse:
+    refused = await _refused(request, st, ("recorder", "operator"))
+    if refused is not None:
+        return refused
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        return JSONResponse({"error": "the request body is larger than 32 MiB"}, status_code=413)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return JSONResponse({"error": "the request body is larger than 32 MiB"}, status_code=413)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return JSONResponse({"error": f"the body must be an object with a list {key!r}"}, 400)
+    if len(items) > st.settings.max_batch:
+        return JSONResponse(
+            {
+                "error": f"the batch holds {len(items)} {key}; send at most"
+                f" {st.settings.max_batch} per request"
+            },
+            status_code=413,
+        )
+    return items
+
+
+@router.post("/heartbeats", summary="Heartbeats: which cameras a recorder hears, and when")
+async def heartbeats(request: Request) -> Any:
+    """Body ``{"heartbeats": [{"camera": ID, "time": RFC3339}, ...]}``."""
+    st = _state(request)
+    items = await _batch(request, "heartbeats", st)
+    if isinstance(items, JSONResponse):
+        return items
+
+    def work() -> dict[str, Any]:
+        return st.svc.write(
+            lambda _log: record_heartbeats(st.db, items, st.settings, now=st.clock())
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/segments", summary="Segment digests: camera, start, duration, bytes, sha256")
+async def segments(request: Request) -> Any:
+    """Body ``{"segments": [{"camera", "start", "duration", "bytes", "sha256"}, ...]}``.
+
+    Answers once the new segments are durably logged, as one ``segments.batch``.
+    """
+    st = _state(request)
+    items = await _batch(request, "segments", st)
+    if isinstance(items, JSONResponse):
+        return items
+
+    def work(log: Log) -> dict[str, Any]:
+        return ingest_segments(log, st.db, items, st.settings, now=st.clock())
+
+    return await run_in_threadpool(st.svc.write, work)
+
+
+@router.get("/cameras", summary="The registry: every active camera")
+async def cameras(request: Request) -> Any:
+    st = _state(request)
+
+    def work() -> list[dict[str, Any]]:
+        rows = st.svc.read(lambda _log: st.db.cameras())
+        out = []
+        for r in rows:
+            item = dict(r["camera"])
+            item["status"] = r["status"]
+            if r["last_heard_ms"] is not None:
+                item["last_heard"] = format_time(r["last_heard_ms"])
+            out.append(item)
+        return out
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/status", summary="One camera's heard-from intervals, segments and outages")
+async def status(
+    request: Request,
+    camera: str = Query(max_length=128),
+    from_: str = Query(alias="from", max_length=40),
+    to: str = Query(max_length=40),
+) -> Any:
+    from custodes.fleet.query import camera_status
+
+    try:
+        f, t = parse_time(from_, "from"), parse_time(to, "to")
+    except FormatError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    data = request.app.state.ledger.instance.path
+    return await run_in_threadpool(camera_status, data, camera, f, t)
+
+
+# -- operators: the registry and declarations, through the running server ---------------
+
+
+@router.post("/cameras/import", summary="Import GeoJSON or Overpass JSON (operator token)")
+async def import_cameras_route(request: Request, retire_missing: bool = False) -> Any:
+    from custodes.fleet.imports import parse_cameras
+    from custodes.fleet.ops import import_cameras
+
+    st = _state(request)
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    body = await request.body()
+    parsed = await run_in_threadpool(parse_cameras, body)
+
+    def work(log: Log) -> dict[str, Any]:
+        return import_cameras(log, st.db, parsed.cameras, retire_missing=retire_missing)
+
+    report = await run_in_threadpool(st.svc.write, work)
+    report["skipped"] = [{"element": s.element, "reason": s.reason} for s in parsed.skipped]
+    report["warnings"] = [{"element": s.element, "reason": s.reason} for s in parsed.warnings]
+    return report
+
+
+@router.post("/cameras/retire", summary="Retire cameras (operator token)")
+async def retire_route(request: Request) -> Any:
+    from custodes.fleet.ops import retire_cameras
+
+    st = _state(request)
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    doc = await _json(request)
+    if isinstance(doc, JSONResponse):
+        return doc
+    ids, reason = (doc.get("cameras"), doc.get("reason")) if isinstance(doc, dict) else (0, 0)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return JSONResponse({"error": "cameras must be a list of ids"}, status_code=400)
+    if not isinstance(reason, str) or not reason:
+        return JSONResponse({"error": "a retirement needs a reason"}, status_code=400)
+    done = await run_in_threadpool(
+        st.svc.write, lambda log: retire_cameras(log, st.db, ids, reason)
+    )
+    return {"retired": done}
+
+
+@router.post("/declarations", summary="Declare an outage or maintenance (operator token)")
+async def declare_route(request: Request) -> Any:
+    from custodes.fleet.ops import declare
+
+    st = _state(request)
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    doc = await _json(request)
+    if isinstance(doc, JSONResponse):
+        return doc
+    if not isinstance(doc, dict) or set(doc) != {"kind", "cameras", "from", "to", "reason"}:
+        return JSONResponse(
+            {"error": "a declaration has exactly kind, cameras, from, to and reason"}, 400
+        )
+    cams = doc["cameras"]
+    if not isinstance(cams, list) or not all(isinstance(c, str) for c in cams):
+        return JSONResponse({"error": "cameras must be a list of ids"}, status_code=400)
+    if not all(isinstance(doc[k], str) for k in ("kind", "from", "to", "reason")):
+        return JSONResponse({"error": "kind, from, to and reason are strings"}, 400)
+
+    def work(log: Log) -> dict[str, Any]:
+        return declare(log, st.db, doc["kind"], cams, doc["from"], doc["to"], doc["reason"])
+
+    return await run_in_threadpool(st.svc.write, work)
+
+
+@router.get("/footage", summary="Is this digest logged for this camera? With proofs")
+async def footage(
+    request: Request,
+    camera: str = Query(max_length=128),
+    sha256: str = Query(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$"),
+    size: int = Query(alias="bytes", ge=0),
+    start: str | None = Query(default=None, max_length=40),
+) -> Any:
+    from custodes.fleet.query import verify_digest
+
+    try:
+        start_ms = parse_time(start, "start") if start else None
+    except FormatError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    data = request.app.state.ledger.instance.path
+    ok, rep = await run_in_threadpool(
+        lambda: verify_digest(data, sha256, size, camera, start_ms=start_ms)
+    )
+    return {"ok": ok, **rep}
+
+
+@router.get("/incident", summary="Every camera near a place over a window, with flags")
+async def incident_route(
+    request: Request,
+    at: str = Query(max_length=60),
+    radius: str = Query(default="300m", max_length=20),
+    from_: str = Query(alias="from", max_length=40),
+    to: str = Query(max_length=40),
+) -> Any:
+    from custodes.fleet.query import incident, parse_radius
+
+    try:
+        lat_s, lon_s = at.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+        f, t = parse_time(from_, "from"), parse_time(to, "to")
+        metres = parse_radius(radius)
+    except (ValueError, FormatError) as err:
+        msg = str(err) if isinstance(err, FormatError) else "at must be LAT,LON"
+        return JSONResponse({"error": msg}, status_code=400)
+    data = request.app.state.ledger.instance.path
+    return await run_in_threadpool(incident, data, lat, lon, metres, f, t)
