@@ -1,0 +1,46 @@
+"""The README cannot rot: every command it shows exists, and its set-up is two commands."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from custodes.cli.main import cli
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def _commands() -> list[list[str]]:
+    """The sub-command path of every `custodes ...` line in the README's sh blocks."""
+    found: set[tuple[str, ...]] = set()
+    for block in re.findall(r"```sh\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            m = re.match(r"\s*(?:\.venv/bin/)?custodes\s+(.*)", line)
+            if not m:
+                continue
+            tokens = m.group(1).split()
+            if tokens[:1] == ["--data"]:
+                tokens = tokens[2:]
+            path: list[str] = []
+            for tok in tokens:
+                if re.fullmatch(r"[a-z][a-z-]*", tok):
+                    path.append(tok)
+                else:
+                    break
+            found.add(tuple(path[:2]))
+    return [list(p) for p in sorted(found) if p]
+
+
+@pytest.mark.parametrize("path", _commands(), ids=" ".join)
+def test_every_command_in_the_readme_exists(path: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_setup_is_exactly_two_commands() -> None:
+    block = README.split("## Set-up: two commands", 1)[1].split("```sh\n", 1)[1].split("```")[0]
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
