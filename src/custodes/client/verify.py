@@ -181,7 +181,7 @@ def verify_log(
 ) -> VerifyResult:
     """Verify the log at ``source``; raise a VerificationError subclass on any fault."""
     t0 = time.perf_counter()
-    window = fetch_window or getattr(source, "fetch_window", 1)
+    window: int = fetch_window or source.fetch_window
     cosigners = witnesses.witnesses if witnesses else ()
     # (1) the checkpoint and its signatures
     raw = source.fetch("checkpoint")

@@ -72,9 +72,9 @@ def _work(task: tuple[int, bytes]) -> _Result:
 
 def _unpack(result: _Result) -> tuple[list[bytes], int]:
     if result[0] is None:
-        _, line, reason = result  # type: ignore[misc]
+        _, line, reason = result
         raise EntryError(reason, line=line)
-    return result  # type: ignore[return-value]
+    return result
 
 
 def canonical_entries(
