@@ -177,26 +177,28 @@ def one_run(inp: Path, n: int, pg: str | None, work: Path) -> dict[str, float]:
     )
     r["verify"] = json.loads(out.stdout)["entries_per_second"]
     if pg:
-        schema_url = pg
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schema_url = f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
         data3 = work / "pg"
         _init(data3, schema_url)
         dt, _ = timed([*CLI, "--data", str(data3), "log", "append", str(inp)])
         r["postgres"] = n / dt
+        _drop_schema(pg, schema)
     return r
 
 
-def _reset_pg(url: str) -> None:
+def _drop_schema(url: str, schema: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS custodes CASCADE")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--pg", help="PostgreSQL URL (its 'custodes' schema is dropped each run)")
+    ap.add_argument("--pg", help="PostgreSQL URL; each run uses a fresh schema, dropped after")
     ap.add_argument("--big", type=int, default=0, help="also append this many, sampling RSS")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="custodes-bench-"))
@@ -207,8 +209,6 @@ def main() -> None:
         for i in range(args.runs):
             work = root / f"run{i}"
             work.mkdir()
-            if args.pg:
-                _reset_pg(args.pg)
             r = one_run(inp, args.entries, args.pg, work)
             runs.append(r)
             print(f"run {i + 1}: " + ", ".join(f"{k}={v:,.2f}" for k, v in r.items()), flush=True)

@@ -1,4 +1,8 @@
-"""Print N sample log entries as JSON Lines (camera registrations and segments)."""
+"""Print N sample log entries as JSON Lines, for the demo and by hand.
+
+They are typed ``sample.*`` so that no domain (fleet, access) takes them for
+its own records.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ def main() -> None:
     for i in range(n):
         if i < 20:
             entry = {
-                "type": "camera.registered",
+                "type": "sample.camera",
                 "v": 1,
                 "time": "2026-11-01T00:00:00Z",
                 "camera": f"cam-{i:04d}",
@@ -22,7 +26,7 @@ def main() -> None:
         else:
             start = 1_793_577_600 + 60 * (i // 20)
             entry = {
-                "type": "segment.recorded",
+                "type": "sample.segment",
                 "v": 1,
                 "time": start + 60,
                 "camera": f"cam-{i % 20:04d}",

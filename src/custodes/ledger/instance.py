@@ -144,7 +144,12 @@ class Instance:
             lock.release()
             raise
         try:
-            log = Log.open(store, self.signer(), CheckpointLock(self.lock_path))
+            log = Log.open(
+                store,
+                self.signer(),
+                CheckpointLock(self.lock_path),
+                store_factory=self.open_store,
+            )
         except BaseException:
             store.close()
             lock.release()

@@ -22,15 +22,19 @@ reach the locked checkpoint was restored from an older backup, and
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from hashlib import sha256
+from multiprocessing.pool import AsyncResult
 
 from custodes.errors import InconsistentLogError, RollbackError, SignatureError, StoreError
 from custodes.ledger.lock import CheckpointLock
 from custodes.ledger.reader import LogReader
 from custodes.ledger.store import LogStore
-from custodes.ledger.tiling import TileState
+from custodes.ledger.tiling import TileState, perfect_root
 from custodes.tlog import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 
 __all__ = ["Log"]
@@ -41,14 +45,43 @@ READ_CHUNK = 65536
 COMMIT_EVERY = 1 << 20
 """Entries integrated per signed commit, which bounds the tiles held in memory."""
 
+PARALLEL_MIN = 1 << 17
+"""Pending entries from which integration hashes in worker processes."""
+
+TILE = 256
+
+_worker_store: LogStore | None = None
+
+
+def _worker_open(factory: Callable[[], LogStore]) -> None:
+    """In a forked worker: open a handle of its own on the store."""
+    global _worker_store
+    _worker_store = factory()
+
+
+def _worker_hash(start: int, end: int) -> tuple[bytes, list[bytes]]:
+    """Leaf hashes of entries start..end-1 (start on a tile boundary), and each full tile's root."""
+    assert _worker_store is not None
+    sha = sha256
+    hashes = [sha(b"\x00" + e).digest() for e in _worker_store.read_entries(start, end)]
+    roots = [perfect_root(hashes[i : i + TILE]) for i in range(0, len(hashes) - TILE + 1, TILE)]
+    return b"".join(hashes), roots
+
 
 class Log(LogReader):
     """The writer for one log.  Hold the data directory's WriterLock around it."""
 
     def __init__(
-        self, store: LogStore, signer: Signer, lock: CheckpointLock, tiles: TileState
+        self,
+        store: LogStore,
+        signer: Signer,
+        lock: CheckpointLock,
+        tiles: TileState,
+        *,
+        store_factory: Callable[[], LogStore] | None = None,
     ) -> None:
         super().__init__(store)
+        self._store_factory = store_factory
         self.signer = signer
         self.verifier = Verifier.from_key(signer.verifier_key)
         self.origin = signer.name
@@ -60,14 +93,25 @@ class Log(LogReader):
     # -- start-up ---------------------------------------------------------
 
     @classmethod
-    def open(cls, store: LogStore, signer: Signer, lock: CheckpointLock) -> Log:
-        """Open the log, refusing a store older than the last signed checkpoint."""
+    def open(
+        cls,
+        store: LogStore,
+        signer: Signer,
+        lock: CheckpointLock,
+        *,
+        store_factory: Callable[[], LogStore] | None = None,
+    ) -> Log:
+        """Open the log, refusing a store older than the last signed checkpoint.
+
+        With ``store_factory`` (which opens another handle on the same store),
+        large integrations hash entries in worker processes, one per core.
+        """
         state = store.integrated()
         try:
             tiles = TileState.from_tiles(state.size, cls._partial_tiles(store, state.size))
         except ValueError as err:
             raise StoreError(f"the store is damaged ({err}); restore it from a backup") from None
-        log = cls(store, signer, lock, tiles)
+        log = cls(store, signer, lock, tiles, store_factory=store_factory)
         locked = lock.read()
         if locked is not None:
             log._reconcile(locked)
@@ -149,14 +193,14 @@ class Log(LogReader):
         tiles = self._tiles
         changed: dict[tuple[int, int], bytes] = {}
         committed_size = tiles.size
+        steps = self._grow_to(target)
         while True:
-            size = tiles.size
-            if size < target:
-                end = min(target, size + READ_CHUNK)
-                entries = self.store.read_entries(size, end)
-                changed.update(tiles.extend([sha256(b"\x00" + e).digest() for e in entries]))
+            before = tiles.size
+            step = next(steps, None)
+            if step is not None:
+                changed.update(step)
                 if progress is not None:
-                    progress(len(entries))
+                    progress(tiles.size - before)
             if tiles.size == target or tiles.size - committed_size >= COMMIT_EVERY:
                 root = tiles.root()
                 final = tiles.size == target
@@ -180,4 +224,35 @@ class Log(LogReader):
                 changed = {}
                 if final:
                     break
+
+    def _grow_to(self, target: int) -> Iterator[dict[tuple[int, int], bytes]]:
+        """Hash entries up to ``target`` into the tiles, a chunk at a time.
+
+        Large batches are hashed by worker processes (one per core), each
+        reading its own span from the store; the spans come back in order and
+        are merged here, so the result is the same as hashing in one place.
+        """
+        tiles = self._tiles
+        start = tiles.size
+        if self._store_factory is None or target - start < PARALLEL_MIN:
+            for a in range(start, target, READ_CHUNK):
+                entries = self.store.read_entries(a, min(target, a + READ_CHUNK))
+                yield tiles.extend([sha256(b"\x00" + e).digest() for e in entries])
+            return
+        aligned = min(target, -(-start // TILE) * TILE)
+        if aligned > start:
+            entries = self.store.read_entries(start, aligned)
+            yield tiles.extend([sha256(b"\x00" + e).digest() for e in entries])
+        spans = [(a, min(target, a + READ_CHUNK)) for a in range(aligned, target, READ_CHUNK)]
+        ctx = multiprocessing.get_context("fork")
+        workers = max(1, min(len(spans), os.cpu_count() or 1))
+        with ctx.Pool(workers, initializer=_worker_open, initargs=(self._store_factory,)) as pool:
+            inflight: deque[AsyncResult[tuple[bytes, list[bytes]]]] = deque()
+            for span in spans:
+                inflight.append(pool.apply_async(_worker_hash, span))
+                if len(inflight) > 2 * workers:
+                    yield tiles.extend_hashed(*inflight.popleft().get())
+            while inflight:
+                yield tiles.extend_hashed(*inflight.popleft().get())
+
         self._last_integrated = time.monotonic()

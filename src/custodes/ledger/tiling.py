@@ -133,11 +133,47 @@ class TileState:
         level is returned whenever it grew.
         """
         changed: dict[tuple[int, int], bytes] = {}
-        incoming: Sequence[bytes] = leaf_hashes
-        level = 0
-        first = self.size  # index of the first incoming node at this level
+        self._grow(0, self.size, leaf_hashes, changed)
+        self.size += len(leaf_hashes)
+        return changed
+
+    def extend_hashed(self, blob: bytes, roots: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
+        """Add leaves hashed elsewhere: ``blob`` is their leaf hashes, concatenated.
+
+        The tree's size must be a multiple of 256 (no partial level-0 tile), and
+        ``roots`` must be the :func:`perfect_root` of each full 256-leaf group
+        of ``blob``, in order.  This is how integration spreads the hashing of
+        a large batch over several processes and merges it here.
+        """
+        if self.size % _WIDTH:
+            raise ValueError("extend_hashed needs a tree whose size is a multiple of 256")
+        count = len(blob) // 32
+        full = count // _WIDTH
+        if len(blob) % 32 or len(roots) != full:
+            raise ValueError("extend_hashed needs one root per full tile of hashes")
+        changed: dict[tuple[int, int], bytes] = {}
+        first_tile = self.size // _WIDTH
+        step = 32 * _WIDTH
+        for i in range(full):
+            changed[(0, first_tile + i)] = blob[i * step : (i + 1) * step]
+        tail = blob[full * step :]
+        if tail:
+            changed[(0, first_tile + full)] = tail
+        self.partials[0] = [tail[i : i + 32] for i in range(0, len(tail), 32)]
+        self._grow(1, first_tile, roots, changed)
+        self.size += count
+        return changed
+
+    def _grow(
+        self,
+        level: int,
+        first: int,
+        incoming: Sequence[bytes],
+        changed: dict[tuple[int, int], bytes],
+    ) -> None:
+        """Append ``incoming`` nodes at tile ``level``; ``first`` is the first one's index."""
         while incoming:
-            if level == len(self.partials):
+            while level >= len(self.partials):
                 self.partials.append([])
             row = self.partials[level]
             tile_index = first // _WIDTH
@@ -155,7 +191,5 @@ class TileState:
                 changed[(level, tile_index + full)] = b"".join(rest)
             self.partials[level] = rest
             incoming = parents
-            first = (first - start) // _WIDTH
+            first = tile_index
             level += 1
-        self.size += len(leaf_hashes)
-        return changed
