@@ -17,12 +17,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from hashlib import sha256
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 from custodes.client.source import TileSource
@@ -90,9 +93,7 @@ class VerifyResult:
         }
 
 
-def _prefetch(
-    source: TileSource, paths: Sequence[str], window: int
-) -> Iterator[tuple[str, bytes]]:
+def _prefetch(source: TileSource, paths: Sequence[str], window: int) -> Iterator[tuple[str, bytes]]:
     if window <= 1:
         for p in paths:
             yield p, source.fetch(p)
@@ -170,6 +171,57 @@ def _schedule(size: int) -> list[Tile]:
     return order
 
 
+PARALLEL_MIN = 1 << 17
+"""From this size, full bundles are fetched and hashed in worker processes."""
+
+_BUNDLES_PER_TASK = 64
+
+
+def _check_bundles(
+    source: TileSource, first: int, last: int, wanted: frozenset[tuple[int, int]]
+) -> tuple[list[bytes], dict[tuple[int, int], bytes]]:
+    """In a worker: fetch full bundles first..last-1 and their level-0 tiles, check, hash."""
+    roots: list[bytes] = []
+    kept: dict[tuple[int, int], bytes] = {}
+    sha = sha256
+    for i in range(first, last):
+        tile = Tile(level=0, index=i)
+        entries = parse_entry_bundle(source.fetch(tile_path(Tile(level=-1, index=i))), _WIDTH)
+        stored = source.fetch(tile_path(tile))
+        leaves = [sha(b"\x00" + e).digest() for e in entries]
+        if b"".join(leaves) != stored:
+            parse_hash_tile(stored, _WIDTH)
+            raise ProofError(f"Hash tile {tile_path(tile)} does not match the entries under it.")
+        roots.append(_row_root(leaves))
+        if (0, i) in wanted:
+            kept[(0, i)] = stored
+    return roots, kept
+
+
+def _hashed_bundles(
+    source: TileSource, full: int, wanted: set[tuple[int, int]], workers: int
+) -> Iterator[tuple[bytes, dict[tuple[int, int], bytes]]]:
+    """Roots of full bundles 0..full-1 in order, checked by a pool of processes."""
+    frozen = frozenset(k for k in wanted if k[0] == 0)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        inflight: deque[AsyncResult[tuple[list[bytes], dict[tuple[int, int], bytes]]]] = deque()
+        tasks = iter(range(0, full, _BUNDLES_PER_TASK))
+        for start in tasks:
+            end = min(full, start + _BUNDLES_PER_TASK)
+            inflight.append(pool.apply_async(_check_bundles, (source, start, end, frozen)))
+            if len(inflight) >= 4 * workers:
+                break
+        while inflight:
+            roots, kept = inflight.popleft().get()
+            more = next(tasks, None)
+            if more is not None:
+                end = min(full, more + _BUNDLES_PER_TASK)
+                inflight.append(pool.apply_async(_check_bundles, (source, more, end, frozen)))
+            for i, root in enumerate(roots):
+                yield root, (kept if i == 0 else {})
+
+
 def verify_log(
     source: TileSource,
     verifier: NoteVerifier,
@@ -178,6 +230,7 @@ def verify_log(
     witnesses: WitnessPolicy | None = None,
     progress: Callable[[int], None] | None = None,
     fetch_window: int | None = None,
+    workers: int | None = None,
 ) -> VerifyResult:
     """Verify the log at ``source``; raise a VerificationError subclass on any fault."""
     t0 = time.perf_counter()
@@ -212,9 +265,25 @@ def verify_log(
     # (3) every bundle and tile
     tv = TreeVerifier()
     kinds = _schedule(size)
-    paths = [tile_path(t) for t in kinds]
+    full = size // _WIDTH
+    pool_size = min(workers if workers is not None else (os.cpu_count() or 1), 8)
+    parallel = pool_size > 1 and size >= PARALLEL_MIN
+    by_workers = (lambda t: t.index < full and t.level <= 0) if parallel else (lambda t: False)
+    mine = [t for t in kinds if not by_workers(t)]
+    fetched = _prefetch(source, [tile_path(t) for t in mine], window)
+    roots = _hashed_bundles(source, full, wanted, pool_size) if parallel else iter(())
     checked = 0
-    for (_, data), tile in zip(_prefetch(source, paths, window), kinds, strict=True):
+    for tile in kinds:
+        checked += 1
+        if by_workers(tile):
+            if tile.level < 0:
+                root, kept = next(roots)
+                tv.add_bundle_root(tile.index, root)
+                keep.update(kept)
+                if progress is not None:
+                    progress(_WIDTH)
+            continue
+        _, data = next(fetched)
         if tile.level < 0:
             entries = parse_entry_bundle(data, tile.width)
             tv.add_bundle(tile.index, entries)
@@ -225,12 +294,9 @@ def verify_log(
             tv.check_hash_tile(tile.level, tile.index, data)
             if (tile.level, tile.index) in wanted:
                 keep[(tile.level, tile.index)] = data
-        checked += 1
     # (4) the root
     if tv.root() != cp.root_hash:
-        raise ProofError(
-            f"the entries give a different root than the checkpoint for size {size}"
-        )
+        raise ProofError(f"the entries give a different root than the checkpoint for size {size}")
     # (5) consistency with what we saw before
     if old is not None:
         hashes: list[bytes] = []

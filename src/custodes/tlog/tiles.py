@@ -380,7 +380,25 @@ class TreeVerifier:
             self._partial = leaves
             return leaves
         self._partial = []
-        for level, node_index, h in self._edge.append_subtree(TILE_HEIGHT, _subtree_root(leaves)):
+        self._add_root(_subtree_root(leaves))
+        return leaves
+
+    def add_bundle_root(self, index: int, root: bytes) -> None:
+        """Add full bundle ``index`` by the root of its 256 leaves, hashed elsewhere.
+
+        For clients that hash bundles in several processes: the caller has
+        checked the bundle's level-0 tile itself, so only the tiles above it
+        are kept here.
+        """
+        expected = self._edge.size >> TILE_HEIGHT
+        if index != expected or self._partial:
+            raise BundleError(
+                f"Bundle {index} is out of order: the next bundle to verify is {expected}."
+            )
+        self._add_root(root)
+
+    def _add_root(self, root: bytes) -> None:
+        for level, node_index, h in self._edge.append_subtree(TILE_HEIGHT, root):
             if level % TILE_HEIGHT == 0:
                 tile_level = level // TILE_HEIGHT
                 tile_index = node_index >> TILE_HEIGHT
@@ -390,7 +408,6 @@ class TreeVerifier:
                     self._keep(tile_level, tile_index, [h])
                 else:
                     current.append(h)
-        return leaves
 
     def check_hash_tile(self, level: int, index: int, data: bytes) -> None:
         """Check a stored hash tile against the hashes computed from the entries added."""
