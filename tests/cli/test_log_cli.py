@@ -185,3 +185,15 @@ def test_commands_on_a_missing_instance_say_how_to_make_one(tmp_path: Path) -> N
     out = run_cli("log", "checkpoint", data=tmp_path / "nothing", check=False)
     assert out.returncode == 1
     assert b"init" in out.stderr and b"Traceback" not in out.stderr
+
+
+def test_an_unwritable_export_target_is_one_sentence(
+    instance: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, _ = instance
+    target = tmp_path / "file-not-dir"
+    target.write_text("x")
+    out = run_cli("log", "export", str(target / "sub"), data=data, check=False)
+    assert out.returncode == 1
+    assert b"Traceback" not in out.stderr
+    assert len(out.stderr.decode().strip().splitlines()) == 1

@@ -34,6 +34,10 @@ class _Group(click.Group):
             if isinstance(err, InconsistentLogError):
                 click.echo(err.evidence(), err=True)
             ctx.exit(1)
+        except OSError as err:
+            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+            click.echo(f"custodes: {err.strerror or err}{where}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("custodes: interrupted", err=True)
             ctx.exit(130)
