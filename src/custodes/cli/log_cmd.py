@@ -26,7 +26,9 @@ def _data(ctx: click.Context) -> Path:
 
 
 @click.command("init")
-@click.option("--origin", help="The log's origin, a schema-less URL. Default: HOST/custodes/RANDOM.")
+@click.option(
+    "--origin", help="The log's origin, a schema-less URL. Default: HOST/custodes/RANDOM."
+)
 @click.option(
     "--store",
     "store",

@@ -28,7 +28,9 @@ def _b64(hashes: list[bytes]) -> list[str]:
 @router.get("/checkpoint", response_class=Response, summary="The latest signed checkpoint")
 def checkpoint(request: Request) -> Response:
     note = request.app.state.ledger.read(lambda r: r.checkpoint())
-    return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/tile/{path:path}", response_class=Response, summary="A hash tile or entry bundle")
