@@ -2,7 +2,7 @@
 #   make demo   create .venv, install, make a data directory with sample entries, serve it
 #   make test   create .venv, install, start PostgreSQL, run the whole suite
 SHELL := /bin/bash
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
