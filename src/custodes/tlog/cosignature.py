@@ -30,14 +30,19 @@ malformed (:class:`CosignatureError`), and never verifies.
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 
-from custodes.errors import CosignatureError, KeyFormatError
-from custodes.tlog.note import NoteSignature, _check_name, _format_key, _parse_key, key_id
+from custodes.errors import CosignatureError
+from custodes.tlog.note import (
+    NoteSignature,
+    _check_name,
+    _format_key,
+    _SigningKey,
+    _VerifyingKey,
+    key_id,
+)
 
 __all__ = [
     "COSIGNATURE_KEY_TYPE",
@@ -67,49 +72,16 @@ def cosigned_message(checkpoint_body: str, timestamp: int) -> bytes:
     return f"{_HEADER}time {timestamp}\n".encode("ascii") + body
 
 
-class CosignatureSigner:
-    """A witness's Ed25519 cosigning key."""
+class CosignatureSigner(_SigningKey):
+    """A witness's Ed25519 cosigning key (key type 0x04)."""
 
-    __slots__ = ("_key", "_key_id", "_name", "_public")
-
-    def __init__(self, *, name: str, private_key: Ed25519PrivateKey) -> None:
-        _check_name(name)
-        self._name = name
-        self._key = private_key
-        self._public = private_key.public_key().public_bytes_raw()
-        self._key_id = key_id(name, COSIGNATURE_KEY_TYPE, self._public)
-
-    @classmethod
-    def from_key(cls, skey: str) -> CosignatureSigner:
-        """The cosigner a ``PRIVATE+KEY+...`` string with type 0x04 encodes."""
-        name, kid, seed = _parse_key(skey, COSIGNATURE_KEY_TYPE, private=True)
-        signer = cls(name=name, private_key=Ed25519PrivateKey.from_private_bytes(seed))
-        if signer.key_id != kid:
-            raise KeyFormatError(
-                f"The cosigner key id {kid:08x} does not match its key ({signer.key_id:08x})."
-            )
-        return signer
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._key_id
-
-    @property
-    def verifier_key(self) -> str:
-        """The matching verifier key string (type 0x04)."""
-        return _format_key(
-            self._name, self._key_id, COSIGNATURE_KEY_TYPE, self._public, private=False
-        )
+    KEY_TYPE = COSIGNATURE_KEY_TYPE
+    LABEL = "cosigner"
+    __slots__ = ()
 
     def verifier(self) -> CosignatureVerifier:
         """The matching :class:`CosignatureVerifier`."""
-        return CosignatureVerifier(
-            name=self._name, public_key=Ed25519PublicKey.from_public_bytes(self._public)
-        )
+        return CosignatureVerifier(name=self._name, public_key=self._key.public_key())
 
     def cosign(self, checkpoint_body: str, timestamp: int) -> NoteSignature:
         """The note signature of this witness on ``checkpoint_body`` at ``timestamp``."""
@@ -120,49 +92,13 @@ class CosignatureSigner:
             signature=timestamp.to_bytes(8, "big") + signature,
         )
 
-    def __repr__(self) -> str:
-        return f"CosignatureSigner(name={self._name!r}, key_id=0x{self._key_id:08x})"
 
-
-class CosignatureVerifier:
+class CosignatureVerifier(_VerifyingKey):
     """A witness's cosignature verifier key; implements ``NoteVerifier``."""
 
-    __slots__ = ("_key", "_key_id", "_name")
-
-    def __init__(self, *, name: str, public_key: Ed25519PublicKey) -> None:
-        _check_name(name)
-        self._name = name
-        self._key = public_key
-        self._key_id = key_id(name, COSIGNATURE_KEY_TYPE, public_key.public_bytes_raw())
-
-    @classmethod
-    def from_key(cls, vkey: str) -> CosignatureVerifier:
-        """The verifier a ``<name>+<keyid>+<base64(0x04 || key)>`` string encodes."""
-        name, kid, public = _parse_key(vkey, COSIGNATURE_KEY_TYPE, private=False)
-        try:
-            key = Ed25519PublicKey.from_public_bytes(public)
-        except ValueError as err:
-            raise KeyFormatError("The cosigner key is not an Ed25519 public key.") from err
-        verifier = cls(name=name, public_key=key)
-        if verifier.key_id != kid:
-            raise KeyFormatError(
-                f"The cosigner key id {kid:08x} does not match its key ({verifier.key_id:08x})."
-            )
-        return verifier
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._key_id
-
-    @property
-    def key(self) -> str:
-        """This verifier as a key string."""
-        public = self._key.public_bytes_raw()
-        return _format_key(self._name, self._key_id, COSIGNATURE_KEY_TYPE, public, private=False)
+    KEY_TYPE = COSIGNATURE_KEY_TYPE
+    LABEL = "cosigner"
+    __slots__ = ()
 
     @staticmethod
     def timestamp_of(signature: bytes) -> int:
@@ -181,18 +117,10 @@ class CosignatureVerifier:
         """Whether ``signature`` cosigns the checkpoint body ``message``."""
         try:
             timestamp = self.timestamp_of(signature)
-            body = message.decode("utf-8")
-            signed = cosigned_message(body, timestamp)
+            signed = cosigned_message(message.decode("utf-8"), timestamp)
         except (CosignatureError, UnicodeDecodeError):
             return False
-        try:
-            self._key.verify(signature[8:], signed)
-        except InvalidSignature:
-            return False
-        return True
-
-    def __repr__(self) -> str:
-        return f"CosignatureVerifier(name={self._name!r}, key_id=0x{self._key_id:08x})"
+        return self._verify_raw(signed, signature[8:])
 
 
 def generate_cosigner_key(name: str) -> tuple[str, str]:

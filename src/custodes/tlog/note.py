@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -167,28 +167,28 @@ class NoteVerifier(Protocol):
         ...
 
 
-class Signer:
-    """An Ed25519 note signing key."""
+class _KeyPair:
+    """What a signing key and a verifying key of one key type share.
 
-    __slots__ = ("_key", "_key_id", "_name", "_public")
+    Subclasses set ``KEY_TYPE`` (the signed-note key type byte) and ``LABEL``
+    (the word used in error messages).
+    """
 
-    def __init__(self, *, name: str, private_key: Ed25519PrivateKey) -> None:
+    KEY_TYPE = ED25519_KEY_TYPE
+    LABEL = "signer"
+    __slots__ = ("_key_id", "_name", "_public")
+
+    def __init__(self, name: str, public: bytes) -> None:
         _check_name(name)
         self._name = name
-        self._key = private_key
-        self._public = private_key.public_key().public_bytes_raw()
-        self._key_id = key_id(name, ED25519_KEY_TYPE, self._public)
+        self._public = public
+        self._key_id = key_id(name, self.KEY_TYPE, public)
 
-    @classmethod
-    def from_key(cls, skey: str) -> Signer:
-        """The signer a ``PRIVATE+KEY+...`` string encodes."""
-        name, kid, seed = _parse_key(skey, ED25519_KEY_TYPE, private=True)
-        signer = cls(name=name, private_key=Ed25519PrivateKey.from_private_bytes(seed))
-        if signer.key_id != kid:
+    def _check_id(self, kid: int) -> None:
+        if self._key_id != kid:
             raise KeyFormatError(
-                f"The signer key id {kid:08x} does not match its key ({signer.key_id:08x})."
+                f"The {self.LABEL} key id {kid:08x} does not match its key ({self._key_id:08x})."
             )
-        return signer
 
     @property
     def name(self) -> str:
@@ -197,77 +197,89 @@ class Signer:
     @property
     def key_id(self) -> int:
         return self._key_id
+
+    def _public_key_string(self) -> str:
+        return _format_key(self._name, self._key_id, self.KEY_TYPE, self._public, private=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, key_id=0x{self._key_id:08x})"
+
+
+class _SigningKey(_KeyPair):
+    __slots__ = ("_key",)
+
+    def __init__(self, *, name: str, private_key: Ed25519PrivateKey) -> None:
+        super().__init__(name, private_key.public_key().public_bytes_raw())
+        self._key = private_key
+
+    @classmethod
+    def from_key(cls, skey: str) -> Self:
+        """The signing key a ``PRIVATE+KEY+<name>+<id>+<base64>`` string encodes."""
+        name, kid, seed = _parse_key(skey, cls.KEY_TYPE, private=True)
+        signer = cls(name=name, private_key=Ed25519PrivateKey.from_private_bytes(seed))
+        signer._check_id(kid)
+        return signer
 
     @property
     def verifier_key(self) -> str:
         """The matching verifier key string."""
-        return _format_key(self._name, self._key_id, ED25519_KEY_TYPE, self._public, private=False)
-
-    def verifier(self) -> Verifier:
-        """The matching :class:`Verifier`."""
-        return Verifier(
-            name=self._name, public_key=Ed25519PublicKey.from_public_bytes(self._public)
-        )
-
-    def sign(self, message: bytes) -> bytes:
-        """The raw 64-byte Ed25519 signature of ``message``."""
-        return self._key.sign(message)
-
-    def __repr__(self) -> str:
-        return f"Signer(name={self._name!r}, key_id=0x{self._key_id:08x})"
+        return self._public_key_string()
 
 
-class Verifier:
-    """An Ed25519 note verifier key; implements :class:`NoteVerifier`."""
-
-    __slots__ = ("_key", "_key_id", "_name")
+class _VerifyingKey(_KeyPair):
+    __slots__ = ("_key",)
 
     def __init__(self, *, name: str, public_key: Ed25519PublicKey) -> None:
-        _check_name(name)
-        self._name = name
+        super().__init__(name, public_key.public_bytes_raw())
         self._key = public_key
-        self._key_id = key_id(name, ED25519_KEY_TYPE, public_key.public_bytes_raw())
 
     @classmethod
-    def from_key(cls, vkey: str) -> Verifier:
+    def from_key(cls, vkey: str) -> Self:
         """The verifier a ``<name>+<keyid>+<base64>`` string encodes."""
-        name, kid, public = _parse_key(vkey, ED25519_KEY_TYPE, private=False)
+        name, kid, public = _parse_key(vkey, cls.KEY_TYPE, private=False)
         try:
             key = Ed25519PublicKey.from_public_bytes(public)
         except ValueError as err:
-            raise KeyFormatError("The verifier key is not an Ed25519 public key.") from err
+            raise KeyFormatError(f"The {cls.LABEL} key is not an Ed25519 public key.") from err
         verifier = cls(name=name, public_key=key)
-        if verifier.key_id != kid:
-            raise KeyFormatError(
-                f"The verifier key id {kid:08x} does not match its key ({verifier.key_id:08x})."
-            )
+        verifier._check_id(kid)
         return verifier
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._key_id
 
     @property
     def key(self) -> str:
         """This verifier as a key string."""
-        public = self._key.public_bytes_raw()
-        return _format_key(self._name, self._key_id, ED25519_KEY_TYPE, public, private=False)
+        return self._public_key_string()
 
-    def verify(self, message: bytes, signature: bytes) -> bool:
-        if len(signature) != _SIGNATURE_SIZE:
-            return False
+    def _verify_raw(self, message: bytes, signature: bytes) -> bool:
         try:
             self._key.verify(signature, message)
         except InvalidSignature:
             return False
         return True
 
-    def __repr__(self) -> str:
-        return f"Verifier(name={self._name!r}, key_id=0x{self._key_id:08x})"
+
+class Signer(_SigningKey):
+    """An Ed25519 note signing key."""
+
+    __slots__ = ()
+
+    def verifier(self) -> Verifier:
+        """The matching :class:`Verifier`."""
+        return Verifier(name=self._name, public_key=self._key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        """The raw 64-byte Ed25519 signature of ``message``."""
+        return self._key.sign(message)
+
+
+class Verifier(_VerifyingKey):
+    """An Ed25519 note verifier key; implements :class:`NoteVerifier`."""
+
+    LABEL = "verifier"
+    __slots__ = ()
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        return len(signature) == _SIGNATURE_SIZE and self._verify_raw(message, signature)
 
 
 def generate_key(name: str) -> tuple[str, str]:
