@@ -82,6 +82,11 @@ def _register() -> None:
     from custodes.cli.agent_cmd import agent_cmd
 
     cli.add_command(agent_cmd)
+    from custodes.cli.monitor_cmd import monitor_cmd
+    from custodes.cli.witness_cmd import witness_group
+
+    cli.add_command(witness_group)
+    cli.add_command(monitor_cmd)
     try:
         from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
     except ImportError:  # the redaction extra is not installed

@@ -35,6 +35,11 @@ class LedgerService:
         self._thread: threading.Thread | None = None
 
     @property
+    def closed(self) -> bool:
+        """True once the service is shutting down; background threads should stop."""
+        return self._stop.is_set()
+
+    @property
     def log(self) -> Log:
         return self._open.log
 

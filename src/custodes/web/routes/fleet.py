@@ -54,14 +54,14 @@ class FleetState:
 
     def _run(self, tick: float) -> None:
         while not self._stop.wait(tick):
-            if getattr(self.svc, "_stop", threading.Event()).is_set():
+            if self.svc.closed:
                 break
             try:
                 self.svc.write(
                     lambda log: close_intervals(log, self.db, self.settings, now=self.clock())
                 )
             except Exception:
-                if getattr(self.svc, "_stop", threading.Event()).is_set():
+                if self.svc.closed:
                     break
                 _log.exception("closing fleet intervals failed; retrying")
 
@@ -203,7 +203,8 @@ async def cameras(request: Request) -> Any:
     st = _state(request)
 
     def work() -> list[dict[str, Any]]:
-        rows = st.svc.read(lambda _log: st.db.cameras())
+        step = st.settings.interval_s * 1000
+        rows = st.svc.read(lambda _log: st.db.cameras(step_ms=step))
         out = []
         for r in rows:
             item = dict(r["camera"])
@@ -347,3 +348,70 @@ async def incident_route(
         return JSONResponse({"error": msg}, status_code=400)
     data = request.app.state.ledger.instance.path
     return await run_in_threadpool(incident, data, lat, lon, metres, f, t)
+
+
+# -- the archive: segment files, checked against their logged digest ---------------------
+
+MAX_SEGMENT = 8 << 30
+
+
+@router.put("/archive", summary="Upload a logged segment's file to the archive")
+async def archive_put(
+    request: Request,
+    camera: str = Query(max_length=128),
+    start: str = Query(max_length=40),
+    suffix: str = Query(default=".mp4", pattern=r"^\.[a-z0-9]{1,5}$"),
+) -> Any:
+    """Stores the file under ``DIR/archive/<camera>/<day>/`` only if its SHA-256 and size
+    are those logged for the segment of ``camera`` starting at ``start``."""
+    import hashlib
+    import tempfile
+
+    from custodes.fleet.model import valid_camera_id
+
+    st = _state(request)
+    refused = await _refused(request, st, ("recorder", "operator"))
+    if refused is not None:
+        return refused
+    try:
+        start_ms = parse_time(start, "start")
+    except FormatError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    if not valid_camera_id(camera):
+        return JSONResponse({"error": "camera must be a camera id"}, status_code=400)
+    logged = await run_in_threadpool(st.svc.read, lambda _log: st.db.segment(camera, start_ms))
+    if logged is None:
+        return JSONResponse(
+            {"error": f"no segment of camera {camera} at {start} is logged; send its digest first"},
+            status_code=404,
+        )
+    root = st.svc.instance.path / "archive"
+    folder = root / camera / format_time(start_ms)[:10]
+    final = folder / (format_time(start_ms).replace(":", "-") + suffix)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as tmp:
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_SEGMENT:
+                    raise ValueError("the segment is larger than 8 GiB")
+                digest.update(chunk)
+                tmp.write(chunk)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except ValueError as err:
+            os.unlink(tmp.name)
+            return JSONResponse({"error": str(err)}, status_code=413)
+    if digest.hexdigest() != logged[0]:
+        os.unlink(tmp.name)
+        return JSONResponse(
+            {
+                "error": f"the file's sha256 {digest.hexdigest()} ({size} bytes) differs from"
+                f" the one logged for camera {camera} at {start}, {logged[0]}"
+            },
+            status_code=422,
+        )
+    os.replace(tmp.name, final)
+    return {"stored": str(final.relative_to(st.svc.instance.path)), "sha256": logged[0]}

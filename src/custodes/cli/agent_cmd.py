@@ -1,0 +1,94 @@
+"""``custodes agent``: the recorder agent, beside an ffmpeg segment writer or Frigate."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+__all__ = ["agent_cmd"]
+
+
+@click.command("agent")
+@click.option(
+    "--watch",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The recorder's output folder: DIR/<camera>/*.mp4 (ffmpeg) or Frigate's recordings.",
+)
+@click.option(
+    "--server", required=True, metavar="URL", help="The custodes server, http://HOST:PORT."
+)
+@click.option("--token", envvar="CUSTODES_AGENT_TOKEN", required=True, help="From 'agents add'.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The agent's journal (default: .<folder>.custodes-agent.db beside the watched folder).",
+)
+@click.option(
+    "--settle", default=5.0, show_default=True, help="Seconds a file must stay unchanged."
+)
+@click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between heartbeats.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between folder scans.")
+@click.option("--max-backoff", default=30.0, show_default=True, help="Longest retry wait, seconds.")
+@click.option(
+    "--no-upload",
+    is_flag=True,
+    help="Send digests only; the archive reads the recorder's storage directly.",
+)
+@click.option(
+    "--once", is_flag=True, help="Send what is there now, then exit (1 if any is unsent)."
+)
+def agent_cmd(
+    watch: Path,
+    server: str,
+    token: str,
+    journal: Path | None,
+    settle: float,
+    heartbeat: float,
+    poll: float,
+    max_backoff: float,
+    no_upload: bool,
+    once: bool,
+) -> None:
+    """Follow a recorder's segment files and send their SHA-256 digests and heartbeats.
+
+    Each completed segment is hashed once and kept in a local journal until
+    the server has logged it, so the agent may be stopped, or the server
+    restarted, without a digest being lost or sent twice.  Camera ids are the
+    folder names (for Frigate, the camera's folder).
+    """
+    from custodes.fleet.agent import Agent
+
+    journal = journal or watch.resolve().parent / f".{watch.resolve().name}.custodes-agent.db"
+    stopping = False
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    agent = Agent(
+        watch=watch,
+        server=server,
+        token=token,
+        journal=journal,
+        settle=settle,
+        heartbeat=heartbeat,
+        max_backoff=max_backoff,
+        upload=not no_upload,
+        say=lambda s: click.echo(f"custodes agent: {s}", err=True),
+    )
+    code = agent.run(once=once, poll=poll, stop=lambda: stopping)
+    counts = agent.journal.counts()
+    archived = agent.journal.conn.execute(
+        "SELECT COUNT(*) FROM files WHERE uploaded = 1"
+    ).fetchone()[0]
+    click.echo(
+        f"segments sent {counts.get('sent', 0)}, pending {counts.get('pending', 0)},"
+        f" refused {counts.get('refused', 0)}, archived {archived}"
+    )
+    sys.exit(code)

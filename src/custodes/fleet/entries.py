@@ -1,0 +1,145 @@
+"""The fleet's log entries: one builder per type, each a canonical JSON object.
+
+Every entry has ``type``, ``v`` (its schema version) and ``time`` (when it was
+written, UTC).  The types:
+
+``camera.registered``   ``camera`` (the full record) and ``seq``, the camera's
+                        position in the registry, which ``fleet.heard`` bitmaps use
+``camera.changed``      ``camera`` (id) and ``changes``: each changed field's new
+                        value (null when removed)
+``camera.retired``      ``camera`` and ``reason``
+``agent.added``         ``agent`` (a random token id), a pseudonymous ``name``, ``role``
+``segments.batch``      ``batch``, ``count``, ``root``: the RFC 9162 Merkle root
+                        over the batch's segment records (each record is the
+                        canonical JSON of {camera, start, duration, bytes, sha256}),
+                        in the order of their position in the batch
+``fleet.heard``         ``interval`` (start), ``seconds``, ``shard``,
+                        ``first_seq``, ``count`` and ``bitmap`` (base64): bit i
+                        (LSB first within each byte) is set when the camera
+                        with seq ``first_seq + i`` was heard from in the interval
+``camera.silent``       ``camera``, ``since`` (end of the last interval heard)
+``camera.back``         ``camera``, ``silent_since``
+``outage.correlated``   ``cameras`` near each other (``radius_m`` of ``lat``,
+                        ``lon``) that fell silent in the same interval (``since``)
+``outage.declared``,    ``cameras``, ``from``, ``to``, ``reason``,
+``maintenance.declared`` ``declared_at`` and ``late`` (declared after ``from``)
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from custodes.fleet.model import Camera, format_time
+from custodes.records.canonical import canonicalize
+
+__all__ = [
+    "agent_added",
+    "camera_back",
+    "camera_changed",
+    "camera_registered",
+    "camera_retired",
+    "camera_silent",
+    "correlated",
+    "declaration",
+    "encode",
+    "heard",
+    "segment_record",
+    "segments_batch",
+]
+
+V = 1
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return canonicalize(obj)
+
+
+def _base(kind: str, now_ms: int) -> dict[str, Any]:
+    return {"type": kind, "v": V, "time": format_time(now_ms)}
+
+
+def camera_registered(cam: Camera, seq: int, now_ms: int) -> dict[str, Any]:
+    return {**_base("camera.registered", now_ms), "camera": cam.to_record(), "seq": seq}
+
+
+def camera_changed(camera_id: str, changes: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    return {**_base("camera.changed", now_ms), "camera": camera_id, "changes": changes}
+
+
+def camera_retired(camera_id: str, reason: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("camera.retired", now_ms), "camera": camera_id, "reason": reason}
+
+
+def agent_added(agent_id: str, name: str, role: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("agent.added", now_ms), "agent": agent_id, "name": name, "role": role}
+
+
+def segment_record(camera: str, start_ms: int, duration: float, size: int, sha256: str) -> bytes:
+    """The canonical bytes of one segment: the leaf of its batch's Merkle tree."""
+    return canonicalize(
+        {
+            "camera": camera,
+            "start": format_time(start_ms),
+            "duration": duration,
+            "bytes": size,
+            "sha256": sha256,
+        }
+    )
+
+
+def segments_batch(batch: int, count: int, root: bytes, now_ms: int) -> dict[str, Any]:
+    return {**_base("segments.batch", now_ms), "batch": batch, "count": count, "root": root.hex()}
+
+
+def heard(
+    interval_ms: int, seconds: int, shard: int, first_seq: int, count: int, bits: bytes, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("fleet.heard", now_ms),
+        "interval": format_time(interval_ms),
+        "seconds": seconds,
+        "shard": shard,
+        "first_seq": first_seq,
+        "count": count,
+        "bitmap": base64.b64encode(bits).decode(),
+    }
+
+
+def camera_silent(camera: str, since_ms: int, now_ms: int) -> dict[str, Any]:
+    return {**_base("camera.silent", now_ms), "camera": camera, "since": format_time(since_ms)}
+
+
+def camera_back(camera: str, silent_since_ms: int, now_ms: int) -> dict[str, Any]:
+    return {
+        **_base("camera.back", now_ms),
+        "camera": camera,
+        "silent_since": format_time(silent_since_ms),
+    }
+
+
+def correlated(
+    cameras: list[str], lat: float, lon: float, radius_m: float, since_ms: int, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("outage.correlated", now_ms),
+        "cameras": cameras,
+        "lat": round(lat, 6),
+        "lon": round(lon, 6),
+        "radius_m": radius_m,
+        "since": format_time(since_ms),
+    }
+
+
+def declaration(
+    kind: str, cameras: list[str], from_ms: int, to_ms: int, reason: str, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base(f"{kind}.declared", now_ms),
+        "cameras": cameras,
+        "from": format_time(from_ms),
+        "to": format_time(to_ms),
+        "reason": reason,
+        "declared_at": format_time(now_ms),
+        "late": now_ms > from_ms,
+    }

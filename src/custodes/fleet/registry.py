@@ -1,0 +1,311 @@
+"""The fleet's state table: ``DIR/fleet.db``, a SQLite file kept in step with the log.
+
+The log is the record; this file is the index that answers questions fast
+and holds what the log commits to but does not carry (segment records under a
+batch root, agents' token hashes).  ``meta.applied`` is the log index up to
+which the file has taken in the log's fleet entries; at start-up
+:func:`custodes.fleet.ops.catch_up` replays anything past it, so a crash
+between a log append and this file's commit loses nothing.
+
+Only the log's writer (the process holding the data directory's lock) opens
+it for writing; anyone may read it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custodes.errors import NotFoundError
+from custodes.fleet.model import Camera
+
+__all__ = ["FleetDB", "SegmentRow", "FLEET_DB"]
+
+FLEET_DB = "fleet.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cameras (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    record TEXT NOT NULL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    registered_ms INTEGER NOT NULL,
+    retired_ms INTEGER,
+    status TEXT NOT NULL DEFAULT 'unknown',
+    last_heard_ms INTEGER,
+    missed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cameras_pos ON cameras (lat, lon);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'recorder',
+    created_ms INTEGER NOT NULL,
+    log_index INTEGER
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    log_index INTEGER
+);
+CREATE TABLE IF NOT EXISTS segments (
+    camera TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    batch INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (camera, start_ms)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segments_digest ON segments (sha256);
+CREATE INDEX IF NOT EXISTS segments_batch ON segments (batch, pos);
+CREATE INDEX IF NOT EXISTS batches_unlogged ON batches (id) WHERE log_index IS NULL;
+CREATE TABLE IF NOT EXISTS heard (
+    interval_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (interval_ms, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heard_log (
+    interval_ms INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    bitmap BLOB NOT NULL,
+    log_index INTEGER NOT NULL,
+    PRIMARY KEY (interval_ms, shard)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    camera TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    from_ms INTEGER,
+    to_ms INTEGER,
+    detail TEXT NOT NULL,
+    log_index INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_camera ON events (camera, at_ms);
+"""
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    camera: str
+    start_ms: int
+    end_ms: int
+    sha256: str
+    size: int
+    record: bytes
+    batch: int
+    pos: int
+    log_index: int | None
+
+
+class FleetDB:
+    """One connection to ``fleet.db``; ``readonly`` for anyone but the log's writer."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            if not path.exists():
+                raise NotFoundError(
+                    f"{path} does not exist yet; import cameras with 'custodes cameras import'"
+                )
+            self.conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+        else:
+            self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.executescript(_SCHEMA)
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._seqs: dict[str, int] | None = None
+
+    @classmethod
+    def for_instance(cls, data: Path, *, readonly: bool = False) -> FleetDB:
+        return cls(data / FLEET_DB, readonly=readonly)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: int = 0) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else default
+
+    def set_meta(self, key: str, value: int) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    # -- cameras ----------------------------------------------------------------------
+
+    def camera(self, camera_id: str) -> tuple[Camera, int, int | None] | None:
+        """(camera, seq, retired_ms) or None."""
+        row = self.conn.execute(
+            "SELECT record, seq, retired_ms FROM cameras WHERE id = ?", (camera_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Camera.from_record(json.loads(row[0])), row[1], row[2]
+
+    def cameras(
+        self, *, include_retired: bool = False, step_ms: int = 60_000
+    ) -> list[dict[str, Any]]:
+        """The registry; ``last_heard_ms`` of a camera that is up is worked out from
+        the last closed interval (it is stored only when the camera's status changes)."""
+        closed = self.get_meta("closed_until")
+        sql = (
+            "SELECT record, seq, registered_ms, retired_ms, status, last_heard_ms, missed"
+            " FROM cameras"
+        )
+        if not include_retired:
+            sql += " WHERE retired_ms IS NULL"
+        out = []
+        for rec, seq, reg, ret, status, heard, missed in self.conn.execute(sql + " ORDER BY seq"):
+            if status == "up" and closed:
+                heard = max(heard or 0, closed - missed * step_ms)
+            out.append(
+                {
+                    "camera": json.loads(rec),
+                    "seq": seq,
+                    "registered_ms": reg,
+                    "retired_ms": ret,
+                    "status": status,
+                    "last_heard_ms": heard,
+                }
+            )
+        return out
+
+    def next_seq(self) -> int:
+        row = self.conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM cameras").fetchone()
+        return int(row[0])
+
+    def put_camera(self, cam: Camera, seq: int, at_ms: int) -> None:
+        self._seqs = None
+        self.conn.execute(
+            "INSERT INTO cameras (id, seq, record, lat, lon, registered_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET record = excluded.record, lat = excluded.lat,"
+            " lon = excluded.lon, retired_ms = NULL",
+            (cam.id, seq, json.dumps(cam.to_record()), cam.lat, cam.lon, at_ms),
+        )
+
+    def retire_camera(self, camera_id: str, at_ms: int) -> None:
+        self._seqs = None
+        self.conn.execute("UPDATE cameras SET retired_ms = ? WHERE id = ?", (at_ms, camera_id))
+
+    def seq_map(self) -> dict[str, int]:
+        """Active cameras' ids to seqs (cached: this connection is the file's only writer)."""
+        if self._seqs is None:
+            rows = self.conn.execute("SELECT id, seq FROM cameras WHERE retired_ms IS NULL")
+            self._seqs = dict(rows.fetchall())
+        return self._seqs
+
+    def cameras_near(self, lat: float, lon: float, dlat: float, dlon: float) -> list[Camera]:
+        rows = self.conn.execute(
+            "SELECT record FROM cameras WHERE lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
+            (lat - dlat, lat + dlat, lon - dlon, lon + dlon),
+        )
+        return [Camera.from_record(json.loads(r)) for (r,) in rows]
+
+    # -- agents -----------------------------------------------------------------------
+
+    def agent_hash(self, agent_id: str) -> tuple[str, str] | None:
+        """(token SHA-256, role) of an agent, or None."""
+        row = self.conn.execute(
+            "SELECT token_sha256, role FROM agents WHERE id = ?", (agent_id,)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    # -- segments ---------------------------------------------------------------------
+
+    def segment(self, camera: str, start_ms: int) -> tuple[str, int] | None:
+        row = self.conn.execute(
+            "SELECT sha256, batch FROM segments WHERE camera = ? AND start_ms = ?",
+            (camera, start_ms),
+        ).fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    def _segment_rows(self, sql: str, args: Iterable[Any]) -> list[SegmentRow]:
+        q = (
+            "SELECT s.camera, s.start_ms, s.end_ms, s.sha256, s.bytes, s.record, s.batch, s.pos,"
+            " b.log_index FROM segments s JOIN batches b ON b.id = s.batch WHERE " + sql
+        )
+        return [SegmentRow(*r) for r in self.conn.execute(q, tuple(args))]
+
+    def segments_by_digest(self, sha256: str) -> list[SegmentRow]:
+        return self._segment_rows("s.sha256 = ? ORDER BY s.start_ms", (sha256,))
+
+    def segments_for(self, camera: str, from_ms: int, to_ms: int) -> list[SegmentRow]:
+        return self._segment_rows(
+            "s.camera = ? AND s.start_ms < ? AND s.end_ms > ? ORDER BY s.start_ms",
+            (camera, to_ms, from_ms),
+        )
+
+    def batch_records(self, batch: int) -> list[bytes]:
+        rows = self.conn.execute(
+            "SELECT record FROM segments WHERE batch = ? ORDER BY pos", (batch,)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def batch_info(self, batch: int) -> tuple[str, int, int | None]:
+        row = self.conn.execute(
+            "SELECT root, count, log_index FROM batches WHERE id = ?", (batch,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"segment batch {batch} is not in {self.path}")
+        return str(row[0]), int(row[1]), row[2]
+
+    # -- status -----------------------------------------------------------------------
+
+    def events_for(self, camera: str, from_ms: int, to_ms: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT kind, at_ms, from_ms, to_ms, detail, log_index FROM events WHERE camera = ?"
+            " AND ((from_ms IS NULL AND at_ms BETWEEN ? AND ?)"
+            " OR (from_ms IS NOT NULL AND from_ms < ? AND to_ms > ?)) ORDER BY at_ms",
+            (camera, from_ms, to_ms, to_ms, from_ms),
+        )
+        return [
+            {
+                "kind": k,
+                "at_ms": at,
+                "from_ms": f,
+                "to_ms": t,
+                "detail": json.loads(d),
+                "log_index": i,
+            }
+            for k, at, f, t, d, i in rows
+        ]
+
+    def heard_rows(self, shard: int, from_ms: int, to_ms: int) -> list[tuple[int, int, bytes, int]]:
+        rows = self.conn.execute(
+            "SELECT interval_ms, first_seq, bitmap, log_index FROM heard_log"
+            " WHERE shard = ? AND interval_ms >= ? AND interval_ms < ? ORDER BY interval_ms",
+            (shard, from_ms, to_ms),
+        )
+        return [(int(a), int(b), bytes(c), int(d)) for a, b, c, d in rows]
