@@ -28,6 +28,7 @@ from hashlib import sha256
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
+from custodes._proc import exit_with_parent
 from custodes.client.source import TileSource
 from custodes.errors import InconsistentLogError, ProofError, VerificationError
 from custodes.tlog import (
@@ -204,7 +205,7 @@ def _hashed_bundles(
     """Roots of full bundles 0..full-1 in order, checked by a pool of processes."""
     frozen = frozenset(k for k in wanted if k[0] == 0)
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=exit_with_parent) as pool:
         inflight: deque[AsyncResult[tuple[list[bytes], dict[tuple[int, int], bytes]]]] = deque()
         tasks = iter(range(0, full, _BUNDLES_PER_TASK))
         for start in tasks:

@@ -21,6 +21,23 @@ from custodes.errors import WriterBusyError
 
 __all__ = ["CheckpointLock", "WriterLock", "atomic_write"]
 
+_held: set[int] = set()
+"""Descriptors of writer locks this process holds."""
+
+
+def _close_in_child() -> None:
+    # A forked child must not keep the parent's writer lock alive: flock locks
+    # last while any descriptor of them is open, so an orphaned worker would
+    # lock the directory after its parent was killed.  Closing (not
+    # unlocking) drops only the child's reference.
+    for fd in list(_held):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
@@ -62,10 +79,12 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}\n".encode())
         self._fd = fd
+        _held.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            _held.discard(self._fd)
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from hashlib import sha256
 from multiprocessing.pool import AsyncResult
 
+from custodes._proc import exit_with_parent
 from custodes.errors import InconsistentLogError, RollbackError, SignatureError, StoreError
 from custodes.ledger.lock import CheckpointLock
 from custodes.ledger.reader import LogReader
@@ -56,6 +57,7 @@ _worker_store: LogStore | None = None
 def _worker_open(factory: Callable[[], LogStore]) -> None:
     """In a forked worker: open a handle of its own on the store."""
     global _worker_store
+    exit_with_parent()
     _worker_store = factory()
 
 

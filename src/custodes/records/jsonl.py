@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO
 
+from custodes._proc import exit_with_parent
 from custodes.errors import EntryError
 from custodes.records.canonical import canonicalize_lines
 
@@ -102,7 +103,7 @@ def canonical_entries(
                 progress(n)
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(count) as pool:
+    with ctx.Pool(count, initializer=exit_with_parent) as pool:
         inflight: deque[multiprocessing.pool.AsyncResult[_Result]] = deque()
         tasks = _chain(first, second, blocks) if second is not None else iter((first,))
         for task in tasks:
