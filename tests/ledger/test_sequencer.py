@@ -34,7 +34,9 @@ def test_parallel_integration_gives_the_same_tree(
         assert log.root(tree.size) == tree.root()
 
 
-def test_large_integration_commits_in_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_integration_commits_in_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(log_module, "COMMIT_EVERY", 10_000)
     inst = Instance.init(tmp_path / "d", origin="steps.example/log")
     with inst.open_log() as log:
