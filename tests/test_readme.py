@@ -44,3 +44,16 @@ def test_setup_is_exactly_two_commands() -> None:
     block = README.split("## Set-up: two commands", 1)[1].split("```sh\n", 1)[1].split("```")[0]
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
     assert commands == ["make demo", "make test"]
+
+
+def test_the_cli_reference_is_generated_from_the_current_help() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_cli_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
