@@ -65,35 +65,32 @@ def cli(ctx: click.Context, data: Path) -> None:
 
 
 def _register() -> None:
+    """Add every command group.  Each module imports its heavy libraries lazily."""
+    from custodes.cli.agent_cmd import agent_cmd
+    from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
     from custodes.cli.log_cmd import init_cmd, log_group
+    from custodes.cli.monitor_cmd import monitor_cmd
+    from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
     from custodes.cli.serve_cmd import serve_cmd
     from custodes.cli.verify_cmd import verify_cmd
-
-    cli.add_command(init_cmd)
-    cli.add_command(log_group)
-    cli.add_command(verify_cmd)
-    cli.add_command(serve_cmd)
-    from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
-
-    cli.add_command(cameras_group)
-    cli.add_command(agents_group)
-    cli.add_command(fleet_group)
-    cli.add_command(simulate_cmd)
-    from custodes.cli.agent_cmd import agent_cmd
-
-    cli.add_command(agent_cmd)
-    from custodes.cli.monitor_cmd import monitor_cmd
     from custodes.cli.witness_cmd import witness_group
 
-    cli.add_command(witness_group)
-    cli.add_command(monitor_cmd)
-    try:
-        from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
-    except ImportError:  # the redaction extra is not installed
-        pass
-    else:
-        cli.add_command(redact_cmd)
-        cli.add_command(verify_export_cmd)
+    for command in (
+        init_cmd,
+        log_group,
+        verify_cmd,
+        serve_cmd,
+        cameras_group,
+        agents_group,
+        agent_cmd,
+        fleet_group,
+        simulate_cmd,
+        redact_cmd,
+        verify_export_cmd,
+        witness_group,
+        monitor_cmd,
+    ):
+        cli.add_command(command)
 
 
 _register()
