@@ -270,6 +270,26 @@ def test_cameras_near_each_other_going_silent_together_are_flagged(
         assert any(set(group) <= set(g["cameras"]) for g in rep["flags"]["silent_together"])
         [late] = rep["flags"]["declared_late"]
         assert late["camera"] == "MSK-0001" and late["late"] is True
+        # The clusters the query found are put on the record, once.
+        assert rep["flags"]["logged"]
+        again = json.loads(
+            run_cli(
+                "fleet", "incident", "--at", "55.7558,37.6173", "--radius", "300m",
+                "--from", start, "--to", _t(1), "--json", "--server", srv.url, data=data,
+            ).stdout
+        )  # fmt: skip
+        assert again["flags"]["logged"] == []
+        # An operator registers another recorder through the running server.
+        out = run_cli(
+            "agents", "add", "recorder-east-2", "--server", srv.url, "--token", operator,
+            data=data,
+        )  # fmt: skip
+        assert out.stdout.decode().splitlines()[-1].startswith("cus_")
+        refused = run_cli(
+            "agents", "add", "rogue", "--server", srv.url, "--token", recorder, data=data,
+            check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1 and b"Traceback" not in refused.stderr
         text = run_cli(
             "fleet", "incident", "--at", "55.7558,37.6173", "--from", start, "--to", _t(1),
             "--server", srv.url, data=data,

@@ -250,16 +250,25 @@ def agents_group() -> None:
     show_default=True,
     help="recorder: heartbeats and segments; operator: also cameras and declarations.",
 )
+@_server_opts
 @click.pass_context
-def agents_add_cmd(ctx: click.Context, name: str, role: str) -> None:
+def agents_add_cmd(
+    ctx: click.Context, name: str, role: str, server: str | None, token: str | None
+) -> None:
     """Register an agent; print its token as the last line.
 
     The token is shown once: only its SHA-256 is kept.  NAME is logged, so use
-    a pseudonym (such as 'recorder-north-3'), not a person's name.
+    a pseudonym (such as 'recorder-north-3'), not a person's name.  With
+    --server, a running server registers it (an operator token is needed).
     """
     from custodes.fleet.ops import add_agent
 
-    agent, token = _write(ctx, lambda log, db: add_agent(log, db, name, role))
+    if server:
+        body = json.dumps({"name": name, "role": role}).encode()
+        rep = _remote(server, "POST", "/fleet/agents", token=token, body=body)
+        agent, token = rep["agent"], rep["token"]
+    else:
+        agent, token = _write(ctx, lambda log, db: add_agent(log, db, name, role))
     click.echo(f"{role} agent {agent} ({name}) registered; its token (shown once):", err=True)
     click.echo(token)
 
@@ -315,6 +324,8 @@ def status_cmd(
         extra = f" {e['from']} .. {e['to']} ({e.get('reason')})" if "from" in e else ""
         late = " LATE" if e.get("late") else ""
         click.echo(f"  {e['logged_at']} {e['kind']}{extra}{late}")
+    for index in rep["flags"].get("logged", []):
+        click.echo(f"logged the cluster of silent cameras as entry {index}")
     click.echo(f"checked against the signed checkpoint of size {rep['checkpoint_size']}")
 
 
@@ -437,7 +448,12 @@ def incident_cmd(
         q = urllib.parse.urlencode({"at": at, "radius": radius, "from": from_, "to": to})
         rep = _remote(server, "GET", f"/fleet/incident?{q}")
     else:
+        from custodes.fleet.ops import flag_incident_clusters
+
         rep = incident(_data(ctx), lat, lon, metres, f, t)
+        rep["flags"]["logged"] = _write(
+            ctx, lambda log, db: flag_incident_clusters(log, db, lat, lon, metres, rep)
+        )
     if as_json:
         click.echo(json.dumps(rep))
         return
@@ -460,6 +476,8 @@ def incident_cmd(
         click.echo(f"FLAG silent together at {g['interval']}: {', '.join(g['cameras'])}")
     for g in flags["correlated"]:
         click.echo(f"FLAG correlated outage from {g['from']}: {', '.join(g['cameras'])}")
+    for index in rep["flags"].get("logged", []):
+        click.echo(f"logged the cluster of silent cameras as entry {index}")
     click.echo(f"checked against the signed checkpoint of size {rep['checkpoint_size']}")
 
 

@@ -307,6 +307,28 @@ async def declare_route(request: Request) -> Any:
     return await run_in_threadpool(st.svc.write, work)
 
 
+@router.post("/agents", summary="Register a recorder or operator agent (operator token)")
+async def agents_route(request: Request) -> Any:
+    from custodes.fleet.ops import add_agent
+
+    st = _state(request)
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    doc = await _json(request)
+    if isinstance(doc, JSONResponse):
+        return doc
+    if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+        return JSONResponse({"error": "an agent needs a name"}, status_code=400)
+    role = doc.get("role", "recorder")
+    if not isinstance(role, str):
+        return JSONResponse({"error": "role must be recorder or operator"}, status_code=400)
+    agent, token = await run_in_threadpool(
+        st.svc.write, lambda log: add_agent(log, st.db, doc["name"], role)
+    )
+    return {"agent": agent, "name": doc["name"], "role": role, "token": token}
+
+
 @router.get("/footage", summary="Is this digest logged for this camera? With proofs")
 async def footage(
     request: Request,
@@ -346,8 +368,15 @@ async def incident_route(
     except (ValueError, FormatError) as err:
         msg = str(err) if isinstance(err, FormatError) else "at must be LAT,LON"
         return JSONResponse({"error": msg}, status_code=400)
+    from custodes.fleet.ops import flag_incident_clusters
+
     data = request.app.state.ledger.instance.path
-    return await run_in_threadpool(incident, data, lat, lon, metres, f, t)
+    rep = await run_in_threadpool(incident, data, lat, lon, metres, f, t)
+    st = _state(request)
+    rep["flags"]["logged"] = await run_in_threadpool(
+        st.svc.write, lambda log: flag_incident_clusters(log, st.db, lat, lon, metres, rep)
+    )
+    return rep
 
 
 # -- the archive: segment files, checked against their logged digest ---------------------
