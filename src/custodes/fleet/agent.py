@@ -157,6 +157,10 @@ def probe_duration(path: Path) -> float | None:
     return value if value > 0 else None
 
 
+PRUNE_EVERY_S = 600.0
+"""How often a running agent forgets files that are sent and deleted."""
+
+
 class Journal:
     """What the agent has seen, hashed and sent; survives restarts of either side."""
 
@@ -208,6 +212,25 @@ class Journal:
 
     def mark_uploaded(self, path: str, value: int) -> None:
         self.conn.execute("UPDATE files SET uploaded = ? WHERE path = ?", (value, path))
+
+    def prune(self, *, upload: bool) -> int:
+        """Forget files that are done with (sent, and uploaded where uploads are on)
+        and that the recorder has since deleted, so the journal does not grow forever.
+
+        A deleted file cannot be found again, so forgetting it cannot cause a
+        digest to be sent twice.  Returns how many were forgotten.
+        """
+        done = "state != 'pending'" + (" AND uploaded != 0" if upload else "")
+        gone = [
+            (p,)
+            for (p,) in self.conn.execute(f"SELECT path FROM files WHERE {done}")
+            if not Path(p).exists()
+        ]
+        if gone:
+            self.conn.execute("BEGIN")
+            self.conn.executemany("DELETE FROM files WHERE path = ?", gone)
+            self.conn.execute("COMMIT")
+        return len(gone)
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state")
@@ -424,9 +447,13 @@ class Agent:
 
     def run(self, *, once: bool = False, poll: float = 1.0, stop: Callable[[], bool] = bool) -> int:
         """Follow the folder until ``stop()``; with ``once``, send what is there and return."""
+        next_prune = time.monotonic() + PRUNE_EVERY_S
         while True:
             self.collect(final=once)
             ok = self.send()
+            if time.monotonic() >= next_prune:
+                self.journal.prune(upload=self.upload)
+                next_prune = time.monotonic() + PRUNE_EVERY_S
             if once:
                 if ok:
                     unsent = self.journal.pending(1) or (self.upload and self.journal.to_upload(1))
