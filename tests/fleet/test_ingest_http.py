@@ -290,6 +290,11 @@ def test_cameras_near_each_other_going_silent_together_are_flagged(
             check=False,
         )  # fmt: skip
         assert refused.returncode == 1 and b"Traceback" not in refused.stderr
+        # The registry exports through the server too, the same as from the directory.
+        geo = data.parent / "registry.geojson"
+        run_cli("cameras", "export", str(geo), "--server", srv.url, data=data)
+        features = json.loads(geo.read_text())["features"]
+        assert len(features) == len(get_json(srv.url + "/fleet/cameras"))
         text = run_cli(
             "fleet", "incident", "--at", "55.7558,37.6173", "--from", start, "--to", _t(1),
             "--server", srv.url, data=data,

@@ -198,15 +198,23 @@ def list_cmd(ctx: click.Context, include_retired: bool, as_json: bool, server: s
 
 @cameras_group.command("export")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--server", metavar="URL", envvar="CUSTODES_SERVER", help="Ask a running server.")
 @click.pass_context
-def export_cmd(ctx: click.Context, out: Path) -> None:
+def export_cmd(ctx: click.Context, out: Path, server: str | None) -> None:
     """Write the active cameras as a GeoJSON FeatureCollection to OUT."""
-    db = FleetDB.for_instance(Instance.load(_data(ctx)).path, readonly=True)
-    try:
-        cams = [Camera.from_record(r["camera"]) for r in db.cameras()]
-    finally:
-        db.close()
-    out.write_text(json.dumps(to_geojson(cams), indent=1) + "\n")
+    if server:
+        live = ("status", "last_heard")
+        rows = _remote(server, "GET", "/fleet/cameras")
+        cams = [Camera.from_record({k: v for k, v in r.items() if k not in live}) for r in rows]
+    else:
+        db = FleetDB.for_instance(Instance.load(_data(ctx)).path, readonly=True)
+        try:
+            cams = [Camera.from_record(r["camera"]) for r in db.cameras()]
+        finally:
+            db.close()
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(to_geojson(cams), indent=1) + "\n")
+    tmp.replace(out)
     click.echo(f"exported {len(cams)} cameras to {out}")
 
 
@@ -324,8 +332,6 @@ def status_cmd(
         extra = f" {e['from']} .. {e['to']} ({e.get('reason')})" if "from" in e else ""
         late = " LATE" if e.get("late") else ""
         click.echo(f"  {e['logged_at']} {e['kind']}{extra}{late}")
-    for index in rep["flags"].get("logged", []):
-        click.echo(f"logged the cluster of silent cameras as entry {index}")
     click.echo(f"checked against the signed checkpoint of size {rep['checkpoint_size']}")
 
 
