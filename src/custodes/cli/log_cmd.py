@@ -124,10 +124,15 @@ def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
     Serve OUT from any static web server or CDN.
     """
     inst = Instance.load(_data(ctx))
+    note = None
+    if inst.witnesses:  # publish only what the witnesses cosigned
+        if not inst.published_path.exists():
+            raise UsageError("no checkpoint has been cosigned by enough witnesses yet")
+        note = inst.published_path.read_bytes()
     reader = inst.reader()
     try:
         with _Progress("exporting") as bar:
-            report = export_tiles(reader, out, progress=bar.add)
+            report = export_tiles(reader, out, progress=bar.add, note=note)
     finally:
         reader.store.close()
     if as_json:
@@ -137,6 +142,46 @@ def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
             f"exported size {report['size']} to {out}: {report['written']} files written,"
             f" {report['skipped']} already there"
         )
+
+
+@log_group.group("witnesses")
+def witnesses_group() -> None:
+    """The witnesses a served log must be cosigned by before it publishes a checkpoint."""
+
+
+@witnesses_group.command("add")
+@click.argument("url")
+@click.option("--vkey", required=True, help="The witness's cosignature verifier key.")
+@click.option(
+    "--quorum",
+    type=click.IntRange(1),
+    default=None,
+    help="How many witnesses must cosign before publishing (default: all of them).",
+)
+@click.pass_context
+def witnesses_add_cmd(ctx: click.Context, url: str, vkey: str, quorum: int | None) -> None:
+    """Publish through the witness at URL (its tlog-witness base URL).
+
+    From then on `serve` publishes a checkpoint only once the quorum has
+    cosigned it; appends go on meanwhile.  Restart a running server to apply.
+    """
+    inst = Instance.load(_data(ctx)).add_witness(url, vkey, quorum=quorum)
+    click.echo(f"{len(inst.witnesses)} witnesses, quorum {inst.witness_quorum}")
+
+
+@witnesses_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the policy as JSON.")
+@click.pass_context
+def witnesses_list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Show the witnesses and the quorum."""
+    inst = Instance.load(_data(ctx))
+    if as_json:
+        ws = [{"url": u, "vkey": k} for u, k in inst.witnesses]
+        click.echo(json.dumps({"witnesses": ws, "quorum": inst.witness_quorum}))
+        return
+    for url, vkey in inst.witnesses:
+        click.echo(f"{url}  {vkey}")
+    click.echo(f"quorum: {inst.witness_quorum} of {len(inst.witnesses)}")
 
 
 class _Progress:

@@ -51,6 +51,10 @@ class Instance:
     origin: str
     store_url: str
     lock_path: Path
+    witnesses: tuple[tuple[str, str], ...] = ()
+    """(base URL, cosigner verifier key) of each witness this log publishes through."""
+    witness_quorum: int = 0
+    witness_timeout_s: float = 5.0
 
     # -- creating and loading ----------------------------------------------
 
@@ -109,14 +113,40 @@ class Instance:
             ) from None
         try:
             cfg = json.loads(raw)
+            witnesses = tuple((str(w["url"]), str(w["vkey"])) for w in cfg.get("witnesses", []))
             return cls(
                 path=path.resolve(),
                 origin=str(cfg["origin"]),
                 store_url=str(cfg["store"]),
                 lock_path=path.resolve() / cfg["lock"],
+                witnesses=witnesses,
+                witness_quorum=int(cfg.get("witness_quorum", len(witnesses))),
+                witness_timeout_s=float(cfg.get("witness_timeout_s", 5.0)),
             )
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"{path / CONFIG} is damaged; restore it from a backup") from None
+
+    def add_witness(self, url: str, vkey: str, *, quorum: int | None = None) -> Instance:
+        """Publish through one more witness; ``quorum`` defaults to all of them."""
+        from custodes.tlog import CosignatureVerifier
+
+        CosignatureVerifier.from_key(vkey)  # refuse a malformed key before writing
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"the witness URL {url!r} must start with http:// or https://")
+        cfg = json.loads((self.path / CONFIG).read_bytes())
+        known = [w for w in cfg.get("witnesses", []) if w["vkey"] != vkey]
+        known.append({"url": url, "vkey": vkey})
+        q = quorum if quorum is not None else len(known)
+        if not 1 <= q <= len(known):
+            raise UsageError(f"the quorum must be between 1 and {len(known)} witnesses")
+        cfg["witnesses"], cfg["witness_quorum"] = known, q
+        atomic_write(self.path / CONFIG, json.dumps(cfg, indent=2).encode() + b"\n")
+        return Instance.load(self.path)
+
+    @property
+    def published_path(self) -> Path:
+        """Where the last checkpoint enough witnesses cosigned is kept."""
+        return self.path / "published" / "checkpoint"
 
     # -- using -------------------------------------------------------------
 

@@ -34,10 +34,14 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def export_tiles(
-    reader: LogReader, out: Path, *, progress: Callable[[int], None] | None = None
+    reader: LogReader,
+    out: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    note: bytes | None = None,
 ) -> dict[str, int]:
-    """Bring ``out`` up to the log's latest checkpoint; returns counts of files."""
-    note = reader.checkpoint()
+    """Bring ``out`` up to ``note`` (default: the latest checkpoint); returns counts of files."""
+    note = note or reader.checkpoint()
     size = parse_checkpoint(parse_note(note).text).size
     written = skipped = 0
     for tile in [*bundles_for_size(size), *tiles_for_size(size)]:

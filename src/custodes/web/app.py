@@ -74,7 +74,7 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        note = svc.read(lambda r: r.checkpoint())
+        note = svc.public_checkpoint()
         cp = parse_checkpoint(parse_note(note).text)
         vkey = svc.instance.verifier_key
         base = settings.public_url.rstrip("/")

@@ -14,8 +14,12 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from custodes.errors import NotFoundError
 from custodes.ledger.instance import Instance, OpenLog
+from custodes.ledger.lock import atomic_write
 from custodes.ledger.log import Log
+from custodes.ledger.witnessing import WitnessClient, cosign_checkpoint
+from custodes.tlog import parse_checkpoint, parse_note
 
 __all__ = ["LedgerService"]
 
@@ -33,6 +37,51 @@ class LedgerService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._clients = [
+            WitnessClient(url, vkey, timeout_s=instance.witness_timeout_s)
+            for url, vkey in instance.witnesses
+        ]
+        self._published: bytes | None = None
+        if self._clients and instance.published_path.exists():
+            self._published = instance.published_path.read_bytes()
+
+    @property
+    def witnessed(self) -> bool:
+        return bool(self._clients)
+
+    def public_checkpoint(self) -> bytes:
+        """What /log/checkpoint serves: with witnesses, only a checkpoint they cosigned."""
+        if not self._clients:
+            return self.read(lambda log: log.checkpoint())
+        if self._published is None:
+            raise NotFoundError(
+                "no checkpoint has been cosigned by enough witnesses yet; publishing waits"
+            )
+        return self._published
+
+    def publish(self) -> bool:
+        """Send the latest checkpoint to the witnesses; publish it if the policy is met."""
+        latest = self.read(lambda log: log.checkpoint())
+        cp = parse_checkpoint(parse_note(latest).text)
+        if self._published is not None:
+            old = parse_checkpoint(parse_note(self._published).text)
+            if old.size >= cp.size:
+                return False
+        if cp.size == 0:
+            return False  # witnesses need a tree to check; the empty one proves nothing
+
+        def prove(old: int, new: int) -> list[bytes]:
+            return self.read(lambda log: log.consistency_proof(old, new))
+
+        verifier = self.read(lambda log: log.verifier)
+        note = cosign_checkpoint(
+            latest, cp.size, self._clients, self.instance.witness_quorum, prove, verifier
+        )
+        if note is None:
+            return False
+        atomic_write(self.instance.published_path, note)
+        self._published = note
+        return True
 
     @property
     def closed(self) -> bool:
@@ -65,8 +114,10 @@ class LedgerService:
                 with self._lock:
                     if self._open.log.pending():
                         self._open.log.integrate()
+                if self._clients:
+                    self.publish()
             except Exception:  # keep serving; the next tick retries
-                _log.exception("integration failed; retrying")
+                _log.exception("integration or publishing failed; retrying")
 
     def close(self) -> None:
         self._stop.set()
