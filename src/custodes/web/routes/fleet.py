@@ -124,6 +124,14 @@ async def _refused(request: Request, st: FleetState, roles: tuple[str, ...]) -> 
     return None
 
 
+async def _operator_json(request: Request, st: FleetState) -> Any:
+    """The request's JSON body if an operator sent it; otherwise the refusal to return."""
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    return await _json(request)
+
+
 async def _json(request: Request) -> Any:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
@@ -263,10 +271,7 @@ async def retire_route(request: Request) -> Any:
     from custodes.fleet.ops import retire_cameras
 
     st = _state(request)
-    refused = await _refused(request, st, ("operator",))
-    if refused is not None:
-        return refused
-    doc = await _json(request)
+    doc = await _operator_json(request, st)
     if isinstance(doc, JSONResponse):
         return doc
     ids, reason = (doc.get("cameras"), doc.get("reason")) if isinstance(doc, dict) else (0, 0)
@@ -285,10 +290,7 @@ async def declare_route(request: Request) -> Any:
     from custodes.fleet.ops import declare
 
     st = _state(request)
-    refused = await _refused(request, st, ("operator",))
-    if refused is not None:
-        return refused
-    doc = await _json(request)
+    doc = await _operator_json(request, st)
     if isinstance(doc, JSONResponse):
         return doc
     if not isinstance(doc, dict) or set(doc) != {"kind", "cameras", "from", "to", "reason"}:
@@ -312,10 +314,7 @@ async def agents_route(request: Request) -> Any:
     from custodes.fleet.ops import add_agent
 
     st = _state(request)
-    refused = await _refused(request, st, ("operator",))
-    if refused is not None:
-        return refused
-    doc = await _json(request)
+    doc = await _operator_json(request, st)
     if isinstance(doc, JSONResponse):
         return doc
     if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
