@@ -144,6 +144,43 @@ def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
         )
 
 
+@log_group.command("publish")
+@click.argument("target", metavar="s3://BUCKET/PREFIX")
+@click.option("--endpoint", metavar="URL", help="An S3-compatible endpoint, such as SeaweedFS's.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_context
+def publish_cmd(ctx: click.Context, target: str, endpoint: str | None, as_json: bool) -> None:
+    """Publish the log's tiles to an S3-compatible object store, incrementally.
+
+    Any CDN or static host can then serve the bucket to verifiers, and readers
+    never touch the database.  Keys come from AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY.  The checkpoint is written last.
+    """
+    from custodes.ledger.objectstore import S3Target, publish_to_s3
+
+    inst = Instance.load(_data(ctx))
+    note = None
+    if inst.witnesses:
+        if not inst.published_path.exists():
+            raise UsageError("no checkpoint has been cosigned by enough witnesses yet")
+        note = inst.published_path.read_bytes()
+    reader = inst.reader()
+    try:
+        with _Progress("publishing") as bar:
+            report = publish_to_s3(
+                reader, S3Target.parse(target, endpoint=endpoint), note=note, progress=bar.add
+            )
+    finally:
+        reader.store.close()
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(
+            f"published size {report['size']} (was {report['previous_size']}):"
+            f" {report['written']} objects written"
+        )
+
+
 @log_group.group("witnesses")
 def witnesses_group() -> None:
     """The witnesses a served log must be cosigned by before it publishes a checkpoint."""
