@@ -124,11 +124,7 @@ def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
     Serve OUT from any static web server or CDN.
     """
     inst = Instance.load(_data(ctx))
-    note = None
-    if inst.witnesses:  # publish only what the witnesses cosigned
-        if not inst.published_path.exists():
-            raise UsageError("no checkpoint has been cosigned by enough witnesses yet")
-        note = inst.published_path.read_bytes()
+    note = _publishable(inst)
     reader = inst.reader()
     try:
         with _Progress("exporting") as bar:
@@ -159,11 +155,7 @@ def publish_cmd(ctx: click.Context, target: str, endpoint: str | None, as_json: 
     from custodes.ledger.objectstore import S3Target, publish_to_s3
 
     inst = Instance.load(_data(ctx))
-    note = None
-    if inst.witnesses:
-        if not inst.published_path.exists():
-            raise UsageError("no checkpoint has been cosigned by enough witnesses yet")
-        note = inst.published_path.read_bytes()
+    note = _publishable(inst)
     reader = inst.reader()
     try:
         with _Progress("publishing") as bar:
@@ -219,6 +211,15 @@ def witnesses_list_cmd(ctx: click.Context, as_json: bool) -> None:
     for url, vkey in inst.witnesses:
         click.echo(f"{url}  {vkey}")
     click.echo(f"quorum: {inst.witness_quorum} of {len(inst.witnesses)}")
+
+
+def _publishable(inst: Instance) -> bytes | None:
+    """With witnesses, only the checkpoint they cosigned may be published; else the latest."""
+    if not inst.witnesses:
+        return None
+    if not inst.published_path.exists():
+        raise UsageError("no checkpoint has been cosigned by enough witnesses yet")
+    return inst.published_path.read_bytes()
 
 
 class _Progress:
