@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -12,6 +13,7 @@ import click
 from custodes.errors import UsageError
 from custodes.ledger.instance import Instance
 from custodes.ledger.publish import export_tiles
+from custodes.ledger.reader import LogReader
 from custodes.records.jsonl import canonical_entries
 from custodes.tlog import parse_checkpoint, parse_note
 
@@ -123,21 +125,17 @@ def export_cmd(ctx: click.Context, out: Path, as_json: bool) -> None:
     last, so a reader of OUT never sees a checkpoint without its tiles.
     Serve OUT from any static web server or CDN.
     """
-    inst = Instance.load(_data(ctx))
-    note = _publishable(inst)
-    reader = inst.reader()
-    try:
-        with _Progress("exporting") as bar:
-            report = export_tiles(reader, out, progress=bar.add, note=note)
-    finally:
-        reader.store.close()
-    if as_json:
-        click.echo(json.dumps(report))
-    else:
-        click.echo(
-            f"exported size {report['size']} to {out}: {report['written']} files written,"
-            f" {report['skipped']} already there"
-        )
+    report = _publish(
+        ctx,
+        "exporting",
+        lambda reader, note, bar: export_tiles(reader, out, progress=bar, note=note),
+    )
+    _report(
+        as_json,
+        report,
+        f"exported size {report['size']} to {out}: {report['written']} files written,"
+        f" {report['skipped']} already there",
+    )
 
 
 @log_group.command("publish")
@@ -154,23 +152,18 @@ def publish_cmd(ctx: click.Context, target: str, endpoint: str | None, as_json: 
     """
     from custodes.ledger.objectstore import S3Target, publish_to_s3
 
-    inst = Instance.load(_data(ctx))
-    note = _publishable(inst)
-    reader = inst.reader()
-    try:
-        with _Progress("publishing") as bar:
-            report = publish_to_s3(
-                reader, S3Target.parse(target, endpoint=endpoint), note=note, progress=bar.add
-            )
-    finally:
-        reader.store.close()
-    if as_json:
-        click.echo(json.dumps(report))
-    else:
-        click.echo(
-            f"published size {report['size']} (was {report['previous_size']}):"
-            f" {report['written']} objects written"
-        )
+    where = S3Target.parse(target, endpoint=endpoint)
+    report = _publish(
+        ctx,
+        "publishing",
+        lambda reader, note, bar: publish_to_s3(reader, where, note=note, progress=bar),
+    )
+    _report(
+        as_json,
+        report,
+        f"published size {report['size']} (was {report['previous_size']}):"
+        f" {report['written']} objects written",
+    )
 
 
 @log_group.group("witnesses")
@@ -211,6 +204,26 @@ def witnesses_list_cmd(ctx: click.Context, as_json: bool) -> None:
     for url, vkey in inst.witnesses:
         click.echo(f"{url}  {vkey}")
     click.echo(f"quorum: {inst.witness_quorum} of {len(inst.witnesses)}")
+
+
+def _publish(
+    ctx: click.Context,
+    label: str,
+    write: Callable[[LogReader, bytes | None, Callable[[int], None]], dict[str, int]],
+) -> dict[str, int]:
+    """Write the publishable checkpoint and its tiles somewhere, with a progress counter."""
+    inst = Instance.load(_data(ctx))
+    note = _publishable(inst)
+    reader = inst.reader()
+    try:
+        with _Progress(label) as bar:
+            return write(reader, note, bar.add)
+    finally:
+        reader.store.close()
+
+
+def _report(as_json: bool, report: dict[str, int], text: str) -> None:
+    click.echo(json.dumps(report) if as_json else text)
 
 
 def _publishable(inst: Instance) -> bytes | None:
