@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[server,redact,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Leaflet and htmx come from the npm registry at set-up; the pages load them
+# from the server itself, never from a CDN.
+VENDOR := src/custodes/web/static/vendor
+$(VENDOR)/.installed: package.json
+	scripts/web-assets.sh $(VENDOR)
+	touch $@
+
+install: $(STAMP) $(VENDOR)/.installed
 
 demo: install
 	PORT=$(PORT) DEMO_DATA=$(DEMO_DATA) scripts/demo.sh

@@ -6,6 +6,8 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 ldconfig -p | grep 'libGL.so.1 ' >/dev/null || need+=(libgl1)
 ldconfig -p | grep 'libglib-2.0.so.0 ' >/dev/null || need+=(libglib2.0-0)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "custodes: please install: ${need[*]} (apt-get install ${need[*]})" >&2

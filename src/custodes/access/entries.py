@@ -1,0 +1,242 @@
+"""The access gateway's log entries: one builder per type, each a canonical JSON object.
+
+Nothing here names a person or a case.  People appear as pseudonyms (``u-`` and
+16 hex digits, a keyed hash of the account, see :mod:`custodes.access.identity`),
+and a request's details are *sealed*: the entry carries only
+``commitment = SHA-256(salt || canonical details)`` and what is safe to publish.
+
+Every entry has ``type``, ``v`` (schema version) and ``time`` (UTC, RFC 3339).
+Times inside entries are RFC 3339 strings too; durations are whole seconds.
+
+``user.added``        ``user`` (pseudonym), ``role``, ``scope``: ``"all"`` or
+                      ``{"districts": [...], "groups": [...]}``
+``user.revoked``      ``user``, ``role``
+``policy.changed``    ``version`` (1, 2, ...), ``sha256`` (of the canonical
+                      policy) and ``policy`` (the whole document: purposes, case
+                      pattern, thresholds, sensitive zones, disclosure delay)
+``access.requested``  ``request`` (id), ``commitment`` (hex), ``requester``,
+                      ``purpose``, ``cameras`` (how many), ``districts`` (sorted
+                      ids), ``window_s``, ``sensitive`` (touches a sensitive
+                      zone), ``needs`` ``{"approvals": 1|2, "judge": bool}``,
+                      ``policy`` (the version it was judged under)
+``access.approved``   ``request``, ``approver``, ``role`` (approver or judge),
+                      ``expires``, ``unredacted`` (an unredacted export is
+                      granted), ``complete`` (the policy is now satisfied),
+                      ``reason``
+``access.denied``     ``request``, ``approver``, ``role``, ``reason``
+``access.expired``    ``request``: its approval lapsed unused
+``access.released``   ``request``, ``by``, ``segments`` (the SHA-256 of each
+                      recorded segment used, in order), ``redaction``
+                      (``{"faces": bool, "plates": bool, "method": ...}`` or
+                      ``{"method": "none"}``), ``output`` ``{"sha256", "bytes"}``
+``access.disclosed``  ``request``, ``cameras`` (ids), ``from``, ``to``: the place
+                      and window of a request, published once the policy's
+                      disclosure delay has passed, so that "who looked at this
+                      place and time?" can be answered from the log alone
+``access.revealed``   ``request``, ``by``, ``reason``, ``salt`` (hex) and
+                      ``details`` (the sealed object): anyone can recompute the
+                      commitment
+``anomaly.flagged``   ``flag`` (id), ``rule``, ``subject`` (a pseudonym, or a
+                      cell id ``cell:LAT,LON``), ``reason`` (a sentence that uses
+                      pseudonyms only), ``requests`` (ids)
+``anomaly.resolved``  ``flag``, ``by``, ``resolution``
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from custodes.fleet.model import format_time
+from custodes.records.canonical import canonicalize
+
+__all__ = [
+    "ACCESS_TYPES",
+    "access_approved",
+    "access_denied",
+    "access_disclosed",
+    "access_expired",
+    "access_released",
+    "access_requested",
+    "access_revealed",
+    "anomaly_flagged",
+    "anomaly_resolved",
+    "commitment",
+    "policy_changed",
+    "user_added",
+    "user_revoked",
+]
+
+V = 1
+
+ACCESS_TYPES = (
+    "user.added",
+    "user.revoked",
+    "policy.changed",
+    "access.requested",
+    "access.approved",
+    "access.denied",
+    "access.expired",
+    "access.released",
+    "access.disclosed",
+    "access.revealed",
+    "anomaly.flagged",
+    "anomaly.resolved",
+)
+
+
+def commitment(salt: bytes, details: dict[str, Any]) -> str:
+    """SHA-256(salt || canonical JSON of details), hex: what a request entry commits to."""
+    return hashlib.sha256(salt + canonicalize(details)).hexdigest()
+
+
+def _base(kind: str, now_ms: int) -> dict[str, Any]:
+    return {"type": kind, "v": V, "time": format_time(now_ms)}
+
+
+def user_added(user: str, role: str, scope: Any, now_ms: int) -> dict[str, Any]:
+    return {**_base("user.added", now_ms), "user": user, "role": role, "scope": scope}
+
+
+def user_revoked(user: str, role: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("user.revoked", now_ms), "user": user, "role": role}
+
+
+def policy_changed(version: int, policy: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    digest = hashlib.sha256(canonicalize(policy)).hexdigest()
+    return {
+        **_base("policy.changed", now_ms),
+        "version": version,
+        "sha256": digest,
+        "policy": policy,
+    }
+
+
+def access_requested(
+    request: str,
+    commitment_hex: str,
+    requester: str,
+    purpose: str,
+    *,
+    cameras: int,
+    districts: list[str],
+    window_s: int,
+    sensitive: bool,
+    approvals: int,
+    judge: bool,
+    policy_version: int,
+    now_ms: int,
+) -> dict[str, Any]:
+    return {
+        **_base("access.requested", now_ms),
+        "request": request,
+        "commitment": commitment_hex,
+        "requester": requester,
+        "purpose": purpose,
+        "cameras": cameras,
+        "districts": sorted(districts),
+        "window_s": window_s,
+        "sensitive": sensitive,
+        "needs": {"approvals": approvals, "judge": judge},
+        "policy": policy_version,
+    }
+
+
+def access_approved(
+    request: str,
+    approver: str,
+    role: str,
+    *,
+    expires_ms: int,
+    unredacted: bool,
+    complete: bool,
+    reason: str,
+    now_ms: int,
+) -> dict[str, Any]:
+    return {
+        **_base("access.approved", now_ms),
+        "request": request,
+        "approver": approver,
+        "role": role,
+        "expires": format_time(expires_ms),
+        "unredacted": unredacted,
+        "complete": complete,
+        "reason": reason,
+    }
+
+
+def access_denied(
+    request: str, approver: str, role: str, reason: str, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("access.denied", now_ms),
+        "request": request,
+        "approver": approver,
+        "role": role,
+        "reason": reason,
+    }
+
+
+def access_expired(request: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("access.expired", now_ms), "request": request}
+
+
+def access_released(
+    request: str,
+    by: str,
+    segments: list[str],
+    redaction: dict[str, Any],
+    output_sha256: str,
+    output_bytes: int,
+    now_ms: int,
+) -> dict[str, Any]:
+    return {
+        **_base("access.released", now_ms),
+        "request": request,
+        "by": by,
+        "segments": segments,
+        "redaction": redaction,
+        "output": {"sha256": output_sha256, "bytes": output_bytes},
+    }
+
+
+def access_disclosed(
+    request: str, cameras: list[str], from_ms: int, to_ms: int, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("access.disclosed", now_ms),
+        "request": request,
+        "cameras": sorted(cameras),
+        "from": format_time(from_ms),
+        "to": format_time(to_ms),
+    }
+
+
+def access_revealed(
+    request: str, by: str, reason: str, salt: bytes, details: dict[str, Any], now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("access.revealed", now_ms),
+        "request": request,
+        "by": by,
+        "reason": reason,
+        "salt": salt.hex(),
+        "details": details,
+    }
+
+
+def anomaly_flagged(
+    flag: str, rule: str, subject: str, reason: str, requests: list[str], now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("anomaly.flagged", now_ms),
+        "flag": flag,
+        "rule": rule,
+        "subject": subject,
+        "reason": reason,
+        "requests": requests,
+    }
+
+
+def anomaly_resolved(flag: str, by: str, resolution: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("anomaly.resolved", now_ms), "flag": flag, "by": by, "resolution": resolution}
