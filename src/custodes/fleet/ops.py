@@ -72,6 +72,7 @@ class FleetSettings:
     max_future_s: float = 60.0
     max_age_s: float = 7 * 86400.0
     max_duration_s: float = 3600.0
+    archive: str | None = None  # s3://BUCKET/PREFIX?endpoint=URL; default DIR/archive
 
     @classmethod
     def load(cls, data: Path) -> FleetSettings:
@@ -86,6 +87,8 @@ class FleetSettings:
             s = cls(**raw)
         except (ValueError, TypeError) as err:
             raise UsageError(f"{path} is not valid fleet settings ({err})") from None
+        if s.archive is not None and not str(s.archive).startswith("s3://"):
+            raise UsageError(f"{path}: archive must be an s3://BUCKET/PREFIX URL")
         if s.interval_s < 1 or s.shard_size < 8 or s.shard_size % 8 or s.silent_after < 1:
             raise UsageError(
                 f"{path}: interval_s must be >= 1, shard_size a multiple of 8, silent_after >= 1"

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from custodes.errors import FormatError
+from custodes.fleet.archive import open_archive
 from custodes.fleet.heard import close_intervals, record_heartbeats
 from custodes.fleet.model import format_time, now_ms, parse_time
 from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments, token_id
@@ -44,6 +46,7 @@ class FleetState:
         self.svc = svc
         self.settings = FleetSettings.load(svc.instance.path)
         self.db = FleetDB.for_instance(svc.instance.path)
+        self.archive = open_archive(svc.instance.path)
         self._tokens: dict[str, str] = {}
         self._stop = threading.Event()
         self.clock = _clock()
@@ -390,8 +393,9 @@ async def archive_put(
     start: str = Query(max_length=40),
     suffix: str = Query(default=".mp4", pattern=r"^\.[a-z0-9]{1,5}$"),
 ) -> Any:
-    """Stores the file under ``DIR/archive/<camera>/<day>/`` only if its SHA-256 and size
-    are those logged for the segment of ``camera`` starting at ``start``."""
+    """Archives the file (under ``DIR/archive/<camera>/<day>/``, or in the object store
+    that ``fleet.json`` names) only if its SHA-256 is the one logged for the segment of
+    ``camera`` starting at ``start``."""
     import hashlib
     import tempfile
 
@@ -413,9 +417,7 @@ async def archive_put(
             {"error": f"no segment of camera {camera} at {start} is logged; send its digest first"},
             status_code=404,
         )
-    root = st.svc.instance.path / "archive"
-    folder = root / camera / format_time(start_ms)[:10]
-    final = folder / (format_time(start_ms).replace(":", "-") + suffix)
+    folder = st.svc.instance.path / "archive" / ".incoming"
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -441,5 +443,5 @@ async def archive_put(
             },
             status_code=422,
         )
-    os.replace(tmp.name, final)
-    return {"stored": str(final.relative_to(st.svc.instance.path)), "sha256": logged[0]}
+    where = await run_in_threadpool(st.archive.store, Path(tmp.name), camera, start_ms, suffix)
+    return {"stored": where, "sha256": logged[0]}
