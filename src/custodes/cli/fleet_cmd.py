@@ -497,10 +497,24 @@ def incident_cmd(
     help="'max' (as fast as it goes) or a multiple of real time such as 1 or 10.",
 )
 @click.option("--seed", default=1, show_default=True, help="Random seed for the city and faults.")
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Split the city by district over this many shards (DIR becomes a shard set),"
+    " each with its own log and server.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of measurements.")
 @click.pass_context
 def simulate_cmd(
-    ctx: click.Context, cameras: int, minutes: float, speed: str, seed: int, as_json: bool
+    ctx: click.Context,
+    cameras: int,
+    minutes: float,
+    speed: str,
+    seed: int,
+    shards: int,
+    as_json: bool,
 ) -> None:
     """Drive a synthetic city through the real ingest path over HTTP, and measure it.
 
@@ -522,7 +536,7 @@ def simulate_cmd(
             raise click.BadParameter("--speed is 'max' or a number such as 1") from None
         if factor <= 0:
             raise click.BadParameter("--speed must be more than 0")
-    cfg = SimConfig(cameras=cameras, minutes=minutes, speed=factor, seed=seed)
+    cfg = SimConfig(cameras=cameras, minutes=minutes, speed=factor, seed=seed, shards=shards)
     rep = simulate(_data(ctx), cfg, say=lambda s: click.echo(f"simulate: {s}", err=True))
     if as_json:
         click.echo(json.dumps(rep))

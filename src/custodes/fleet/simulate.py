@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,13 @@ class SimConfig:
     fault_rate: float = 0.0005  # per camera per heartbeat step
     seed: int = 1
     centre: tuple[float, float] = (55.7558, 37.6173)
+    shards: int = 1  # > 1: a shard set split by district, one server (sequencer) per shard
 
 
 def _city(cfg: SimConfig, rng: random.Random) -> list[Camera]:
     side = max(1, math.isqrt(max(1, cfg.cameras // 2000)))
+    if cfg.shards > 1:  # at least four districts a shard, so each shard gets whole districts
+        side = max(side, math.ceil(math.sqrt(4 * cfg.shards)))
     span = 0.25  # degrees of latitude across the city
     cams = []
     for i in range(cfg.cameras):
@@ -118,86 +121,144 @@ def _peak_rss_mb(pid: int | None = None) -> float:
     return 0.0
 
 
-def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[str, Any]:
+@dataclass
+class _Shard:
+    """One log the simulation drives: its directory, server and agents."""
+
+    data: Path
+    cams: list[int]  # indexes into the city's cameras
+    tokens: list[str] = field(default_factory=list)
+    groups: list[list[int]] = field(default_factory=list)
+    port: int = 0
+    server: subprocess.Popen[bytes] | None = None
+
+
+def _register(shard: _Shard, cams: list[Camera], cfg: SimConfig, name: str) -> None:
     from custodes.fleet.ops import add_agent, import_cameras
 
-    rng = random.Random(cfg.seed)
-    if not (data / "custodes.json").exists():
-        Instance.init(data, origin=f"simulate.custodes.local/{cfg.seed}")
-    inst = Instance.load(data)
-    cams = _city(cfg, rng)
-    n_agents = max(1, math.ceil(cfg.cameras / cfg.cameras_per_agent))
+    inst = Instance.load(shard.data)
+    mine = [cams[i] for i in shard.cams]
+    n_agents = max(1, math.ceil(len(mine) / cfg.cameras_per_agent))
     with inst.open_log(hint="the simulator needs the data directory to itself") as log:
         db = FleetDB.for_instance(inst.path)
         try:
-            t0 = time.monotonic()
-            import_cameras(log, db, cams)
-            tokens = [add_agent(log, db, f"sim-recorder-{a}")[1] for a in range(n_agents)]
+            import_cameras(log, db, mine)
+            shard.tokens = [
+                add_agent(log, db, f"sim-recorder-{name}{a}")[1] for a in range(n_agents)
+            ]
             log.integrate()
-            say(f"registered {len(cams)} cameras in {time.monotonic() - t0:.1f} s")
         finally:
             db.close()
+    per = cfg.cameras_per_agent
+    shard.groups = [shard.cams[a * per : (a + 1) * per] for a in range(n_agents)]
+
+
+def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[str, Any]:
+    """Run the simulation; with ``cfg.shards`` > 1, over a shard set split by district."""
+    rng = random.Random(cfg.seed)
+    cams = _city(cfg, rng)
+    if cfg.shards == 1:
+        if not (data / "custodes.json").exists():
+            Instance.init(data, origin=f"simulate.custodes.local/{cfg.seed}")
+        shards = [_Shard(data, list(range(len(cams))))]
+        names = [""]
+    else:
+        from custodes.ledger.shards import ShardSet
+
+        sset = ShardSet.init(data, f"simulate.custodes.local/{cfg.seed}")
+        names = [f"s{k}" for k in range(cfg.shards)]
+        by_shard: list[list[int]] = [[] for _ in names]
+        districts = sorted({cam.district or "" for cam in cams})
+        shard_of = {d: k % cfg.shards for k, d in enumerate(districts)}  # whole districts
+        for i, cam in enumerate(cams):
+            by_shard[shard_of[cam.district or ""]].append(i)
+        shards = []
+        for name, idx in zip(names, by_shard, strict=True):
+            sset.add(name)
+            shards.append(_Shard(sset.shard_path(name), idx))
+    t0 = time.monotonic()
+    for shard, name in zip(shards, names, strict=True):
+        _register(shard, cams, cfg, name)
+    say(f"registered {len(cams)} cameras in {len(shards)} log(s) in {time.monotonic() - t0:.1f} s")
 
     step_ms = cfg.heartbeat_s * 1000
     total_ms = int(cfg.minutes * 60_000)
     start = now_ms() - total_ms - 120_000
     start -= start % step_ms
     clock = data / "sim.clock"
-    clock.write_bytes(start.to_bytes(8, "big"))
-    port = _free_port()
     env = {**os.environ, "CUSTODES_SIM_CLOCK": str(clock)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "custodes", "--data", str(data), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    clock.write_bytes(start.to_bytes(8, "big"))
     try:
-        _wait(port)
-        return _drive(cfg, rng, cams, tokens, port, start, step_ms, total_ms, clock, server, say)
+        for shard in shards:
+            shard.port = _free_port()
+            shard.server = subprocess.Popen(
+                [sys.executable, "-m", "custodes", "--data", str(shard.data), "serve",
+                 "--port", str(shard.port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        for shard in shards:
+            _wait(shard.port)
+        rep = _drive(cfg, rng, cams, shards, start, step_ms, total_ms, clock, say)
+        if cfg.shards > 1:
+            rep["shards"] = {n: len(sh.cams) for n, sh in zip(names, shards, strict=True)}
+        return rep
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        for shard in shards:
+            if shard.server is not None:
+                shard.server.terminate()
+        for shard in shards:
+            if shard.server is not None:
+                shard.server.wait(timeout=60)
 
 
 def _drive(
     cfg: SimConfig,
     rng: random.Random,
     cams: list[Camera],
-    tokens: list[str],
-    port: int,
+    shards: list[_Shard],
     start: int,
     step_ms: int,
     total_ms: int,
     clock: Path,
-    server: subprocess.Popen[bytes],
     say: Any,
 ) -> dict[str, Any]:
-    client = _Client(port)
-    per = cfg.cameras_per_agent
-    groups = [list(range(a * per, min(len(cams), (a + 1) * per))) for a in range(len(tokens))]
+    # One (client, token, cameras, shard) per agent, across every shard.
+    agents = [
+        (_Client(sh.port), tok, grp, k)
+        for k, sh in enumerate(shards)
+        for tok, grp in zip(sh.tokens, sh.groups, strict=True)
+    ]
     down_until = [0] * len(cams)
     seg_every = max(1, cfg.segment_s // cfg.heartbeat_s)
-    acked: list[tuple[float, int]] = []
+    acked: list[list[tuple[float, int]]] = [[] for _ in shards]
+    ack_lock = threading.Lock()
     lag_max = 0.0
     stop = threading.Event()
 
-    def watch_checkpoints() -> None:
+    def watch_checkpoints(k: int) -> None:
         nonlocal lag_max
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while not stop.is_set() or acked:
+        conn = http.client.HTTPConnection("127.0.0.1", shards[k].port, timeout=30)
+        while not stop.is_set() or acked[k]:
             conn.request("GET", "/log/checkpoint")
             body = conn.getresponse().read().decode()
             size = int(body.splitlines()[1])
             now = time.monotonic()
-            while acked and acked[0][1] < size:
-                lag_max = max(lag_max, now - acked.pop(0)[0])
-            if stop.is_set() and acked and now - acked[0][0] > 30:
+            with ack_lock:
+                while acked[k] and acked[k][0][1] < size:
+                    lag_max = max(lag_max, now - acked[k].pop(0)[0])
+                late = stop.is_set() and acked[k] and now - acked[k][0][0] > 30
+            if late:
                 break
             time.sleep(0.05)
 
-    watcher = threading.Thread(target=watch_checkpoints, daemon=True)
-    watcher.start()
+    watchers = [
+        threading.Thread(target=watch_checkpoints, args=(k,), daemon=True)
+        for k in range(len(shards))
+    ]
+    for w in watchers:
+        w.start()
     heartbeats = segments = 0
     wall0 = time.monotonic()
     t = start
@@ -215,10 +276,11 @@ def _drive(
 
             def send(
                 a: int, t: int = t, stamp: str = stamp, seg_start: str = seg_start, step: int = step
-            ) -> tuple[int, int, list[int]]:
-                live = [i for i in groups[a] if down_until[i] < t]
+            ) -> tuple[int, int, int, list[int]]:
+                client, token, group, k = agents[a]
+                live = [i for i in group if down_until[i] < t]
                 beats = [{"camera": cams[i].id, "time": stamp} for i in live]
-                client.post("/fleet/heartbeats", tokens[a], {"heartbeats": beats})
+                client.post("/fleet/heartbeats", token, {"heartbeats": beats})
                 segs = [
                     {
                         "camera": cams[i].id,
@@ -231,17 +293,18 @@ def _drive(
                     if i % seg_every == step % seg_every
                 ]
                 indexes = []
-                for k in range(0, len(segs), 5000):
-                    r = client.post("/fleet/segments", tokens[a], {"segments": segs[k : k + 5000]})
+                for j in range(0, len(segs), 5000):
+                    r = client.post("/fleet/segments", token, {"segments": segs[j : j + 5000]})
                     if r.get("index") is not None:
                         indexes.append(int(r["index"]))
-                return len(beats), len(segs), indexes
+                return k, len(beats), len(segs), indexes
 
-            for nb, ns, idx in pool.map(send, range(len(groups))):
+            for k, nb, ns, idx in pool.map(send, range(len(agents))):
                 heartbeats += nb
                 segments += ns
-                acked.extend((time.monotonic(), i) for i in idx)
-            acked.sort(key=lambda x: x[1])
+                with ack_lock:
+                    acked[k].extend((time.monotonic(), i) for i in idx)
+                    acked[k].sort(key=lambda x: x[1])
             if cfg.speed:
                 ahead = (t - start) / 1000 / cfg.speed - (time.monotonic() - wall0)
                 if ahead > 0:
@@ -250,19 +313,22 @@ def _drive(
                 say(f"simulated {(t - start) / 60000:.1f} min in {time.monotonic() - wall0:.1f} s")
     wall = time.monotonic() - wall0
     stop.set()
-    watcher.join(timeout=60)
+    for w in watchers:
+        w.join(timeout=60)
     simulated = total_ms / 1000
+    servers = [sh.server.pid for sh in shards if sh.server is not None]
+    server_rss = sum(_peak_rss_mb(pid) for pid in servers)
     return {
         "cameras": len(cams),
-        "agents": len(tokens),
+        "agents": len(agents),
         "simulated_seconds": simulated,
         "wall_seconds": round(wall, 3),
         "realtime_factor": round(simulated / wall, 3) if wall else None,
         "heartbeats": heartbeats,
         "segments": segments,
         "checkpoint_lag_s_max": round(lag_max, 3),
-        "peak_rss_mb": round(max(_peak_rss_mb(), _peak_rss_mb(server.pid)), 1),
-        "server_peak_rss_mb": round(_peak_rss_mb(server.pid), 1),
+        "peak_rss_mb": round(max(_peak_rss_mb(), server_rss), 1),
+        "server_peak_rss_mb": round(server_rss, 1),
     }
 
 
