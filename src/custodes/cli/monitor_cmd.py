@@ -57,6 +57,13 @@ __all__ = ["monitor_cmd"]
     default=None,
     help="How many --witness keys must have cosigned (default: all).",
 )
+@click.option(
+    "--statistics",
+    multiple=True,
+    metavar="URL|FILE",
+    help="A published report (custodes report --format json) whose every figure is"
+    " recomputed from the log; repeat for each.",
+)
 @click.option("--once", is_flag=True, help="Run one round; exit 1 if it raised any alert.")
 def monitor_cmd(
     source: str,
@@ -67,14 +74,16 @@ def monitor_cmd(
     webhook: str | None,
     witness_keys: tuple[str, ...],
     quorum: int | None,
+    statistics: tuple[str, ...],
     once: bool,
 ) -> None:
     """Follow a log: verify each checkpoint, cosignature and entry; alert as JSON lines.
 
     Each alert is one JSON object on stdout: {"alert": KIND, "message": ...,
     "evidence": {...}, "time": ...}.  KIND is fork, rollback, stall, schema,
-    bad-signature, witness, bad-entries or unreachable; fork and rollback
-    carry both signed checkpoints verbatim.
+    bad-signature, witness, bad-entries, statistics or unreachable; fork and rollback
+    carry both signed checkpoints verbatim; statistics names the published
+    figure that the log does not give.
     """
     policy = None
     if witness_keys:
@@ -86,6 +95,7 @@ def monitor_cmd(
         witnesses=policy,
         state_path=state,
         stall_after=stall_after,
+        statistics=statistics,
     )
     while True:
         alerts = monitor.round()

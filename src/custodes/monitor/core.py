@@ -17,6 +17,13 @@ One :meth:`Monitor.round`:
 (6) Accept and persist the new checkpoint.
 (7) If nothing new came for longer than ``stall_after``, raise ``stall``
     once per stall.
+(8) Recompute the published statistics: each report (``custodes report``
+    JSON) at a ``statistics`` URL or path is audited against this same log
+    the first time its bytes are seen (:func:`custodes.reports.audit.audit_report`):
+    its checkpoint must verify under the log key, the entries must give that
+    checkpoint's root, and every figure must be what the entries give;
+    otherwise a ``statistics`` alert names the figure.  A report ahead of what
+    the source serves yet is tried again next round.
 
 Every alert is raised once: a key of its kind and evidence is remembered.
 """
@@ -83,6 +90,8 @@ class Monitor:
     stall_after: float | None = None
     checks: Sequence[EntryCheck] = field(default_factory=lambda: (SchemaCheck(),))
     clock: Callable[[], float] = time.time
+    statistics: Sequence[str] = ()
+    """URLs or paths of published reports whose figures are recomputed, step (8)."""
     state: MonitorState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +112,8 @@ class Monitor:
 
         try:
             self._follow(alert)
+            for where in self.statistics:
+                self._check_statistics(where, alert)
         finally:
             # (7)
             idle = now - self.state.last_new
@@ -217,6 +228,57 @@ class Monitor:
         self.state.edge = edge
         self.state.tail = tail
         self.state.last_new = self.clock()
+
+    def _check_statistics(
+        self, where: str, alert: Callable[[str, str, dict[str, Any], str], None]
+    ) -> None:
+        """(8) Audit the report at ``where`` once per distinct content."""
+        from custodes.reports.audit import (
+            FigureMismatchError,
+            audit_report,
+            parse_report,
+            tile_log_source,
+        )
+
+        try:
+            if where.startswith(("http://", "https://")):
+                with urllib.request.urlopen(where, timeout=30) as resp:
+                    raw = resp.read()
+            else:
+                raw = Path(where).read_bytes()
+        except OSError as err:
+            alert(
+                "unreachable",
+                f"The published statistics at {where} cannot be read: {err}.",
+                {"statistics": where},
+                f"{where}:{self.state.last_new}",
+            )
+            return
+        digest = hashlib.sha256(raw).hexdigest()
+        if f"statistics-ok:{digest}" in self.state.alerted:
+            return
+        key = getattr(self.verifier, "key", None)
+        if not isinstance(key, str):
+            raise TypeError("recomputing statistics needs a custodes.tlog.Verifier")
+        evidence: dict[str, Any] = {"statistics": where, "sha256": digest}
+        try:
+            report = parse_report(raw, where)
+            evidence["checkpoint"] = report["checkpoint"].get("note")
+            audit_report(report, tile_log_source(self.source), key)
+        except FigureMismatchError as err:
+            evidence["differences"] = err.differences[:MAX_ENTRY_ALERTS]
+            alert("statistics", f"The published statistics at {where}: {err}.", evidence, digest)
+        except NotFoundError:
+            return  # the report is ahead of the tiles served so far; next round
+        except (FormatError, VerificationError) as err:
+            alert(
+                "statistics",
+                f"The published statistics at {where} do not check out: {err}.",
+                evidence,
+                digest,
+            )
+        else:
+            self.state.first_time(f"statistics-ok:{digest}")
 
     @staticmethod
     def _finding(
