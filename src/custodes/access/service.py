@@ -1,0 +1,645 @@
+"""The access gateway: requests, two-person approval, release, reveal, sweep and flags.
+
+Every action that changes anything is a log entry first: the service builds
+the entry, hands it to the :class:`~custodes.access.requests.Committer`
+(group commit: concurrent callers share one durable append), and only once
+the entry is sequenced does the action count.  If the log cannot be written
+the action raises :class:`~custodes.errors.StoreUnavailableError` and nothing
+happened (fail closed).
+
+Who may do what (the authorisation matrix the tests walk through):
+
+==================  ==================================================
+request             investigator, within their scope
+get                 the requester; approvers and judges whose scope
+                    covers it; auditors
+approve / deny      approver or judge, never the requester, within scope;
+                    a judge where the request touches a sensitive zone
+release             the requester, while every approval is valid
+reveal              auditor or judge
+sealed, flags       auditor
+policy set          admin
+==================  ==================================================
+
+Refusals of the wrong person raise :class:`Forbidden` (HTTP 403); the rest are
+the usual :mod:`custodes.errors` classes.  Every method takes ``now_ms`` so
+that tests and the simulator can run the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custodes.access import entries as E
+from custodes.access.identity import Identities, User
+from custodes.access.policy import Policy, PolicyFile
+from custodes.access.release import Committer, Ledger
+from custodes.access.requests import (
+    AccessDB,
+    DecisionRow,
+    RequestInput,
+    RequestRow,
+    check_text,
+    load_case_key,
+    public_view,
+    resolve_cameras,
+)
+from custodes.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custodes.fleet.model import format_time
+from custodes.fleet.model import now_ms as _now_ms
+from custodes.fleet.registry import FleetDB
+
+__all__ = ["AccessService", "Forbidden", "ReleasePlan", "RequestInput"]
+
+MAX_WINDOW_MS = 31 * 86_400_000
+DECIDERS = ("approver", "judge")
+
+
+class Forbidden(UsageError):
+    """The person is authenticated but may not do this (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """A release that passed every check: what may leave, and how."""
+
+    request: RequestRow
+    cameras: tuple[str, ...]
+    from_ms: int
+    to_ms: int
+    unredacted: bool
+
+
+class AccessService:
+    """The gateway over one instance: the running log, the fleet index and the identities."""
+
+    def __init__(self, ledger: Ledger, fleet: FleetDB, ids: Identities, data: Path) -> None:
+        self.ledger = ledger
+        self.fleet = fleet
+        self.ids = ids
+        self.data = Path(data)
+        self.db = AccessDB(self.data)
+        self.policies = PolicyFile(self.data)
+        self._case_key = load_case_key(self.data)
+        self._sealer = ids.sealer()
+        self._locks = [threading.Lock() for _ in range(64)]
+        self._policy_lock = threading.Lock()
+        self._policy: Policy | None = None
+        self._released: set[str] = set()
+        self._cutting = threading.BoundedSemaphore(2)  # clips cut and redacted at once
+        self.catch_up()
+        self.committer = Committer(ledger, self.db)
+
+    def close(self) -> None:
+        self.committer.close()
+        self.db.close()
+
+    def _lock(self, rid: str) -> threading.Lock:
+        return self._locks[hash(rid) % len(self._locks)]
+
+    def _commit(self, items: list[tuple[dict[str, Any], str, str]]) -> int:
+        return self.committer.submit(items)
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Take into access.db the access entries the log holds past ``meta.applied``."""
+
+        def work(log: Any) -> int:
+            end = log.store.next_index()
+            start = self.db.applied()
+            n = 0
+            while start < end:
+                stop = min(end, start + 4096)
+                raw = log.store.read_entries(start, stop)
+                with self.db.transaction():
+                    for i, data in enumerate(raw):
+                        if b'"type":"access.' not in data and b'"type":"anomaly.' not in data:
+                            continue
+                        obj = json.loads(data)
+                        name = ""
+                        if obj.get("type") in ("access.approved", "access.denied"):
+                            who = self.ids.by_pseudonym(obj["approver"])
+                            name = who.name if who else ""
+                        self.db.apply(start + i, obj, name=name)
+                        n += 1
+                    self.db.set_applied(stop)
+                start = stop
+            return n
+
+        return self.ledger.write(work)
+
+    # -- policy -----------------------------------------------------------------------
+
+    def policy(self, now_ms: int | None = None) -> Policy:
+        """The current policy; the default is written and logged at first use."""
+        if self._policy is not None:
+            return self._policy
+        with self._policy_lock:
+            current = self.policies.read()
+            if current is None:
+                now = _now_ms() if now_ms is None else now_ms
+                current, entry = self.policies.entry_for({}, now)
+                self._commit([(entry, "", "")])
+                self.policies.write(current)
+            self._policy = current
+            return current
+
+    def set_policy(self, user: User, doc: object, now_ms: int | None = None) -> dict[str, Any]:
+        """Admin only: log ``policy.changed`` with the new document, then make it current."""
+        self._fresh(user, ("admin",), "change the policy")
+        self.policy(now_ms)
+        with self._policy_lock:
+            now = _now_ms() if now_ms is None else now_ms
+            new, entry = self.policies.entry_for(doc, now)
+            index = self._commit([(entry, "", "")])
+            self.policies.write(new)
+            self._policy = new
+        return {"version": new.version, "index": index, "sha256": entry["sha256"]}
+
+    # -- who ----------------------------------------------------------------------------
+
+    def _fresh(self, user: User, roles: tuple[str, ...], doing: str) -> User:
+        """The user as the identity store has them now: active, in one of ``roles``."""
+        now = self.ids.get(user.name)
+        if now is None or not now.active:
+            raise Forbidden(f"the account {user.name} is revoked, so it may not {doing}")
+        if now.role not in roles:
+            raise Forbidden(f"only {' or '.join(roles)} users may {doing}; you are {now.role}")
+        return now
+
+    @staticmethod
+    def _covers(user: User, row: RequestRow) -> bool:
+        return all(user.scope.covers(d, g) for d, g in row.places)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def request(self, user: User, inp: RequestInput, now_ms: int | None = None) -> str:
+        """An investigator's request: sealed details kept here, the safe facts logged."""
+        from custodes.access.anomaly import cell_of
+
+        me = self._fresh(user, ("investigator",), "request footage")
+        now = _now_ms() if now_ms is None else now_ms
+        pol = self.policy(now)
+        for d in (pol.check_purpose(inp.purpose), pol.check_case(inp.case)):
+            if not d.allow:
+                raise FormatError(d.reason)
+        check_text(inp.justification, "justification", 4000)
+        if not inp.from_ms < inp.to_ms:
+            raise FormatError("the window must end after it starts")
+        if inp.to_ms - inp.from_ms > MAX_WINDOW_MS:
+            raise FormatError("the window may be at most 31 days long")
+        if inp.from_ms > now:
+            raise FormatError("the window starts in the future; only recorded footage is released")
+        cams = self.ledger.read(lambda _log: resolve_cameras(self.fleet, inp))
+        places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
+        outside = [
+            c.id for c in cams if not me.scope.covers(c.district, (c.zone,) if c.zone else ())
+        ]
+        if outside:
+            raise Forbidden(f"camera {outside[0]} is outside your scope ({me.scope})")
+        zones = pol.touched_zones([(c.lat, c.lon) for c in cams], inp.from_ms, inp.to_ms)
+        window_s = (inp.to_ms - inp.from_ms + 999) // 1000
+        approvals, judge, _why = pol.needs(len(cams), window_s, bool(zones))
+        rid = "r-" + secrets.token_hex(8)
+        scope: dict[str, Any]
+        if inp.area is not None:
+            scope = {"area": {"lat": inp.area[0], "lon": inp.area[1], "radius_m": inp.area[2]}}
+        elif inp.polygon:
+            scope = {"polygon": [list(p) for p in inp.polygon]}
+        else:
+            scope = {"cameras": sorted(set(inp.cameras))}
+        details = {
+            "request": rid,
+            "requester": me.pseudonym,
+            "case": inp.case,
+            "purpose": inp.purpose,
+            "justification": inp.justification,
+            "scope": scope,
+            "cameras": [c.id for c in cams],
+            "from": format_time(inp.from_ms),
+            "to": format_time(inp.to_ms),
+        }
+        sealed = self._sealer.seal(details)
+        case_key = hmac.new(self._case_key, inp.case.encode(), hashlib.sha256).hexdigest()[:32]
+        districts = sorted({c.district for c in cams if c.district})
+        row = RequestRow(
+            rid, me.name, me.pseudonym, now, inp.purpose, case_key,
+            tuple(c.id for c in cams), tuple(districts), tuple(places),
+            tuple(sorted({cell_of(c.lat, c.lon) for c in cams})),
+            inp.from_ms, inp.to_ms, bool(zones), any(z.kind == "assembly" for z in zones),
+            approvals, judge, pol.version, sealed.commitment, sealed.ciphertext,
+            None, None, None, None,
+        )  # fmt: skip
+        with self.db.lock:
+            self.db.insert_request(row)
+        entry = E.access_requested(
+            rid, sealed.commitment, me.pseudonym, inp.purpose,
+            cameras=len(cams), districts=districts, window_s=window_s, sensitive=bool(zones),
+            approvals=approvals, judge=judge, policy_version=pol.version, now_ms=now,
+        )  # fmt: skip
+        try:
+            self._commit([(entry, "", "")])
+        except BaseException:
+            with self.db.lock:
+                self.db.conn.execute("DELETE FROM req_requests WHERE id = ?", (rid,))
+            raise
+        return rid
+
+    # -- state --------------------------------------------------------------------------
+
+    def _row(self, rid: object) -> RequestRow:
+        row = self.db.request(rid) if isinstance(rid, str) and len(rid) <= 64 else None
+        if row is None:
+            raise NotFoundError(f"there is no request {str(rid)[:64]}")
+        return row
+
+    def _status(self, row: RequestRow, now: int) -> dict[str, Any]:
+        """The request's state and its decisions, as of ``now``."""
+        decs = self.db.decisions(row.id)
+        yes = [d for d in decs if d.approved]
+        no = [d for d in decs if not d.approved]
+        release = self.db.release(row.id)
+        complete = len(yes) >= row.approvals and (
+            not row.judge or any(d.role == "judge" for d in yes)
+        )
+        expires = min((d.expires_ms or 0) for d in yes) if complete else None
+        pol = self.policy(now)
+        if release is not None or row.id in self._released:
+            state = "released"
+        elif no:
+            state = "denied"
+        elif row.expired_ms is not None:
+            state = "expired"
+        elif complete:
+            state = "approved" if expires is not None and now < expires else "expired"
+        elif now >= row.created_ms + pol["request_ttl_s"] * 1000:
+            state = "expired"
+        else:
+            state = "pending"
+        return {
+            "state": state,
+            "approvals": yes,
+            "denials": no,
+            "complete": complete,
+            "expires": expires,
+            "release": release,
+        }
+
+    def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]:
+        return self._sealer.open(row.sealed)
+
+    def get(self, user: User, rid: str, now_ms: int | None = None) -> dict[str, Any]:
+        """The request's state and public fields; its sealed details for those who may see them."""
+        me = self._fresh(user, ("investigator", *DECIDERS, "auditor"), "see requests")
+        row = self._row(rid)
+        now = _now_ms() if now_ms is None else now_ms
+        if me.role == "investigator" and row.requester != me.name:
+            raise Forbidden("investigators may see only their own requests")
+        if me.role in DECIDERS and not self._covers(me, row):
+            raise Forbidden("this request is outside your scope")
+        out = public_view(row, self._status(row, now))
+        out["details"] = self._open(row)[1]
+        return out
+
+    def mine(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
+        now = _now_ms() if now_ms is None else now_ms
+        rows = self.db.requests("requester = ?", (user.name,))
+        return [public_view(r, self._status(r, now)) for r in rows]
+
+    def queue(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """Pending requests this approver or judge may decide."""
+        me = self._fresh(user, DECIDERS, "decide requests")
+        now = _now_ms() if now_ms is None else now_ms
+        since = now - self.policy(now)["request_ttl_s"] * 1000
+        out = []
+        for row in self.db.requests("created_ms >= ? AND expired_ms IS NULL", (since,)):
+            if row.requester == me.name or not self._covers(me, row):
+                continue
+            st = self._status(row, now)
+            if st["state"] != "pending" or any(
+                d.pseudonym == me.pseudonym for d in st["approvals"]
+            ):
+                continue
+            if self._needs_judge_now(row, st["approvals"]) and me.role != "judge":
+                continue
+            out.append(public_view(row, st))
+        return out
+
+    @staticmethod
+    def _needs_judge_now(row: RequestRow, yes: list[DecisionRow]) -> bool:
+        """The next approval is the last one, and the judge the request needs is missing."""
+        return (
+            row.judge and not any(d.role == "judge" for d in yes) and len(yes) + 1 >= row.approvals
+        )
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def _decide_checks(
+        self, user: User, rid: str, now: int
+    ) -> tuple[User, RequestRow, dict[str, Any]]:
+        me = self._fresh(user, DECIDERS, "decide requests")
+        row = self._row(rid)
+        if row.requester == me.name or row.pseudonym == me.pseudonym:
+            raise Forbidden("you made this request; a second person must decide it")
+        if not self._covers(me, row):
+            raise Forbidden("this request is outside your scope, so you may not decide it")
+        st = self._status(row, now)
+        if st["state"] != "pending":
+            raise ConflictError(f"request {rid} is {st['state']}, so it can no longer be decided")
+        if any(d.pseudonym == me.pseudonym for d in st["approvals"] + st["denials"]):
+            raise ConflictError(f"you have already decided request {rid}")
+        return me, row, st
+
+    def approve(
+        self,
+        user: User,
+        rid: str,
+        unredacted: bool = False,
+        reason: str = "",
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        now = _now_ms() if now_ms is None else now_ms
+        if reason:
+            check_text(reason, "reason", 1000)
+        with self._lock(rid):
+            me, row, st = self._decide_checks(user, rid, now)
+            if self._needs_judge_now(row, st["approvals"]) and me.role != "judge":
+                raise Forbidden("this request touches a sensitive zone, so a judge must approve it")
+            pol = self.policy(now)
+            expires = now + pol["approval_ttl_s"] * 1000
+            yes = len(st["approvals"]) + 1
+            judged = me.role == "judge" or any(d.role == "judge" for d in st["approvals"])
+            complete = yes >= row.approvals and (judged or not row.judge)
+            entry = E.access_approved(
+                rid, me.pseudonym, me.role, expires_ms=expires, unredacted=bool(unredacted),
+                complete=complete, reason=reason or "approved", now_ms=now,
+            )  # fmt: skip
+            index = self._commit([(entry, "", me.name)])
+        return {
+            "request": rid,
+            "state": "approved" if complete else "pending",
+            "complete": complete,
+            "expires": format_time(expires),
+            "index": index,
+        }
+
+    def deny(self, user: User, rid: str, reason: str, now_ms: int | None = None) -> dict[str, Any]:
+        now = _now_ms() if now_ms is None else now_ms
+        check_text(reason, "reason for a denial", 1000)
+        with self._lock(rid):
+            me, _row, _st = self._decide_checks(user, rid, now)
+            entry = E.access_denied(rid, me.pseudonym, me.role, reason, now)
+            index = self._commit([(entry, "", me.name)])
+        return {"request": rid, "state": "denied", "index": index}
+
+    # -- release ------------------------------------------------------------------------
+
+    def check_release(
+        self,
+        user: User,
+        rid: str,
+        cameras: tuple[str, ...] | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> ReleasePlan:
+        """Every check a release must pass, done again right before its entry is logged."""
+        now = _now_ms() if now_ms is None else now_ms
+        me = self._fresh(user, ("investigator",), "receive footage")
+        row = self._row(rid)
+        if row.requester != me.name:
+            raise Forbidden("only the investigator who made the request may receive its footage")
+        st = self._status(row, now)
+        if st["state"] == "released":
+            raise ConflictError(
+                f"request {rid} was already released once; a release is not repeated"
+            )
+        if st["state"] != "approved":
+            raise Forbidden(f"request {rid} is {st['state']}, not approved, so nothing is released")
+        if not self._covers(me, row):
+            raise Forbidden("the request is no longer inside your scope")
+        for d in st["approvals"]:
+            who = self.ids.by_pseudonym(d.pseudonym)
+            if who is None or not who.active or who.role not in DECIDERS:
+                raise Forbidden(
+                    f"approver {d.pseudonym} was revoked or changed role, so the approval lapsed"
+                )
+            if d.role == "judge" and who.role != "judge":
+                raise Forbidden(f"judge {d.pseudonym} is no longer a judge, so the approval lapsed")
+            if not self._covers(who, row):
+                raise Forbidden(f"the request is no longer within approver {d.pseudonym}'s scope")
+        cams = tuple(sorted(set(cameras))) if cameras else row.cameras
+        outside = [c for c in cams if c not in row.cameras]
+        if outside:
+            raise Forbidden(f"camera {outside[0]} is outside the approved scope")
+        f = row.from_ms if from_ms is None else from_ms
+        t = row.to_ms if to_ms is None else to_ms
+        if not row.from_ms <= f < t <= row.to_ms:
+            raise Forbidden(
+                f"the window must lie within the approved {format_time(row.from_ms)}"
+                f" to {format_time(row.to_ms)}"
+            )
+        unredacted = all(d.unredacted for d in st["approvals"])
+        return ReleasePlan(row, cams, f, t, unredacted)
+
+    def commit_release(
+        self,
+        user: User,
+        plan: ReleasePlan,
+        segments: list[str],
+        redaction: dict[str, Any],
+        sha256: str,
+        size: int,
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """A release decision: check everything again, then append ``access.released`` durably.
+
+        Only when this returns may the footage leave; if it raises, nothing may.
+        """
+        now = _now_ms() if now_ms is None else now_ms
+        rid = plan.request.id
+        with self._lock(rid):
+            again = self.check_release(user, rid, plan.cameras, plan.from_ms, plan.to_ms, now)
+            if again.unredacted != plan.unredacted and redaction.get("method") == "none":
+                raise Forbidden("an unredacted export is no longer granted")
+            me = self.ids.get(user.name)
+            assert me is not None
+            entry = E.access_released(rid, me.pseudonym, segments, redaction, sha256, size, now)
+            index = self._commit([(entry, "", "")])
+            self._released.add(rid)
+        return {"request": rid, "index": index, "sha256": sha256, "bytes": size,
+                "segments": len(segments), "redaction": redaction}  # fmt: skip
+
+    def release(
+        self,
+        user: User,
+        rid: str,
+        out: Path,
+        cameras: tuple[str, ...] | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """Check, cut and join the clip to a hidden file, log the release, then put it at ``out``.
+
+        ``out`` appears only once the ``access.released`` entry is durable; on
+        any failure the hidden file is removed and ``out`` is not created.
+        """
+        from custodes.access.release import build_clip
+
+        plan = self.check_release(user, rid, cameras, from_ms, to_ms, now_ms)
+        rows = self.ledger.read(
+            lambda _log: [
+                s
+                for c in plan.cameras
+                for s in self.fleet.segments_for(c, plan.from_ms, plan.to_ms)
+            ]
+        )
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+        try:
+            with self._cutting:
+                built = build_clip(self.data, rows, plan, tmp)
+            info = self.commit_release(
+                user, plan, built.segments, built.redaction, built.sha256, built.size, now_ms
+            )
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return info
+
+    # -- reveal ---------------------------------------------------------------------------
+
+    def sealed(self, user: User, rid: str) -> dict[str, Any]:
+        """Auditors read the sealed details (salt included) without publishing them."""
+        self._fresh(user, ("auditor",), "read sealed details")
+        row = self._row(rid)
+        salt, details = self._open(row)
+        return {
+            "request": rid,
+            "commitment": row.commitment,
+            "salt": salt.hex(),
+            "details": details,
+        }
+
+    def reveal(
+        self, user: User, rid: str, reason: str, now_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Publish salt and details (``access.revealed``); anyone can check the commitment."""
+        me = self._fresh(user, ("auditor", "judge"), "reveal sealed details")
+        check_text(reason, "reason for a reveal", 1000)
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock(rid):
+            row = self._row(rid)
+            if row.revealed_ms is not None:
+                raise ConflictError(f"request {rid} is already revealed")
+            salt, details = self._open(row)
+            entry = E.access_revealed(rid, me.pseudonym, reason, salt, details, now)
+            index = self._commit([(entry, "", "")])
+        return {"request": rid, "index": index, "commitment": row.commitment,
+                "salt": salt.hex(), "details": details}  # fmt: skip
+
+    # -- sweep and flags ----------------------------------------------------------------
+
+    def sweep(self, now_ms: int | None = None) -> dict[str, int]:
+        """Log ``access.expired`` for lapses; ``access.disclosed`` when due."""
+        now = _now_ms() if now_ms is None else now_ms
+        rows = self.db.requests("expired_ms IS NULL OR disclosed_ms IS NULL")
+        if not rows:  # nothing to do, and no reason to log a default policy yet
+            return {"expired": 0, "disclosed": 0}
+        delay = self.policy(now)["disclosure_delay_s"] * 1000
+        items: list[tuple[dict[str, Any], str, str]] = []
+        expired = disclosed = 0
+        for row in rows:
+            st = self._status(row, now)
+            if row.expired_ms is None and st["state"] == "expired":
+                items.append((E.access_expired(row.id, now), "", ""))
+                expired += 1
+            if row.disclosed_ms is None and now >= row.to_ms + delay:
+                entry = E.access_disclosed(row.id, list(row.cameras), row.from_ms, row.to_ms, now)
+                items.append((entry, "", ""))
+                disclosed += 1
+        if items:
+            self._commit(items)
+        return {"expired": expired, "disclosed": disclosed}
+
+    def run_anomaly_rules(self, now_ms: int | None = None) -> list[str]:
+        """Evaluate the insider-abuse rules; log ``anomaly.flagged`` for each new finding."""
+        from custodes.access.anomaly import AnomalyConfig, DecisionFacts, RequestFacts, evaluate
+
+        now = _now_ms() if now_ms is None else now_ms
+        since = now - 36 * 86_400_000  # the longest span a rule looks at is 35 days
+        rows = self.db.requests("created_ms >= ?", (since,))
+        if not rows:
+            return []
+        cfg = AnomalyConfig.from_policy(self.policy(now).doc)
+        created = {r.id: r.created_ms for r in rows}
+        reqs = [
+            RequestFacts(
+                r.id,
+                r.pseudonym,
+                r.created_ms,
+                r.purpose,
+                r.case_key,
+                r.cameras,
+                r.cells,
+                r.from_ms,
+                r.to_ms,
+                r.sensitive,
+                r.assembly,
+            )  # fmt: skip
+            for r in rows
+        ]
+        decs = [
+            DecisionFacts(d.request, d.pseudonym, created[d.request], d.decided_ms, d.approved)
+            for d in self.db.decisions(since_ms=since)
+            if d.request in created
+        ]
+        known = self.db.flag_keys()
+        new = [f for f in evaluate(reqs, decs, cfg, now) if f.key not in known]
+        if new:
+            self._commit(
+                [
+                    (
+                        E.anomaly_flagged(f.id, f.rule, f.subject, f.reason, list(f.requests), now),
+                        f.key,
+                        "",
+                    )
+                    for f in new
+                ]
+            )
+        return [f.id for f in new]
+
+    def flags(self, user: User, open_only: bool = True) -> list[dict[str, Any]]:
+        self._fresh(user, ("auditor",), "see anomaly flags")
+        out = self.db.flags(open_only)
+        for f in out:
+            f["flagged"] = format_time(f.pop("flagged_ms"))
+            r = f.pop("resolved_ms")
+            f["resolved"] = format_time(r) if r is not None else None
+        return out
+
+    def resolve_flag(
+        self, user: User, flag: str, resolution: str, now_ms: int | None = None
+    ) -> dict[str, Any]:
+        me = self._fresh(user, ("auditor",), "resolve anomaly flags")
+        check_text(resolution, "resolution", 1000)
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock(flag):
+            found = [f for f in self.db.flags(open_only=False) if f["flag"] == flag]
+            if not found:
+                raise NotFoundError(f"there is no flag {flag[:64]}")
+            if found[0]["resolved_ms"] is not None:
+                raise ConflictError(f"flag {flag} is already resolved")
+            index = self._commit(
+                [(E.anomaly_resolved(flag, me.pseudonym, resolution, now), "", "")]
+            )
+        return {"flag": flag, "index": index}

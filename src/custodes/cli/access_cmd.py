@@ -1,0 +1,285 @@
+"""``custodes access``: ask for footage, decide, release, reveal, review flags, set policy.
+
+Every command talks to a running server (``--server URL``, default
+``$CUSTODES_SERVER`` or http://127.0.0.1:8000) as the user whose token is
+given (``--token`` or ``$CUSTODES_TOKEN``).  A refusal exits 1 with the
+server's one-sentence reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from custodes.errors import UsageError
+
+__all__ = ["access_group"]
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def _opts(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--token",
+        envvar="CUSTODES_TOKEN",
+        help="Your user token (from 'custodes users add'); or $CUSTODES_TOKEN.",
+    )(fn)
+    return click.option(
+        "--server",
+        metavar="URL",
+        envvar="CUSTODES_SERVER",
+        default=DEFAULT_SERVER,
+        show_default="$CUSTODES_SERVER or http://127.0.0.1:8000",
+        help="The running custodes server.",
+    )(fn)
+
+
+def _open(server: str, method: str, path: str, token: str | None, body: Any) -> Any:
+    if not token:
+        raise UsageError("a user token is needed: give --token or set CUSTODES_TOKEN")
+    headers = {
+        "User-Agent": "custodes-cli",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {token}",
+    }
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        server.rstrip("/") + path, data=data, method=method, headers=headers
+    )
+    try:
+        return urllib.request.urlopen(req, timeout=600)
+    except urllib.error.HTTPError as err:
+        try:
+            msg = json.loads(err.read()).get("error") or f"the server answered HTTP {err.code}"
+        except (ValueError, AttributeError):
+            msg = f"the server answered HTTP {err.code}"
+        if isinstance(msg, list):  # FastAPI's validation errors
+            msg = "; ".join(str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in msg)
+        raise UsageError(str(msg)) from None
+    except (urllib.error.URLError, OSError) as err:
+        raise UsageError(f"cannot reach {server}: {getattr(err, 'reason', err)}") from None
+
+
+def _call(server: str, method: str, path: str, token: str | None, body: Any = None) -> Any:
+    with _open(server, method, path, token, body) as resp:
+        return json.loads(resp.read())
+
+
+def _q(rid: str) -> str:
+    return urllib.parse.quote(rid, safe="")
+
+
+@click.group("access")
+def access_group() -> None:
+    """Footage requests: every look needs a case, a second person, and a record first.
+
+    An investigator requests; an approver (a judge for sensitive zones) decides;
+    the requester receives the clip only after its release is logged; auditors
+    read sealed details, reveal them, and review insider-abuse flags.
+    """
+
+
+@access_group.command("request")
+@click.option("--cameras", metavar="ID,ID", help="The cameras, by id.")
+@click.option("--area", metavar="LAT,LON,RADIUS_M", help="Or every camera within a circle.")
+@click.option("--from", "from_", required=True, metavar="ISO", help="Window start (RFC 3339).")
+@click.option("--to", required=True, metavar="ISO", help="Window end (RFC 3339).")
+@click.option("--purpose", required=True, help="investigation, missing-person, ... (the policy's).")
+@click.option(
+    "--case", required=True, metavar="REF", help="The case reference, e.g. CASE-2026-0001."
+)
+@click.option("--why", required=True, metavar="TEXT", help="The justification.")
+@_opts
+def request_cmd(
+    cameras: str | None,
+    area: str | None,
+    from_: str,
+    to: str,
+    purpose: str,
+    case: str,
+    why: str,
+    server: str,
+    token: str | None,
+) -> None:
+    """Ask for footage; prints the request id as the last line.
+
+    The case and justification are sealed: the public log holds only a
+    commitment to them, with the purpose and the size of the scope.
+    """
+    if bool(cameras) == bool(area):
+        raise click.UsageError("give either --cameras or --area")
+    body: dict[str, Any] = {
+        "from": from_,
+        "to": to,
+        "purpose": purpose,
+        "case": case,
+        "justification": why,
+    }
+    if cameras:
+        body["cameras"] = [c.strip() for c in cameras.split(",") if c.strip()]
+    else:
+        try:
+            lat, lon, radius = (float(x) for x in (area or "").split(","))
+        except ValueError:
+            raise click.BadParameter("--area must be LAT,LON,RADIUS_M") from None
+        body["area"] = {"lat": lat, "lon": lon, "radius_m": radius}
+    out = _call(server, "POST", "/access/requests", token, body)
+    click.echo(out["request"])
+
+
+@access_group.command("show")
+@click.argument("rid", metavar="ID")
+@_opts
+def show_cmd(rid: str, server: str, token: str | None) -> None:
+    """Show one request, its state and decisions (as JSON)."""
+    click.echo(json.dumps(_call(server, "GET", f"/access/requests/{_q(rid)}", token), indent=2))
+
+
+@access_group.command("queue")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_opts
+def queue_cmd(as_json: bool, server: str, token: str | None) -> None:
+    """Requests waiting for your decision (approvers and judges)."""
+    rows = _call(server, "GET", "/access/queue", token)["requests"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['request']}\t{r['purpose']}\t{r['cameras']} cameras\t{r['window_s']} s"
+            f"\t{'sensitive' if r['sensitive'] else ''}"
+        )
+
+
+@access_group.command("approve")
+@click.argument("rid", metavar="ID")
+@click.option("--unredacted", is_flag=True, help="Also grant an unredacted export.")
+@click.option("--reason", default="", help="Why (optional).")
+@_opts
+def approve_cmd(rid: str, unredacted: bool, reason: str, server: str, token: str | None) -> None:
+    """Approve a request (approvers; judges where it touches a sensitive zone)."""
+    body = {"unredacted": unredacted, "reason": reason}
+    out = _call(server, "POST", f"/access/requests/{_q(rid)}/approve", token, body)
+    state = "approved" if out.get("complete") else "approved; it needs another approval"
+    click.echo(f"{rid} {state} (log index {out['index']}, valid until {out['expires']})")
+
+
+@access_group.command("deny")
+@click.argument("rid", metavar="ID")
+@click.option("--reason", required=True, help="Why; it is logged.")
+@_opts
+def deny_cmd(rid: str, reason: str, server: str, token: str | None) -> None:
+    """Deny a request, with a reason."""
+    out = _call(server, "POST", f"/access/requests/{_q(rid)}/deny", token, {"reason": reason})
+    click.echo(f"{rid} denied (log index {out['index']})")
+
+
+@access_group.command("release")
+@click.argument("rid", metavar="ID")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The clip."
+)
+@_opts
+def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
+    """Receive the approved clip; it is released only once the release is logged."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {out}: the folder {folder} does not exist")
+    tmp = folder / f".{out.name}.partial"
+    try:
+        with _open(server, "POST", f"/access/requests/{_q(rid)}/release", token, {}) as resp:
+            index, digest = (
+                resp.headers.get("X-Custodes-Index"),
+                resp.headers.get("X-Custodes-Sha256"),
+            )
+            with open(tmp, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+        import hashlib
+
+        h = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        if digest and h != digest:
+            raise UsageError(f"the clip's sha256 {h} differs from the logged {digest}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+
+
+@access_group.command("reveal")
+@click.argument("rid", metavar="ID")
+@click.option("--reason", required=True, help="Why the details are published (logged).")
+@_opts
+def reveal_cmd(rid: str, reason: str, server: str, token: str | None) -> None:
+    """Publish a request's sealed details and salt (auditors, judges)."""
+    out = _call(server, "POST", f"/access/requests/{_q(rid)}/reveal", token, {"reason": reason})
+    click.echo(json.dumps(out, indent=2))
+
+
+@access_group.command("flags")
+@click.option("--all", "show_all", is_flag=True, help="Resolved flags too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_opts
+def flags_cmd(show_all: bool, as_json: bool, server: str, token: str | None) -> None:
+    """Insider-abuse flags waiting for review (auditors)."""
+    path = "/access/flags" + ("?all=true" if show_all else "")
+    rows = _call(server, "GET", path, token)["flags"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for f in rows:
+        click.echo(f"{f['flag']}\t{f['rule']}\t{f['subject']}\t{f['reason']}")
+
+
+@access_group.command("resolve")
+@click.argument("flag")
+@click.option("--resolution", required=True, help="What the review found (logged).")
+@_opts
+def resolve_cmd(flag: str, resolution: str, server: str, token: str | None) -> None:
+    """Close a flag after review (auditors)."""
+    out = _call(
+        server, "POST", f"/access/flags/{_q(flag)}/resolve", token, {"resolution": resolution}
+    )
+    click.echo(f"{flag} resolved (log index {out['index']})")
+
+
+@access_group.group("policy")
+def policy_group() -> None:
+    """The approval policy: show it, or replace it (admins; the change is logged)."""
+
+
+@policy_group.command("show")
+@click.option("--server", metavar="URL", envvar="CUSTODES_SERVER", default=DEFAULT_SERVER)
+def policy_show(server: str) -> None:
+    """Print the policy in force, with its version."""
+    try:
+        with urllib.request.urlopen(server.rstrip("/") + "/access/policy", timeout=60) as r:
+            click.echo(json.dumps(json.loads(r.read()), indent=2))
+    except (urllib.error.URLError, OSError) as err:
+        raise UsageError(f"cannot reach {server}: {getattr(err, 'reason', err)}") from None
+
+
+@policy_group.command("set")
+@click.argument("file", type=click.File("rb"))
+@_opts
+def policy_set(file: Any, server: str, token: str | None) -> None:
+    """Replace the policy with FILE (JSON; '-' for stdin); logs policy.changed."""
+    try:
+        doc = json.loads(file.read())
+    except ValueError:
+        raise UsageError(f"{file.name} is not JSON") from None
+    out = _call(server, "PUT", "/access/policy", token, doc)
+    click.echo(f"policy version {out['version']} logged at index {out['index']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(access_group())
