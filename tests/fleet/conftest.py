@@ -58,9 +58,10 @@ class Server:
         if self.proc is not None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=10)  # reap it, or Popen.__del__ warns
             self.proc = None
 
 

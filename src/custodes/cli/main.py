@@ -66,12 +66,18 @@ def cli(ctx: click.Context, data: Path) -> None:
 
 def _register() -> None:
     """Add every command group.  Each module imports its heavy libraries lazily."""
+    from custodes.cli.access_cmd import access_group
     from custodes.cli.agent_cmd import agent_cmd
+    from custodes.cli.demo_cmd import demo_city_cmd, demo_feed_cmd
     from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
+    from custodes.cli.geo_cmd import geo_group
     from custodes.cli.log_cmd import init_cmd, log_group
     from custodes.cli.monitor_cmd import monitor_cmd
     from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
+    from custodes.cli.report_cmd import audit_cmd, report_cmd
     from custodes.cli.serve_cmd import serve_cmd
+    from custodes.cli.shards_cmd import shards_group
+    from custodes.cli.users_cmd import users_group
     from custodes.cli.verify_cmd import verify_cmd
     from custodes.cli.witness_cmd import witness_group
 
@@ -89,6 +95,14 @@ def _register() -> None:
         verify_export_cmd,
         witness_group,
         monitor_cmd,
+        access_group,
+        geo_group,
+        report_cmd,
+        audit_cmd,
+        users_group,
+        shards_group,
+        demo_city_cmd,
+        demo_feed_cmd,
     ):
         cli.add_command(command)
 

@@ -7,24 +7,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from custodes import __version__
 from custodes.errors import CustodesError, PushbackError, http_status
 from custodes.ledger.instance import Instance
-from custodes.tlog import parse_checkpoint, parse_note
+from custodes.web import auth
+from custodes.web.routes import access as access_routes
+from custodes.web.routes import dashboard as dashboard_routes
 from custodes.web.routes import fleet as fleet_routes
+from custodes.web.routes import internal as internal_routes
 from custodes.web.routes import log as log_routes
 from custodes.web.service import LedgerService
 
 __all__ = ["Settings", "create_app"]
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("custodes.web", "templates"),
-    autoescape=jinja2.select_autoescape(default=True),
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,19 +64,14 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
     app.include_router(log_routes.router)
     app.include_router(fleet_routes.router)
     fleet_routes.install(app)
+    auth.install(app)
+    access_routes.install(app)
+    app.include_router(access_routes.router)
+    app.include_router(internal_routes.router)
+    dashboard_routes.install(app)  # the public pages, /static and / (the map)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        note = svc.public_checkpoint()
-        cp = parse_checkpoint(parse_note(note).text)
-        vkey = svc.instance.verifier_key
-        base = settings.public_url.rstrip("/")
-        return _TEMPLATES.get_template("index.html").render(
-            origin=cp.origin, size=cp.size, checkpoint=note.decode(), vkey=vkey, base=base
-        )
 
     return app
