@@ -1,5 +1,5 @@
 # custodes: two commands on a fresh machine.
-#   make demo   create .venv, install, make a data directory with sample entries, serve it
+#   make demo   create .venv, install, build a synthetic city (a week of activity), serve its dashboard
 #   make test   create .venv, install, start PostgreSQL, run the whole suite
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)

@@ -1,24 +1,50 @@
 #!/usr/bin/env bash
-# make demo: a fresh instance with sample entries, served on http://127.0.0.1:$PORT.
+# make demo: build the synthetic city once, then serve it on http://127.0.0.1:$PORT.
+#   PORT (8000), DEMO_DATA (demo-data); the city's size: DEMO_CAMERAS (300),
+#   DEMO_DAYS (7, ending now), DEMO_REQUESTS (60).  Delete DEMO_DATA to build a fresh one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DATA=${DEMO_DATA:-demo-data}
 PORT=${PORT:-8000}
+URL="http://127.0.0.1:$PORT"
+began=$(date +%s%N)
 if [ ! -f "$DATA/custodes.json" ]; then
-  VKEY=$($BIN/custodes --data "$DATA" init --origin "demo.custodes.example/log" | tail -n 1)
-  $BIN/python scripts/sample_entries.py 1000 | $BIN/custodes --data "$DATA" log append - > /dev/null
+  echo "custodes: building the demo city in $DATA ..." >&2
+  $BIN/custodes --data "$DATA" demo-city \
+    --cameras "${DEMO_CAMERAS:-300}" --days "${DEMO_DAYS:-7}" --requests "${DEMO_REQUESTS:-60}"
 else
-  VKEY=$(cat "$DATA/keys/log.vkey")
+  echo "custodes: $DATA already holds an instance; serving it (delete it to build a fresh city)" >&2
 fi
-$BIN/custodes --data "$DATA" log checkpoint > /dev/null
+VKEY=$(cat "$DATA/keys/log.vkey")
+set_up=$(( ($(date +%s%N) - began) / 1000000 ))
 cat <<MSG
 
-custodes demo is ready.
-  open           http://127.0.0.1:$PORT/            (the log and how to verify it)
-  checkpoint     http://127.0.0.1:$PORT/log/checkpoint
+custodes demo is ready (set up in $((set_up / 1000)).$(printf '%03d' $((set_up % 1000))) s).
+  map            $URL/
+  coverage       $URL/coverage        outages  $URL/outages
+  statistics     $URL/statistics      who looked at a place?  $URL/looked
+  sign in        $URL/login           then $URL/app
+  the log        $URL/verify          checkpoint  $URL/log/checkpoint
+  HTTP API       $URL/docs
   verifier key   $VKEY
-  verify it:     $BIN/custodes verify --vkey '$VKEY' --source http://127.0.0.1:$PORT/log
-
+  verify it:     $BIN/custodes verify --vkey '$VKEY' --source $URL/log
 MSG
+if [ -f "$DATA/demo/logins.json" ]; then
+  echo
+  echo "demo logins (synthetic people; kept in $DATA/demo/logins.json):"
+  $BIN/python - "$DATA/demo/logins.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+print(f"  {'name':<8} {'password':<14} {'role':<13} scope")
+for u in rows:
+    print(f"  {u['name']:<8} {u['password']:<14} {u['role']:<13} {u['scope']}")
+PY
+fi
+echo
+if [ -f "$DATA/demo/agents.json" ]; then
+  # The city's recorder agents keep sending heartbeats while it is served; the feed
+  # stops by itself when the server (which this shell becomes) stops.
+  $BIN/custodes --data "$DATA" demo-feed --server "$URL" &
+fi
 exec $BIN/custodes --data "$DATA" serve --host 127.0.0.1 --port "$PORT"
