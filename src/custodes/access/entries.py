@@ -37,8 +37,10 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       ``details`` (the sealed object): anyone can recompute the
                       commitment
 ``anomaly.flagged``   ``flag`` (id), ``rule``, ``subject`` (a pseudonym, or a
-                      cell id ``cell:LAT,LON``), ``reason`` (a sentence that uses
-                      pseudonyms only), ``requests`` (ids)
+                      keyed place id ``place-`` and 16 hex digits: never
+                      coordinates, since a place requested again and again may
+                      be someone's home), ``reason`` (a sentence that uses
+                      pseudonyms and place ids only), ``requests`` (ids)
 ``anomaly.resolved``  ``flag``, ``by``, ``resolution``
 """
 

@@ -571,6 +571,20 @@ class AccessService:
             self._commit(items)
         return {"expired": expired, "disclosed": disclosed}
 
+    def _public_subject(self, subject: str, reason: str) -> tuple[str, str]:
+        """A flag's subject and reason as the public log may show them.
+
+        A place that keeps being requested may be someone's home: its cell is
+        published only as a keyed id (``place-`` and 16 hex digits), stable
+        across flags; auditors find the place in the sealed details of the
+        requests the flag lists.
+        """
+        if not subject.startswith("cell:"):
+            return subject, reason
+        digest = hmac.new(self._case_key, subject.encode(), hashlib.sha256).hexdigest()
+        place = "place-" + digest[:16]
+        return place, reason.replace(subject, place)
+
     def run_anomaly_rules(self, now_ms: int | None = None) -> list[str]:
         """Evaluate the insider-abuse rules; log ``anomaly.flagged`` for each new finding."""
         from custodes.access.anomaly import AnomalyConfig, DecisionFacts, RequestFacts, evaluate
@@ -609,7 +623,13 @@ class AccessService:
             self._commit(
                 [
                     (
-                        E.anomaly_flagged(f.id, f.rule, f.subject, f.reason, list(f.requests), now),
+                        E.anomaly_flagged(
+                            f.id,
+                            f.rule,
+                            *self._public_subject(f.subject, f.reason),
+                            list(f.requests),
+                            now,
+                        ),  # fmt: skip
                         f.key,
                         "",
                     )
