@@ -25,3 +25,20 @@ def exit_with_parent(interval: float = 0.2) -> None:
             threading.Event().wait(interval)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def term_with_parent() -> None:
+    """``preexec_fn`` for a child process: it gets SIGTERM when its parent dies (Linux).
+
+    A server that starts other servers (``custodes shards serve``) may itself
+    be stopped by a signal that ends it before any cleanup runs; its children
+    then shut down cleanly instead of running on as orphans.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's cleanup must do
+        pass

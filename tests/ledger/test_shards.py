@@ -118,6 +118,25 @@ def test_shards_served_behind_one_address_verify_from_the_index(tmp_path: Path) 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # Stopping the service stops every shard's server with it: no orphans keep the ports.
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _shard_servers(data):
+        time.sleep(0.2)
+    assert _shard_servers(data) == []
+
+
+def _shard_servers(data: Path) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in cmd and any(str(data).encode() in part for part in cmd):
+            found.append(int(status.parent.name))
+    return found
 
 
 def test_simulate_drives_several_shards(tmp_path: Path) -> None:

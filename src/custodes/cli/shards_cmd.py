@@ -159,6 +159,7 @@ def serve_cmd(
 
     import uvicorn
 
+    from custodes._proc import term_with_parent
     from custodes.fleet.simulate import _free_port, _wait
     from custodes.web.shards_front import create_front
 
@@ -188,7 +189,8 @@ def serve_cmd(
                         "--interval",
                         str(interval),
                     ],
-                )  # fmt: skip
+                    preexec_fn=term_with_parent,  # no orphans if this process is killed
+                )
             )
         for p in ports.values():
             _wait(p)
