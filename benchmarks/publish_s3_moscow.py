@@ -12,10 +12,13 @@ reads the log (read-only, beside the running server) and brings the bucket up
 to the latest checkpoint with :func:`custodes.ledger.objectstore.publish_to_s3`,
 the code behind ``custodes log publish``.
 
-It keeps up when every publishing round takes less than the interval, so the
-published tree is never more than one round behind the log.  Printed: the
-rounds' median and maximum duration, objects and entries published, and the
-largest gap seen between the log's checkpoint and the bucket's.
+The first round publishes the backlog the simulation logged before the load
+began (the 189,000 camera registrations); it is timed apart, as
+``catch_up_s``.  After it, publishing keeps up when every round takes less
+than the interval, so the published tree is never more than one round behind
+the log.  Printed: the steady rounds' median, p99 and maximum duration,
+objects and entries published, and the largest gap seen between the log's
+checkpoint and the bucket's.
 """
 
 from __future__ import annotations
@@ -84,14 +87,17 @@ def main() -> None:
                 sim.wait()
             sw.kill()
     simrep = json.loads(out.decode().strip().splitlines()[-1])
+    steady = sorted(rounds[1:])
     report = {
         "cameras": args.cameras,
         "realtime_factor": simrep.get("realtime_factor"),
-        "rounds": len(rounds),
-        "round_s_median": round(statistics.median(rounds), 3),
-        "round_s_max": round(max(rounds), 3),
+        "catch_up_s": round(rounds[0], 3),
+        "rounds": len(steady),
+        "round_s_median": round(statistics.median(steady), 3),
+        "round_s_p99": round(steady[int(0.99 * (len(steady) - 1))], 3),
+        "round_s_max": round(steady[-1], 3),
         "interval_s": args.interval,
-        "kept_up": max(rounds) < args.interval,
+        "kept_up": steady[-1] < args.interval,
         "entries_published": last["size"] - (first_size or 0),
         "objects_written": objects,
         "gap_entries_max": gap_max,
