@@ -571,72 +571,15 @@ class AccessService:
             self._commit(items)
         return {"expired": expired, "disclosed": disclosed}
 
-    def _public_subject(self, subject: str, reason: str) -> tuple[str, str]:
-        """A flag's subject and reason as the public log may show them.
-
-        A place that keeps being requested may be someone's home: its cell is
-        published only as a keyed id (``place-`` and 16 hex digits), stable
-        across flags; auditors find the place in the sealed details of the
-        requests the flag lists.
-        """
-        if not subject.startswith("cell:"):
-            return subject, reason
-        digest = hmac.new(self._case_key, subject.encode(), hashlib.sha256).hexdigest()
-        place = "place-" + digest[:16]
-        return place, reason.replace(subject, place)
-
     def run_anomaly_rules(self, now_ms: int | None = None) -> list[str]:
         """Evaluate the insider-abuse rules; log ``anomaly.flagged`` for each new finding."""
-        from custodes.access.anomaly import AnomalyConfig, DecisionFacts, RequestFacts, evaluate
+        from custodes.access.flags import flag_entries
 
         now = _now_ms() if now_ms is None else now_ms
-        since = now - 36 * 86_400_000  # the longest span a rule looks at is 35 days
-        rows = self.db.requests("created_ms >= ?", (since,))
-        if not rows:
-            return []
-        cfg = AnomalyConfig.from_policy(self.policy(now).doc)
-        created = {r.id: r.created_ms for r in rows}
-        reqs = [
-            RequestFacts(
-                r.id,
-                r.pseudonym,
-                r.created_ms,
-                r.purpose,
-                r.case_key,
-                r.cameras,
-                r.cells,
-                r.from_ms,
-                r.to_ms,
-                r.sensitive,
-                r.assembly,
-            )  # fmt: skip
-            for r in rows
-        ]
-        decs = [
-            DecisionFacts(d.request, d.pseudonym, created[d.request], d.decided_ms, d.approved)
-            for d in self.db.decisions(since_ms=since)
-            if d.request in created
-        ]
-        known = self.db.flag_keys()
-        new = [f for f in evaluate(reqs, decs, cfg, now) if f.key not in known]
-        if new:
-            self._commit(
-                [
-                    (
-                        E.anomaly_flagged(
-                            f.id,
-                            f.rule,
-                            *self._public_subject(f.subject, f.reason),
-                            list(f.requests),
-                            now,
-                        ),  # fmt: skip
-                        f.key,
-                        "",
-                    )
-                    for f in new
-                ]
-            )
-        return [f.id for f in new]
+        items = flag_entries(self.db, lambda: self.policy(now).doc, self._case_key, now)
+        if items:
+            self._commit(items)
+        return [str(entry["flag"]) for entry, _, _ in items]
 
     def flags(self, user: User, open_only: bool = True) -> list[dict[str, Any]]:
         self._fresh(user, ("auditor",), "see anomaly flags")
