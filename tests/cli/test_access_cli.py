@@ -84,6 +84,25 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     assert again.returncode == 1 and "already released" in again.stderr.decode()
     assert not (tmp_path / "again.mp4").exists()
 
+    # The receipt proves, with the log key alone, that this clip's release is in the log.
+    receipt = tmp_path / "clip.mp4.release.json"
+    assert receipt.exists() and str(receipt) in done.stdout.decode()
+    vkey = Instance.load(s["data"]).verifier_key
+    ok = run_cli("access", "check-receipt", str(receipt), "--vkey", vkey, "--json")
+    assert json.loads(ok.stdout)["output"]["sha256"] == digest
+    other = tmp_path / "other.mp4"
+    other.write_bytes(clip.read_bytes()[:-1] + b"\x00")
+    bad = run_cli("access", "check-receipt", str(receipt), "--vkey", vkey, "--clip", str(other),
+                  check=False)  # fmt: skip
+    assert bad.returncode == 1 and "is not the clip this release logged" in bad.stderr.decode()
+    doc = json.loads(receipt.read_text())
+    doc["entry"]["json"] = doc["entry"]["json"].replace(digest, "0" * 64)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    bad = run_cli("access", "check-receipt", str(forged), "--vkey", vkey, "--clip", str(clip),
+                  check=False)  # fmt: skip
+    assert bad.returncode == 1 and "custodes:" in bad.stderr.decode()
+
     shown = json.loads(access(s, "audrey", "show", rid).stdout)
     assert shown["state"] == "released" and shown["released"]["sha256"] == digest
     revealed = json.loads(access(s, "audrey", "reveal", rid, "--reason", "case closed").stdout)

@@ -213,6 +213,60 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+    if index is None or not index.isdigit():
+        return
+    from custodes.access.receipt import fetch_receipt
+    from custodes.errors import CustodesError
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(f"{server.rstrip('/')}/log/{path}", timeout=30) as r:
+            data: bytes = r.read()
+            return data
+
+    receipt_path = out.with_name(out.name + ".release.json")
+    try:
+        receipt = fetch_receipt(get, rid, int(index), out)
+    except (CustodesError, OSError, ValueError) as err:
+        click.echo(f"custodes: no release receipt written: {err}", err=True)
+        return
+    receipt_path.write_text(json.dumps(receipt, indent=2) + "\n")
+    click.echo(f"wrote {receipt_path}: the release entry, its inclusion proof and checkpoint")
+
+
+@access_group.command("check-receipt")
+@click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--vkey", required=True, help="The log's verifier key.")
+@click.option(
+    "--clip",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The released clip; default: the receipt's name without .release.json, if present.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the release entry as JSON.")
+def check_receipt_cmd(receipt: Path, vkey: str, clip: Path | None, as_json: bool) -> None:
+    """Check that a clip's release is in the log: signature, inclusion proof, digest.
+
+    Needs no server and no account: only the receipt, the clip and the log's key.
+    """
+    from custodes.access.receipt import check_receipt
+
+    if clip is None and receipt.name.endswith(".release.json"):
+        guess = receipt.with_name(receipt.name.removesuffix(".release.json"))
+        clip = guess if guess.exists() else None
+    try:
+        doc = json.loads(receipt.read_text())
+    except ValueError:
+        raise UsageError(f"{receipt} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{receipt} is not a release receipt")
+    entry = check_receipt(doc, clip, vkey)
+    if as_json:
+        click.echo(json.dumps(entry))
+        return
+    what = f"{clip} is" if clip else "the receipt names"
+    click.echo(
+        f"{what} the clip released for request {entry['request']}, logged at index"
+        f" {doc['entry']['index']} ({entry['time']}) under a checkpoint signed by the log key"
+    )
 
 
 @access_group.command("reveal")
