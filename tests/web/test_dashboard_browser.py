@@ -102,6 +102,15 @@ def test_the_map_shows_every_registered_camera_and_filters_by_capability(
     popup.wait_for(timeout=5_000)
     assert "cam-c3" in popup.inner_text() and "City Transport" in popup.inner_text()
     _shot(pg, "map-popup")
+    # Keyboard: a marker takes focus, says what it is, and Enter opens its record.
+    pg.locator(".leaflet-popup-close-button").click()
+    popup.wait_for(state="detached", timeout=5_000)
+    marker = pg.locator("path.cam-silent")
+    assert marker.get_attribute("aria-label") == "Camera cam-c3, silent"
+    marker.focus()
+    pg.keyboard.press("Enter")
+    popup.wait_for(timeout=5_000)
+    assert "cam-c3" in popup.inner_text()
     assert errors == []
     _local_only(requests)
 

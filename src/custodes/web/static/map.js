@@ -101,6 +101,16 @@
           (p.retired_reason ? "<p>Retired: " + text(p.retired_reason) + "</p>" : "") +
           "<p>Log entry " + text(p.index) + "</p></div>");
         m.addTo(markers);
+        // Keyboard users reach each camera with Tab and open its record with Enter or Space.
+        var node = m.getElement();
+        if (node) {
+          node.setAttribute("tabindex", "0");
+          node.setAttribute("role", "button");
+          node.setAttribute("aria-label", "Camera " + p.id + ", " + p.status_label);
+          node.addEventListener("keydown", function (e) {
+            if (e.key === "Enter" || e.key === " ") { e.preventDefault(); m.openPopup(); }
+          });
+        }
         var rec = p.record;
         rows.push("<tr><th scope=\"row\">" + text(p.id) + "</th><td>" + text(p.status_label) +
           "</td><td>" + text(rec.operator || "") + "</td><td>" +
