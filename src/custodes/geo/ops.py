@@ -9,7 +9,7 @@ same file twice writes nothing the second time.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,24 +93,11 @@ def import_districts(
     """
     at = _now() if now_ms is None else now_ms
     st = read_geo(log, current)
-    objs: list[dict[str, Any]] = []
-    defined: list[str] = []
-    unchanged: list[str] = []
-    given: set[str] = set()
-    for d in districts:
-        given.add(d.id)
-        obj = E.district_defined(d.id, d.name, d.population, d.area_km2, d.polygon, at)
-        if _same(st.districts.get(d.id), obj):
-            unchanged.append(d.id)
-        else:
-            objs.append(obj)
-            defined.append(d.id)
-    removed = sorted(set(st.districts) - given) if remove_missing else []
-    objs.extend(E.district_removed(r, at) for r in removed)
-    first = _append(log, objs)
-    for o in objs:
-        st.apply(o)
-    return {"defined": defined, "unchanged": unchanged, "removed": removed, "first_index": first}
+    wanted = {
+        d.id: E.district_defined(d.id, d.name, d.population, d.area_km2, d.polygon, at)
+        for d in districts
+    }
+    return _import(log, st, st.districts, wanted, E.district_removed, remove_missing, at)
 
 
 def import_places(
@@ -124,20 +111,31 @@ def import_places(
     """Log each new or changed place; with ``remove_missing``, remove the others."""
     at = _now() if now_ms is None else now_ms
     st = read_geo(log, current)
+    wanted = {p.id: E.place_defined(p.id, p.category, p.name, p.lat, p.lon, at) for p in places}
+    return _import(log, st, st.places, wanted, E.place_removed, remove_missing, at)
+
+
+def _import(
+    log: Log,
+    st: GeoState,
+    have: dict[str, dict[str, Any]],
+    wanted: dict[str, dict[str, Any]],
+    removal: Callable[[str, int], dict[str, Any]],
+    remove_missing: bool,
+    at: int,
+) -> dict[str, Any]:
+    """Append a definition for each new or changed item; removals for the rest if asked."""
     objs: list[dict[str, Any]] = []
     defined: list[str] = []
     unchanged: list[str] = []
-    given: set[str] = set()
-    for p in places:
-        given.add(p.id)
-        obj = E.place_defined(p.id, p.category, p.name, p.lat, p.lon, at)
-        if _same(st.places.get(p.id), obj):
-            unchanged.append(p.id)
+    for key, obj in wanted.items():
+        if _same(have.get(key), obj):
+            unchanged.append(key)
         else:
             objs.append(obj)
-            defined.append(p.id)
-    removed = sorted(set(st.places) - given) if remove_missing else []
-    objs.extend(E.place_removed(r, at) for r in removed)
+            defined.append(key)
+    removed = sorted(set(have) - set(wanted)) if remove_missing else []
+    objs.extend(removal(r, at) for r in removed)
     first = _append(log, objs)
     for o in objs:
         st.apply(o)

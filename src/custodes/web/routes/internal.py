@@ -161,6 +161,16 @@ async def _run(fn: Callable[[], T]) -> T:
     return await run_in_threadpool(fn)
 
 
+async def _act(request: Request, fn: Callable[[], object], back: str, done: str) -> Response:
+    """A staff form's POST: do ``fn``, then go to ``done``; a refusal links ``back``."""
+    _same_origin(request)
+    try:
+        await _run(fn)
+    except CustodesError as err:
+        return _failure(request, err, back)
+    return RedirectResponse(done, status_code=303)
+
+
 def _time_field(value: str, what: str) -> int:
     """A ``datetime-local`` value (taken as UTC) or an RFC 3339 time, in milliseconds."""
     value = value.strip()
@@ -328,13 +338,13 @@ async def approve(
     reason: Annotated[str, Form(max_length=1000)] = "",
     unredacted: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    _same_origin(request)
     access = _access(request)
-    try:
-        await _run(lambda: access.approve(user, rid, unredacted=bool(unredacted), reason=reason))
-    except CustodesError as err:
-        return _failure(request, err, "/app/queue")
-    return RedirectResponse(f"/app/requests/{rid}", status_code=303)
+    return await _act(
+        request,
+        lambda: access.approve(user, rid, unredacted=bool(unredacted), reason=reason),
+        "/app/queue",
+        f"/app/requests/{rid}",
+    )
 
 
 @router.post("/app/requests/{rid}/deny", include_in_schema=False)
@@ -344,13 +354,10 @@ async def deny(
     user: Annotated[User, Depends(DECIDER)],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    _same_origin(request)
     access = _access(request)
-    try:
-        await _run(lambda: access.deny(user, rid, reason))
-    except CustodesError as err:
-        return _failure(request, err, "/app/queue")
-    return RedirectResponse(f"/app/requests/{rid}", status_code=303)
+    return await _act(
+        request, lambda: access.deny(user, rid, reason), "/app/queue", f"/app/requests/{rid}"
+    )
 
 
 # -- auditors ----------------------------------------------------------------------------
@@ -395,13 +402,10 @@ async def resolve_flag(
     user: Annotated[User, Depends(AUDITOR)],
     resolution: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    _same_origin(request)
     access = _access(request)
-    try:
-        await _run(lambda: access.resolve_flag(user, flag, resolution))
-    except CustodesError as err:
-        return _failure(request, err, "/app/audit")
-    return RedirectResponse("/app/audit", status_code=303)
+    return await _act(
+        request, lambda: access.resolve_flag(user, flag, resolution), "/app/audit", "/app/audit"
+    )
 
 
 @router.post("/app/audit/reveal", include_in_schema=False)
@@ -412,13 +416,9 @@ async def reveal(
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Publish a request's salt and details (``access.revealed``)."""
-    _same_origin(request)
     access = _access(request)
-    try:
-        await _run(lambda: access.reveal(user, rid, reason))
-    except CustodesError as err:
-        return _failure(request, err, f"/app/audit?request={quote(rid)}")
-    return RedirectResponse(f"/app/audit?request={quote(rid)}&revealed=1", status_code=303)
+    back = f"/app/audit?request={quote(rid)}"
+    return await _act(request, lambda: access.reveal(user, rid, reason), back, back + "&revealed=1")
 
 
 # -- admins: users -------------------------------------------------------------------------
@@ -464,13 +464,9 @@ async def users_add(request: Request, user: Annotated[User, Depends(ADMIN)]) -> 
 async def users_revoke(
     request: Request, name: str, user: Annotated[User, Depends(ADMIN)]
 ) -> Response:
-    _same_origin(request)
     ids, svc = _ids(request), _ledger(request)
-    try:
-        await _run(lambda: svc.write(lambda log: revoke_user(log, ids, name)))
-    except CustodesError as err:
-        return _failure(request, err, "/app/users")
-    return RedirectResponse("/app/users", status_code=303)
+    revoke = lambda: svc.write(lambda log: revoke_user(log, ids, name))  # noqa: E731
+    return await _act(request, revoke, "/app/users", "/app/users")
 
 
 # -- operators: the registry -------------------------------------------------------------
