@@ -20,6 +20,28 @@ def _t(delta_s: float = 0) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def _correlated_entries(data: Path) -> int:
+    """How many outage.correlated entries fleet.db has taken in from the log."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{data / 'fleet.db'}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(DISTINCT log_index) FROM events WHERE kind = 'correlated'"
+        ).fetchone()
+    return int(row[0])
+
+
+def get_status(url: str) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
 def _seg(camera: str, start: str, n: int = 0) -> dict[str, Any]:
     return {
         "camera": camera,
@@ -270,15 +292,20 @@ def test_cameras_near_each_other_going_silent_together_are_flagged(
         assert any(set(group) <= set(g["cameras"]) for g in rep["flags"]["silent_together"])
         [late] = rep["flags"]["declared_late"]
         assert late["camera"] == "MSK-0001" and late["late"] is True
-        # The clusters the query found are put on the record, once.
-        assert rep["flags"]["logged"]
-        again = json.loads(
-            run_cli(
-                "fleet", "incident", "--at", "55.7558,37.6173", "--radius", "300m",
-                "--from", start, "--to", _t(1), "--json", "--server", srv.url, data=data,
-            ).stdout
-        )  # fmt: skip
-        assert again["flags"]["logged"] == []
+        # A query only reads: many GETs add nothing to the log (issue 10, item 4).
+        assert "logged" not in rep["flags"]
+        before = _correlated_entries(data)
+        q = f"at=55.7558,37.6173&radius=300m&from={start}&to={_t(1)}".replace("+", "%2B")
+        for _ in range(30):
+            get_json(srv.url + "/fleet/incident?" + q)
+        assert _correlated_entries(data) == before
+        # Too large a public query is refused with a sentence.
+        for bad in (
+            f"at=55.7558,37.6173&radius=50km&from={start}&to={_t(1)}",
+            f"at=55.7558,37.6173&radius=300m&from={_t(-40 * 86400)}&to={_t(1)}",
+        ):
+            code, body = get_status(srv.url + "/fleet/incident?" + bad.replace("+", "%2B"))
+            assert code == 400 and body["error"].startswith("the ")
         # An operator registers another recorder through the running server.
         out = run_cli(
             "agents", "add", "recorder-east-2", "--server", srv.url, "--token", operator,

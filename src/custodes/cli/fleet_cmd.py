@@ -437,7 +437,7 @@ def incident_cmd(
     """Every camera near a place over a window: heard, recorded, declared.
 
     Flags outages declared after the window began, cameras that fell silent
-    together, and logged correlated outages.
+    together, and correlated outages logged when their interval closed.
     """
     from custodes.fleet.query import incident, parse_radius
 
@@ -454,12 +454,7 @@ def incident_cmd(
         q = urllib.parse.urlencode({"at": at, "radius": radius, "from": from_, "to": to})
         rep = _remote(server, "GET", f"/fleet/incident?{q}")
     else:
-        from custodes.fleet.ops import flag_incident_clusters
-
         rep = incident(_data(ctx), lat, lon, metres, f, t)
-        rep["flags"]["logged"] = _write(
-            ctx, lambda log, db: flag_incident_clusters(log, db, lat, lon, metres, rep)
-        )
     if as_json:
         click.echo(json.dumps(rep))
         return
@@ -482,8 +477,6 @@ def incident_cmd(
         click.echo(f"FLAG silent together at {g['interval']}: {', '.join(g['cameras'])}")
     for g in flags["correlated"]:
         click.echo(f"FLAG correlated outage from {g['from']}: {', '.join(g['cameras'])}")
-    for index in rep["flags"].get("logged", []):
-        click.echo(f"logged the cluster of silent cameras as entry {index}")
     click.echo(f"checked against the signed checkpoint of size {rep['checkpoint_size']}")
 
 

@@ -469,36 +469,3 @@ def ingest_segments(
         "batch": batch,
         "index": index,
     }
-
-
-def flag_incident_clusters(
-    log: Log, db: FleetDB, lat: float, lon: float, radius_m: float, report: dict[str, Any]
-) -> list[int]:
-    """Log an ``outage.correlated`` entry for each silent cluster an incident query found.
-
-    Cameras near a place named in an incident query that fell silent in the
-    same interval are put on the record, once per cluster (asking again adds
-    nothing), with ``trigger: incident-query``.  Returns the new entries' indexes.
-    """
-    catch_up(log, db)
-    objs: list[dict[str, Any]] = []
-    keys: list[str] = []
-    for group in report["flags"]["silent_together"]:
-        cams = sorted(group["cameras"])
-        key = (
-            "incident:"
-            + hashlib.sha256(f"{group['interval']}|{','.join(cams)}".encode()).hexdigest()[:32]
-        )
-        if db.get_meta(key, 0):
-            continue
-        since = parse_time(group["interval"])
-        objs.append({**E.correlated(cams, lat, lon, radius_m, since, now_ms()),
-                     "trigger": "incident-query"})  # fmt: skip
-        keys.append(key)
-    if not objs:
-        return []
-    with db.transaction():
-        first = _append(log, db, objs)
-        for key in keys:
-            db.set_meta(key, 1)
-    return list(range(first, first + len(objs)))

@@ -273,6 +273,20 @@ def _ranges(starts: list[int], step: int) -> list[dict[str, str]]:
     return [{"from": format_time(a), "to": format_time(b)} for a, b in out]
 
 
+MAX_PUBLIC_RADIUS_M = 5000.0
+MAX_PUBLIC_WINDOW_DAYS = 31
+
+
+def check_public_query(radius_m: float, from_ms: int, to_ms: int) -> None:
+    """Refuse a public query larger than the dashboard allows (FormatError, one sentence)."""
+    if to_ms <= from_ms:
+        raise FormatError("the window must end after it starts")
+    if to_ms - from_ms > MAX_PUBLIC_WINDOW_DAYS * 86400_000:
+        raise FormatError(f"the window may span at most {MAX_PUBLIC_WINDOW_DAYS} days")
+    if radius_m > MAX_PUBLIC_RADIUS_M:
+        raise FormatError(f"the radius may be at most {MAX_PUBLIC_RADIUS_M:,.0f} metres")
+
+
 def parse_radius(text: str) -> float:
     """Metres from ``300``, ``300m`` or ``1.5km``."""
     t = text.strip().lower()

@@ -360,25 +360,20 @@ async def incident_route(
     from_: str = Query(alias="from", max_length=40),
     to: str = Query(max_length=40),
 ) -> Any:
-    from custodes.fleet.query import incident, parse_radius
+    from custodes.fleet.query import check_public_query, incident, parse_radius
 
     try:
         lat_s, lon_s = at.split(",")
         lat, lon = float(lat_s), float(lon_s)
         f, t = parse_time(from_, "from"), parse_time(to, "to")
         metres = parse_radius(radius)
+        check_public_query(metres, f, t)
     except (ValueError, FormatError) as err:
         msg = str(err) if isinstance(err, FormatError) else "at must be LAT,LON"
         return JSONResponse({"error": msg}, status_code=400)
-    from custodes.fleet.ops import flag_incident_clusters
-
+    # A query only reads: correlated outages are logged when intervals close.
     data = request.app.state.ledger.instance.path
-    rep = await run_in_threadpool(incident, data, lat, lon, metres, f, t)
-    st = _state(request)
-    rep["flags"]["logged"] = await run_in_threadpool(
-        st.svc.write, lambda log: flag_incident_clusters(log, st.db, lat, lon, metres, rep)
-    )
-    return rep
+    return await run_in_threadpool(incident, data, lat, lon, metres, f, t)
 
 
 # -- the archive: segment files, checked against their logged digest ---------------------
