@@ -92,3 +92,44 @@ def test_a_postgres_store_restored_from_an_older_backup_is_refused(
     finally:
         with psycopg.connect(postgres_url(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(backup))
+
+
+def test_a_url_with_no_host_reaches_libpq_as_written(tmp_path: Path) -> None:
+    """``postgresql:///db`` (Unix socket, or host in the query) is not refused as malformed."""
+    from urllib.parse import quote, urlsplit
+
+    from custodes.errors import StoreUnavailableError, UsageError
+    from custodes.ledger.open_store import _split_schema, open_store
+
+    assert _split_schema("postgresql:///db?schema=s") == ("postgresql:///db", ["s"])
+    assert _split_schema("postgresql:///db?host=/run/pg&schema=s&sslmode=disable") == (
+        "postgresql:///db?host=/run/pg&sslmode=disable",
+        ["s"],
+    )
+    # The local socket form reaches libpq (peer auth may refuse us), never "not well formed".
+    for url in (
+        "postgresql:///custodes_test?host=/var/run/postgresql&schema=nope",
+        "postgresql:///custodes_test",
+    ):
+        try:
+            open_store(url).close()
+        except StoreUnavailableError as err:
+            assert "could not connect" in str(err) or "connection" in str(err)
+        except UsageError as err:
+            raise AssertionError(f"{url} refused: {err}") from None
+    # A real connection with an empty host in the URL: user, password and host in the query.
+    base = urlsplit(postgres_url())
+    schema = f"cli_{uuid.uuid4().hex[:10]}"
+    url = (
+        f"postgresql://{base.path}?host={base.hostname}&port={base.port or 5432}"
+        f"&user={quote(base.username or '')}&password={quote(base.password or '')}"
+        f"&schema={schema}"
+    )
+    try:
+        data = tmp_path / "d"
+        run_cli("init", "--store", url, data=data)
+        out = run_cli("log", "append", "-", data=data, input=_lines(3))
+        assert out.stdout.decode().split() == ["0", "1", "2"]
+    finally:
+        with psycopg.connect(postgres_url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -17,7 +17,7 @@ no database driver installed.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from custodes.errors import UsageError
 from custodes.ledger.sqlite_store import SqliteStore
@@ -67,13 +67,32 @@ def _open_postgres(url: str, *, create: bool) -> LogStore:
         raise UsageError(
             "a PostgreSQL store needs psycopg; install custodes with the 'server' extra"
         ) from None
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [value for key, value in query if key == "schema"]
+    libpq_url, schemas = _split_schema(url)
     if len(schemas) > 1:
         raise UsageError("the PostgreSQL URL names more than one schema")
-    rest = urlencode([(key, value) for key, value in query if key != "schema"])
-    libpq_url = urlunsplit(parts._replace(query=rest))
     if schemas:
         return PostgresStore.open(libpq_url, create=create, schema=schemas[0])
     return PostgresStore.open(libpq_url, create=create)
+
+
+def _split_schema(url: str) -> tuple[str, list[str]]:
+    """Take our ``schema`` parameters out of ``url``, leaving the rest as written.
+
+    The URL is not rebuilt (``urlunsplit`` would drop the empty host of a
+    Unix-socket URL such as ``postgresql:///db``): only the ``schema=...``
+    pairs are cut from the query, and libpq gets every other byte untouched.
+    """
+    head, sep, tail = url.partition("?")
+    if not sep:
+        return url, []
+    query, hash_, fragment = tail.partition("#")
+    kept: list[str] = []
+    schemas: list[str] = []
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key.replace("+", " ")) == "schema":
+            schemas.append(unquote(value.replace("+", " ")))
+        else:
+            kept.append(pair)
+    rest = "&".join(kept)
+    return head + ("?" + rest if rest else "") + hash_ + fragment, schemas
