@@ -6,15 +6,23 @@ The steps, for each camera of the release, in order of time:
    (:mod:`custodes.fleet.archive`: ``DIR/archive/<camera>/<day>/``, or the
    object store ``fleet.json`` names, fetched into a local cache);
 2. copy it into a private working folder, hashing it on the way, and check
-   that SHA-256 against the digest the log holds for it (ffmpeg reads only
-   the checked copy); a missing or altered file stops the release, since
+   that SHA-256 against the digest the log holds for it (only the checked
+   copy is read); a missing or altered file stops the release, since
    footage that does not match the record must not leave as if it did;
-3. join the segments with ffmpeg's concat demuxer and cut the result to the
-   window (re-encoded with libx264, so the cut is frame-exact).
+3. check from the copy's bytes that it is a container a recorder writes
+   (:mod:`custodes.fleet.containers`: MP4, MPEG-TS or Matroska), and open it
+   in process with PyAV, that demuxer fixed and no protocol but ``file``:
+   nothing is probed, no playlist, concat list or data reference is
+   followed, so a segment cannot pull in another camera's file;
+4. decode it, check that its decoded length matches its logged duration,
+   and re-encode the frames inside the window with libx264 (frame-exact).
 
-The per-camera clips are joined one after another into one MP4, which is
-then redacted (faces blurred, :func:`custodes.redact.pipeline.redact_file`)
-unless the approval granted an unredacted export.  The caller,
+The cameras are joined one after another into one MP4, which is then
+redacted (faces blurred, :func:`custodes.redact.pipeline.redact_file`)
+unless the approval granted an unredacted export; the redacted clip is
+then decoded again and the face detector run over every frame at the
+redactor's own threshold: a face found there fails the release closed
+(nothing is logged, nothing leaves).  The caller,
 :meth:`custodes.access.service.AccessService.release`, logs the release
 with this module's digests *before* the file is handed to anyone, through
 the :class:`Committer` below (every gateway entry goes through it).
@@ -25,11 +33,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -38,10 +46,10 @@ from custodes.errors import (
     CustodesError,
     NotFoundError,
     StoreUnavailableError,
-    UsageError,
     VerificationError,
 )
 from custodes.fleet.archive import open_archive
+from custodes.fleet.containers import DEMUXERS, Container, sniff
 from custodes.fleet.model import format_time
 from custodes.fleet.registry import SegmentRow
 from custodes.ledger.log import Log
@@ -49,13 +57,13 @@ from custodes.records.canonical import canonicalize
 
 if TYPE_CHECKING:
     from custodes.access.service import ReleasePlan
+    from custodes.redact.detect import FaceDetector
+    from custodes.redact.options import RedactOptions
 
 __all__ = ["Built", "Committer", "Ledger", "Pending", "build_clip", "file_sha256", "segment_path"]
 
 _log = logging.getLogger("custodes.access")
 T = TypeVar("T")
-
-FFMPEG_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -93,36 +101,124 @@ def segment_path(data: Path, camera: str, start_ms: int) -> Path | None:
     return open_archive(data).fetch(camera, start_ms)
 
 
-def _ffmpeg(args: list[str]) -> None:
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+#: How far a segment's decoded length may differ from its logged duration.
+DURATION_TOLERANCE_S = 0.5
+DURATION_TOLERANCE = 0.05
+
+
+def _demux(path: Path, kind: Container) -> Any:
+    """Open one checked copy with its demuxer fixed and no protocol but reading that file:
+    nothing is probed, and no playlist, concat list or data reference is followed."""
+    import av
+
+    options = {"protocol_whitelist": "file"}
+    if kind == "mp4":
+        options |= {"enable_drefs": "0", "use_absolute_path": "0"}
+    return av.open(str(path), "r", format=DEMUXERS[kind], options=options)
+
+
+class _Encoder:
+    """The output MP4: libx264, frames timed in milliseconds from the clip's start."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.container: Any = None
+        self.stream: Any = None
+        self.last = -1
+
+    def put(self, frame: Any, pts_ms: int, rate: Fraction) -> None:
+        import av
+
+        if pts_ms <= self.last:
+            return
+        if self.container is None:
+            self.container = av.open(
+                str(self.out), "w", format="mp4", options={"movflags": "+faststart"}
+            )
+            v = self.container.add_stream("libx264", rate=rate)
+            v.width, v.height = frame.width - frame.width % 2, frame.height - frame.height % 2
+            v.pix_fmt = "yuv420p"
+            v.codec_context.time_base = Fraction(1, 1000)
+            v.options = {"preset": "veryfast", "crf": "23"}
+            self.stream = v
+        v = self.stream
+        img = frame.reformat(width=v.width, height=v.height, format="yuv420p")
+        img.pts, img.time_base = pts_ms, Fraction(1, 1000)
+        img.pict_type = av.video.frame.PictureType.NONE
+        for packet in v.encode(img):
+            self.container.mux(packet)
+        self.last = pts_ms
+
+    def close(self) -> None:
+        if self.container is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+
+
+def _segment_frames(
+    path: Path, kind: Container, seg: SegmentRow
+) -> Iterator[tuple[Any, float, Fraction]]:
+    """Decode one segment: (frame, its time in ms since the epoch, frame rate); at the end,
+    check that the decoded length matches the logged one (VerificationError if not)."""
+    import av
+
+    where = f"camera {seg.camera} at {format_time(seg.start_ms)}"
+    first: float | None = None
+    last = 0.0
+    rate = Fraction(25)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
-    except FileNotFoundError:
-        raise UsageError("ffmpeg is not installed, so no clip can be cut") from None
-    if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        raise UsageError(f"ffmpeg could not cut the clip ({tail[0][:200]})")
+        with _demux(path, kind) as c:
+            if not c.streams.video:
+                raise VerificationError(f"the segment of {where} holds no video")
+            stream = c.streams.video[0]
+            rate = Fraction(stream.average_rate or 25)
+            for frame in c.decode(stream):
+                if frame.pts is None or frame.time_base is None:
+                    continue
+                t = float(frame.pts * frame.time_base)
+                if first is None:
+                    first = t
+                last = max(last, t)
+                yield frame, seg.start_ms + (t - first) * 1000, rate
+    except av.error.FFmpegError as err:
+        raise VerificationError(
+            f"the segment of {where} cannot be read as {kind} ({err.strerror}), so it is not"
+            " released"
+        ) from None
+    logged = (seg.end_ms - seg.start_ms) / 1000
+    decoded = 0.0 if first is None else last - first + float(1 / rate)
+    if abs(decoded - logged) > max(DURATION_TOLERANCE_S, DURATION_TOLERANCE * logged):
+        raise VerificationError(
+            f"the segment of {where} decodes to {decoded:.2f} s but is logged as {logged:.2f} s,"
+            " so it is not released"
+        )
 
 
-def _cut(files: list[Path], offset_s: float, length_s: float, out: Path, work: Path) -> None:
-    listing = work / f"{out.stem}.txt"
-    lines = []
-    for f in files:
-        quoted = str(f.resolve()).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'\n")
-    listing.write_text("".join(lines))
-    _ffmpeg(
-        [
-            "-f", "concat", "-safe", "0", "-i", str(listing),
-            "-ss", f"{offset_s:.3f}", "-t", f"{length_s:.3f}",
-            "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-            "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(out),
-        ]
-    )  # fmt: skip
+def _cut(
+    enc: _Encoder, files: list[tuple[Path, Container, SegmentRow]], start: int, end: int, at: int
+) -> None:
+    """Append the frames of ``files`` that lie in [start, end) to ``enc``, from ``at`` ms."""
+    for path, kind, seg in files:
+        for frame, t_ms, rate in _segment_frames(path, kind, seg):
+            if start <= t_ms < end:
+                enc.put(frame, at + round(t_ms - start), rate)
+
+
+def _faces_left(path: Path, opts: RedactOptions, detector: FaceDetector) -> int:
+    """How many frames of the redacted clip the detector still finds a face in."""
+    found = 0
+    with _demux(path, "mp4") as c:
+        for frame in c.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            if len(detector.detect_scaled(rgb, opts.threshold, opts.detect_width)):
+                found += 1
+    return found
 
 
 def build_clip(data: Path, rows: list[SegmentRow], plan: ReleasePlan, out: Path) -> Built:
-    """Check every segment against its logged digest, cut and join, redact; write ``out``."""
+    """Check every segment against its logged digest and container, cut and join, redact,
+    and check that the detector finds no face left; write ``out``."""
     by_camera: dict[str, list[SegmentRow]] = {}
     for r in sorted(rows, key=lambda r: (r.camera, r.start_ms)):
         if r.camera in plan.cameras and r.start_ms < plan.to_ms and r.end_ms > plan.from_ms:
@@ -132,53 +228,71 @@ def build_clip(data: Path, rows: list[SegmentRow], plan: ReleasePlan, out: Path)
     digests: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".release-", dir=out.parent) as tmp:
         work = Path(tmp)
-        clips: list[Path] = []
-        for camera, segs in by_camera.items():
-            files = []
-            for s in segs:
-                path = segment_path(data, camera, s.start_ms)
-                if path is None:
-                    raise NotFoundError(
-                        f"the segment of camera {camera} at {format_time(s.start_ms)}"
-                        " is not in the archive"
-                    )
-                # Check the copy that ffmpeg will read, so the file cannot change in between.
-                copy = work / f"seg{len(digests)}{path.suffix}"
-                digest = _copy_hashed(path, copy)
-                if digest != s.sha256:
-                    raise VerificationError(
-                        f"the archived segment of camera {camera} at {format_time(s.start_ms)}"
-                        " does not match its logged digest, so it is not released"
-                    )
-                files.append(copy)
-                digests.append(s.sha256)
-            start = max(plan.from_ms, segs[0].start_ms)
-            end = min(plan.to_ms, segs[-1].end_ms)
-            clip = work / f"cam{len(clips)}.mp4"
-            _cut(files, (start - segs[0].start_ms) / 1000, (end - start) / 1000, clip, work)
-            clips.append(clip)
         joined = work / "joined.mp4"
-        if len(clips) == 1:
-            shutil.move(clips[0], joined)
-        else:
-            listing = work / "clips.txt"
-            listing.write_text("".join(f"file '{c.resolve()}'\n" for c in clips))
-            _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(joined)])
+        enc = _Encoder(joined)
+        at = 0
+        try:
+            for segs in by_camera.values():
+                files: list[tuple[Path, Container, SegmentRow]] = []
+                for s in segs:
+                    copy, kind = _checked_copy(data, s, work, len(digests))
+                    files.append((copy, kind, s))
+                    digests.append(s.sha256)
+                start = max(plan.from_ms, segs[0].start_ms)
+                end = min(plan.to_ms, segs[-1].end_ms)
+                _cut(enc, files, start, end, at)
+                at += end - start
+        finally:
+            enc.close()
+        if enc.container is None:
+            raise NotFoundError("the segments in the window hold no frame to release")
         redaction: dict[str, Any]
         if plan.unredacted:
             shutil.move(joined, out)
             redaction = {"method": "none"}
         else:
+            from custodes.redact.detect import FaceDetector
             from custodes.redact.options import RedactOptions
             from custodes.redact.pipeline import redact_file
 
             opts = RedactOptions()
+            detector = FaceDetector(threads=opts.threads)
             final = work / "redacted.mp4"
-            redact_file(joined, final, opts)
+            redact_file(joined, final, opts, detector=detector)
+            left = _faces_left(final, opts, detector)
+            if left:
+                raise VerificationError(
+                    f"the redacted clip still shows a face in {left} frame(s) at the detector's"
+                    f" threshold {opts.threshold}, so it is not released"
+                )
             shutil.move(final, out)
             redaction = {"faces": True, "plates": False, "method": opts.mode}
     sha, size = file_sha256(out)
     return Built(digests, redaction, sha, size)
+
+
+def _checked_copy(data: Path, s: SegmentRow, work: Path, n: int) -> tuple[Path, Container]:
+    """A private copy of the segment's archived file, checked against its logged digest
+    and against the containers a recorder writes (by content)."""
+    where = f"camera {s.camera} at {format_time(s.start_ms)}"
+    path = segment_path(data, s.camera, s.start_ms)
+    if path is None:
+        raise NotFoundError(f"the segment of {where} is not in the archive")
+    # Check the copy that is decoded, so the file cannot change in between.
+    copy = work / f"seg{n}"
+    digest = _copy_hashed(path, copy)
+    if digest != s.sha256:
+        raise VerificationError(
+            f"the archived segment of {where} does not match its logged digest,"
+            " so it is not released"
+        )
+    kind = sniff(copy)
+    if kind is None:
+        raise VerificationError(
+            f"the archived segment of {where} is not an MP4, MPEG-TS or Matroska file"
+            " (a playlist or a list of files is never released), so it is not released"
+        )
+    return copy, kind
 
 
 class Ledger(Protocol):

@@ -1,7 +1,9 @@
 """Where recorded segments' files are kept: a folder, or an S3-compatible object store.
 
 The archive only ever holds a file whose SHA-256 was logged first (the
-``/fleet/archive`` route checks it before storing), and every reader checks
+``/fleet/archive`` route checks it before storing) and whose content is a
+container a recorder writes (MP4, MPEG-TS or Matroska, checked by
+:mod:`custodes.fleet.containers` from the bytes, whatever the suffix), and every reader checks
 the digest again before using a file, so the store needs no trust: a
 tampered or swapped object is refused, not released.
 
@@ -19,10 +21,20 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from custodes.errors import StoreUnavailableError
+from custodes.errors import CustodesError, StoreUnavailableError
+from custodes.fleet.containers import check_container
 from custodes.fleet.model import format_time
 
 __all__ = ["Archive", "DirArchive", "S3Archive", "open_archive", "segment_key"]
+
+
+def _checked(src: Path, suffix: str) -> None:
+    """Refuse (and remove) a file that is not a container a recorder writes, by content."""
+    try:
+        check_container(src, suffix)
+    except CustodesError:
+        src.unlink(missing_ok=True)
+        raise
 
 
 def segment_key(camera: str, start_ms: int, suffix: str) -> str:
@@ -46,6 +58,7 @@ class DirArchive:
         self.root = root
 
     def store(self, src: Path, camera: str, start_ms: int, suffix: str) -> str:
+        _checked(src, suffix)
         final = self.root / segment_key(camera, start_ms, suffix)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, final)
@@ -83,6 +96,7 @@ class S3Archive:
     def store(self, src: Path, camera: str, start_ms: int, suffix: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        _checked(src, suffix)
         key = self.target.key("archive/" + segment_key(camera, start_ms, suffix))
         s3 = self._client()
         try:
