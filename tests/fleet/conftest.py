@@ -90,7 +90,10 @@ def fleet(instance: tuple[Path, str]) -> tuple[Path, str]:
     data, _ = instance
     (data / "fleet.json").write_text(json.dumps(FAST))
     run_cli("cameras", "import", str(DATA / "overpass_moscow.json"), data=data)
-    token = run_cli("agents", "add", "recorder-north-1", data=data).stdout.decode().splitlines()[-1]
+    listed = json.loads(run_cli("cameras", "list", "--json", data=data).stdout)
+    cams = ",".join(c["id"] for c in listed)
+    out = run_cli("agents", "add", "recorder-north-1", "--cameras", cams, data=data)
+    token = out.stdout.decode().splitlines()[-1]
     return data, token
 
 

@@ -79,7 +79,7 @@ def test_agent_token_is_the_last_line_and_only_its_hash_is_kept(
     instance: tuple[Path, str],
 ) -> None:
     data, _ = instance
-    out = run_cli("agents", "add", "recorder-7", data=data)
+    out = run_cli("agents", "add", "recorder-7", "--cameras", "MSK-0001", data=data)
     token = out.stdout.decode().splitlines()[-1]
     assert token.startswith("cus_")
     assert token.encode() not in (data / "fleet.db").read_bytes()

@@ -308,7 +308,8 @@ def test_cameras_near_each_other_going_silent_together_are_flagged(
             assert code == 400 and body["error"].startswith("the ")
         # An operator registers another recorder through the running server.
         out = run_cli(
-            "agents", "add", "recorder-east-2", "--server", srv.url, "--token", operator,
+            "agents", "add", "recorder-east-2", "--district", "east", "--server", srv.url,
+            "--token", operator,
             data=data,
         )  # fmt: skip
         assert out.stdout.decode().splitlines()[-1].startswith("cus_")

@@ -249,6 +249,19 @@ def agents_group() -> None:
     """Recorder agents: the programs that send heartbeats and segment digests."""
 
 
+def _binding(cameras: str | None, district: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if cameras is not None:
+        out["cameras"] = [c.strip() for c in cameras.split(",") if c.strip()]
+    if district is not None:
+        out["district"] = district
+    return out
+
+
+_CAMERAS_HELP = "The cameras this agent may act for: ID,ID,..."
+_DISTRICT_HELP = "Or: every camera registered in this district."
+
+
 @agents_group.command("add")
 @click.argument("name")
 @click.option(
@@ -258,27 +271,124 @@ def agents_group() -> None:
     show_default=True,
     help="recorder: heartbeats and segments; operator: also cameras and declarations.",
 )
+@click.option("--cameras", metavar="ID,ID,...", help=_CAMERAS_HELP)
+@click.option("--district", metavar="D", help=_DISTRICT_HELP)
 @_server_opts
 @click.pass_context
 def agents_add_cmd(
-    ctx: click.Context, name: str, role: str, server: str | None, token: str | None
+    ctx: click.Context,
+    name: str,
+    role: str,
+    cameras: str | None,
+    district: str | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Register an agent; print its token as the last line.
 
     The token is shown once: only its SHA-256 is kept.  NAME is logged, so use
-    a pseudonym (such as 'recorder-north-3'), not a person's name.  With
+    a pseudonym (such as 'recorder-north-3'), not a person's name.  A recorder
+    must be bound to its cameras (--cameras or --district); the server refuses
+    its heartbeats, segments and archive files for any other camera.  With
     --server, a running server registers it (an operator token is needed).
     """
     from custodes.fleet.ops import add_agent
 
+    bind = _binding(cameras, district)
     if server:
-        body = json.dumps({"name": name, "role": role}).encode()
+        body = json.dumps({"name": name, "role": role, **bind}).encode()
         rep = _remote(server, "POST", "/fleet/agents", token=token, body=body)
         agent, token = rep["agent"], rep["token"]
     else:
-        agent, token = _write(ctx, lambda log, db: add_agent(log, db, name, role))
+        agent, token = _write(ctx, lambda log, db: add_agent(log, db, name, role, **bind))
     click.echo(f"{role} agent {agent} ({name}) registered; its token (shown once):", err=True)
     click.echo(token)
+
+
+@agents_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the agents as JSON.")
+@_server_opts
+@click.pass_context
+def agents_list_cmd(
+    ctx: click.Context, as_json: bool, server: str | None, token: str | None
+) -> None:
+    """The agents: id, name, role, binding, and whether revoked."""
+    if server:
+        rows = _remote(server, "GET", "/fleet/agents", token=token)
+    else:
+        from custodes.web.routes.fleet import agent_json
+
+        db = FleetDB.for_instance(_data(ctx), readonly=True)
+        try:
+            rows = [agent_json(r) for r in db.agents()]
+        finally:
+            db.close()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        where = (
+            f"district {r['district']}"
+            if "district" in r
+            else "all cameras"
+            if r["cameras"] == "all"
+            else f"{len(r['cameras'])} cameras"
+        )
+        state = f"revoked {r['revoked']}" if r["revoked"] else "active"
+        click.echo(f"{r['agent']}  {r['role']:<8} {r['name']:<24} {where:<24} {state}")
+
+
+@agents_group.command("bind")
+@click.argument("agent")
+@click.option("--cameras", metavar="ID,ID,...", help=_CAMERAS_HELP)
+@click.option("--district", metavar="D", help=_DISTRICT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the logged entry as JSON.")
+@_server_opts
+@click.pass_context
+def agents_bind_cmd(
+    ctx: click.Context,
+    agent: str,
+    cameras: str | None,
+    district: str | None,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Change which cameras AGENT may act for (logged as agent.bound; operators only)."""
+    from custodes.fleet.ops import bind_agent
+
+    bind = _binding(cameras, district)
+    if server:
+        body = json.dumps(bind).encode()
+        rep = _remote(server, "POST", f"/fleet/agents/{agent}/bind", token=token, body=body)
+    else:
+        rep = _write(ctx, lambda log, db: bind_agent(log, db, agent, **bind))
+    click.echo(json.dumps(rep) if as_json else f"agent {agent} rebound (entry {rep['index']})")
+
+
+@agents_group.command("revoke")
+@click.argument("agent")
+@click.option("--reason", required=True, help="Why (logged).")
+@click.option("--json", "as_json", is_flag=True, help="Print the logged entry as JSON.")
+@_server_opts
+@click.pass_context
+def agents_revoke_cmd(
+    ctx: click.Context,
+    agent: str,
+    reason: str,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Revoke AGENT's token for good (logged as agent.revoked)."""
+    from custodes.fleet.ops import revoke_agent
+
+    if server:
+        body = json.dumps({"reason": reason}).encode()
+        rep = _remote(server, "POST", f"/fleet/agents/{agent}/revoke", token=token, body=body)
+    else:
+        rep = _write(ctx, lambda log, db: revoke_agent(log, db, agent, reason))
+    click.echo(json.dumps(rep) if as_json else f"agent {agent} revoked (entry {rep['index']})")
 
 
 # -- fleet -------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from custodes.errors import InstanceExistsError, UsageError
 from custodes.fleet import entries as E
 from custodes.fleet.heard import close_intervals, record_heartbeats
 from custodes.fleet.model import Camera, format_time, now_ms
-from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments
+from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments, pseudonym
 from custodes.fleet.registry import FleetDB
 from custodes.geo.ops import import_districts, import_places
 from custodes.ledger.instance import Instance
@@ -173,12 +173,14 @@ class Week:
             token = f"cus_{agent}_{secrets.token_urlsafe(32).replace('_', '-')}"
             with self.db.transaction():
                 self.db.conn.execute(
-                    "INSERT INTO agents (id, name, token_sha256, role, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO agents (id, name, token_sha256, role, created_ms, district)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (agent, f"recorder-{d.id}", hashlib.sha256(token.encode()).hexdigest(),
-                     "recorder", at),
+                     "recorder", at, d.id),
                 )  # fmt: skip
-            self.append_fleet([E.agent_added(agent, f"recorder-{d.id}", "recorder", at)])
+            self.append_fleet([E.agent_added(agent, f"recorder-{d.id}", "recorder", at,
+                                             pseudonym=pseudonym(self.db, agent),
+                                             district=d.id)])  # fmt: skip
             agents.append({"agent": agent, "district": d.id, "token": token})
         self._agents = agents
 

@@ -8,15 +8,25 @@ written, UTC).  The types:
 ``camera.changed``      ``camera`` (id) and ``changes``: each changed field's new
                         value (null when removed)
 ``camera.retired``      ``camera`` and ``reason``
-``agent.added``         ``agent`` (a random token id), a pseudonymous ``name``, ``role``
+``agent.added``         ``agent`` (a random token id), a pseudonymous ``name``, ``role``;
+                        from v2 also ``pseudonym`` and its binding: ``cameras``
+                        (ids) or ``district``
+``agent.bound``         ``agent``, ``pseudonym``, the new ``cameras`` or ``district``
+                        (an operator changed which cameras the agent may act for)
+``agent.revoked``       ``agent``, ``pseudonym``, ``reason``
 ``segments.batch``      ``batch``, ``count``, ``root``: the RFC 9162 Merkle root
                         over the batch's segment records (each record is the
                         canonical JSON of {camera, start, duration, bytes, sha256}),
-                        in the order of their position in the batch
+                        in the order of their position in the batch; from v2,
+                        ``agent``: the pseudonym of the agent that sent it (or null)
 ``fleet.heard``         ``interval`` (start), ``seconds``, ``shard``,
                         ``first_seq``, ``count`` and ``bitmap`` (base64): bit i
                         (LSB first within each byte) is set when the camera
-                        with seq ``first_seq + i`` was heard from in the interval
+                        with seq ``first_seq + i`` was heard from in the interval;
+                        from v2, ``agents``: the pseudonyms of the agents heard from
+
+An agent's pseudonym is an HMAC of its id under a key kept in ``fleet.db``: it
+names the same agent across entries without its name.  Readers accept v1 and v2.
 ``camera.silent``       ``camera``, ``since`` (end of the last interval heard)
 ``camera.back``         ``camera``, ``silent_since``
 ``outage.correlated``   ``cameras`` near each other (``radius_m`` of ``lat``,
@@ -35,6 +45,8 @@ from custodes.records.canonical import canonicalize
 
 __all__ = [
     "agent_added",
+    "agent_bound",
+    "agent_revoked",
     "camera_back",
     "camera_changed",
     "camera_registered",
@@ -55,8 +67,14 @@ def encode(obj: dict[str, Any]) -> bytes:
     return canonicalize(obj)
 
 
-def _base(kind: str, now_ms: int) -> dict[str, Any]:
-    return {"type": kind, "v": V, "time": format_time(now_ms)}
+def _base(kind: str, now_ms: int, v: int = V) -> dict[str, Any]:
+    return {"type": kind, "v": v, "time": format_time(now_ms)}
+
+
+def _binding(cameras: list[str] | None, district: str | None) -> dict[str, Any]:
+    if cameras is not None:
+        return {"cameras": sorted(cameras)}
+    return {"district": district} if district is not None else {}
 
 
 def camera_registered(cam: Camera, seq: int, now_ms: int) -> dict[str, Any]:
@@ -71,8 +89,40 @@ def camera_retired(camera_id: str, reason: str, now_ms: int) -> dict[str, Any]:
     return {**_base("camera.retired", now_ms), "camera": camera_id, "reason": reason}
 
 
-def agent_added(agent_id: str, name: str, role: str, now_ms: int) -> dict[str, Any]:
-    return {**_base("agent.added", now_ms), "agent": agent_id, "name": name, "role": role}
+def agent_added(
+    agent_id: str,
+    name: str,
+    role: str,
+    now_ms: int,
+    *,
+    pseudonym: str | None = None,
+    cameras: list[str] | None = None,
+    district: str | None = None,
+) -> dict[str, Any]:
+    obj = {**_base("agent.added", now_ms), "agent": agent_id, "name": name, "role": role}
+    if pseudonym is None:
+        return obj
+    return {**obj, "v": 2, "pseudonym": pseudonym, **_binding(cameras, district)}
+
+
+def agent_bound(
+    agent_id: str, pseudonym: str, cameras: list[str] | None, district: str | None, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_base("agent.bound", now_ms),
+        "agent": agent_id,
+        "pseudonym": pseudonym,
+        **_binding(cameras, district),
+    }
+
+
+def agent_revoked(agent_id: str, pseudonym: str, reason: str, now_ms: int) -> dict[str, Any]:
+    return {
+        **_base("agent.revoked", now_ms),
+        "agent": agent_id,
+        "pseudonym": pseudonym,
+        "reason": reason,
+    }
 
 
 def segment_record(camera: str, start_ms: int, duration: float, size: int, sha256: str) -> bytes:
@@ -88,15 +138,31 @@ def segment_record(camera: str, start_ms: int, duration: float, size: int, sha25
     )
 
 
-def segments_batch(batch: int, count: int, root: bytes, now_ms: int) -> dict[str, Any]:
-    return {**_base("segments.batch", now_ms), "batch": batch, "count": count, "root": root.hex()}
+def segments_batch(
+    batch: int, count: int, root: bytes, now_ms: int, agent: str | None = None
+) -> dict[str, Any]:
+    return {
+        **_base("segments.batch", now_ms, 2),
+        "batch": batch,
+        "count": count,
+        "root": root.hex(),
+        "agent": agent,
+    }
 
 
 def heard(
-    interval_ms: int, seconds: int, shard: int, first_seq: int, count: int, bits: bytes, now_ms: int
+    interval_ms: int,
+    seconds: int,
+    shard: int,
+    first_seq: int,
+    count: int,
+    bits: bytes,
+    now_ms: int,
+    agents: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
-        **_base("fleet.heard", now_ms),
+        **_base("fleet.heard", now_ms, 2),
+        "agents": sorted(agents or []),
         "interval": format_time(interval_ms),
         "seconds": seconds,
         "shard": shard,

@@ -31,9 +31,17 @@ MAX_CATCH_UP = 240
 
 
 def record_heartbeats(
-    db: FleetDB, items: list[object], settings: FleetSettings, *, now: int | None = None
+    db: FleetDB,
+    items: list[object],
+    settings: FleetSettings,
+    *,
+    now: int | None = None,
+    agent: str | None = None,
 ) -> dict[str, Any]:
-    """Keep heartbeats for intervals still open; refuse bad ones one by one."""
+    """Keep heartbeats for intervals still open; refuse bad ones one by one.
+
+    ``agent``, the sender's pseudonym, is named in the ``fleet.heard`` entries of
+    the shards it was heard for."""
     now = now_ms() if now is None else now
     known = db.seq_map()
     step = settings.interval_s * 1000
@@ -67,8 +75,14 @@ def record_heartbeats(
         except FormatError as err:
             refused.append({"item": n, "reason": str(err)})
     if rows:
+        size = settings.shard_size
         with db.transaction():
             db.conn.executemany("INSERT OR IGNORE INTO heard VALUES (?, ?)", sorted(rows))
+            if agent is not None:
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO heard_agents VALUES (?, ?, ?)",
+                    sorted({(i, s // size, agent) for i, s in rows}),
+                )
     return {"accepted": len(items) - len(refused), "refused": refused}
 
 
@@ -110,10 +124,20 @@ def _close_one(log: Log, db: FleetDB, settings: FleetSettings, interval: int, no
         if s < top:
             i = s % size
             shards[s // size][i >> 3] |= 1 << (i & 7)
+    senders: dict[int, list[str]] = {}
+    for shard, agent in c.execute(
+        "SELECT shard, agent FROM heard_agents WHERE interval_ms = ?", (interval,)
+    ):
+        senders.setdefault(int(shard), []).append(str(agent))
     for shard, bits in enumerate(shards):
         first = shard * size
         count = min(size, top - first)
-        objs.append(E.heard(interval, settings.interval_s, shard, first, count, bytes(bits), now))
+        objs.append(
+            E.heard(
+                interval, settings.interval_s, shard, first, count, bytes(bits), now,
+                senders.get(shard),
+            )
+        )  # fmt: skip
     # Only cameras whose state changes are written: at 189,000 cameras a row per
     # camera per interval would hold the writer for a second.
     updates: list[tuple[str, int, int | None, str]] = []
@@ -141,6 +165,7 @@ def _close_one(log: Log, db: FleetDB, settings: FleetSettings, interval: int, no
             "UPDATE cameras SET status = ?, missed = ?, last_heard_ms = ? WHERE id = ?", updates
         )
         c.execute("DELETE FROM heard WHERE interval_ms = ?", (interval,))
+        c.execute("DELETE FROM heard_agents WHERE interval_ms = ?", (interval,))
         db.set_meta("closed_until", end)
 
 

@@ -18,6 +18,7 @@ The order of writes keeps the two in step across crashes:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Iterable
@@ -36,6 +37,9 @@ __all__ = [
     "FleetSettings",
     "add_agent",
     "apply_entry",
+    "bind_agent",
+    "pseudonym",
+    "revoke_agent",
     "catch_up",
     "declare",
     "import_cameras",
@@ -48,6 +52,8 @@ _FLEET_TYPES = (
     "camera.changed",
     "camera.retired",
     "agent.added",
+    "agent.bound",
+    "agent.revoked",
     "segments.batch",
     "fleet.heard",
     "camera.silent",
@@ -128,6 +134,17 @@ def apply_entry(db: FleetDB, index: int, obj: dict[str, Any], *, live: bool = Fa
         _event(db, obj["camera"], "retired", at, None, None, {"reason": obj["reason"]}, index)
     elif kind == "agent.added":
         c.execute("UPDATE agents SET log_index = ? WHERE id = ?", (index, obj["agent"]))
+    elif kind == "agent.bound":
+        cams = obj.get("cameras")
+        c.execute(
+            "UPDATE agents SET cameras = ?, district = ? WHERE id = ?",
+            (json.dumps(cams) if cams is not None else None, obj.get("district"), obj["agent"]),
+        )
+    elif kind == "agent.revoked":
+        c.execute(
+            "UPDATE agents SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?",
+            (at, obj["agent"]),
+        )
     elif kind == "segments.batch":
         c.execute(
             "UPDATE batches SET log_index = ? WHERE id = ? AND root = ?",
@@ -223,12 +240,15 @@ def catch_up(log: Log, db: FleetDB, *, chunk: int = 4096) -> int:
         read += stop - start
         start = stop
     pending = db.conn.execute(
-        "SELECT id, root, count FROM batches WHERE log_index IS NULL ORDER BY id"
+        "SELECT id, root, count, agent FROM batches WHERE log_index IS NULL ORDER BY id"
     ).fetchall()
     if pending:
+        now = now_ms()
         with db.transaction():
             _append(
-                log, db, [E.segments_batch(b, n, bytes.fromhex(r), now_ms()) for b, r, n in pending]
+                log,
+                db,
+                [E.segments_batch(b, n, bytes.fromhex(r), now, a) for b, r, n, a in pending],
             )
     return read
 
@@ -308,27 +328,109 @@ def token_id(token: str) -> tuple[str, str] | None:
 ROLES = ("recorder", "operator")
 
 
-def add_agent(log: Log, db: FleetDB, name: str, role: str = "recorder") -> tuple[str, str]:
+def pseudonym(db: FleetDB, agent_id: str) -> str:
+    """The agent's name in the log's entries: a keyed hash of its id, not its name."""
+    mac = hmac.new(db.pseudonym_key(), agent_id.encode(), hashlib.sha256).hexdigest()
+    return "agent-" + mac[:20]
+
+
+def _check_binding(db: FleetDB, role: str, cameras: list[str] | None, district: str | None) -> None:
+    if cameras is not None and district is not None:
+        raise UsageError("bind an agent to --cameras or to a --district, not both")
+    if cameras is not None:
+        bad = [c for c in cameras if not valid_camera_id(c)]
+        if bad or not cameras:
+            raise UsageError(f"not a camera id: {', '.join(bad) or '(none given)'}")
+    elif district is not None:
+        if not district.strip() or len(district) > 100:
+            raise UsageError("a district is 1-100 characters")
+    elif role == "recorder":
+        raise UsageError("a recorder must be bound to its cameras: give --cameras or --district")
+
+
+def add_agent(
+    log: Log,
+    db: FleetDB,
+    name: str,
+    role: str = "recorder",
+    *,
+    cameras: list[str] | None = None,
+    district: str | None = None,
+) -> tuple[str, str]:
     """Register an agent; returns (agent id, token).  Only the token's hash is kept.
 
-    A ``recorder`` sends heartbeats and segments; an ``operator`` may also
-    change the registry and declare outages through a running server.
+    A ``recorder`` sends heartbeats, segments and archive files for the cameras
+    it is bound to (``cameras``, or those registered in ``district``); an
+    ``operator`` may also change the registry, bind agents and declare outages
+    through a running server (bound or not: unbound, it may act for any camera).
     """
     if role not in ROLES:
         raise UsageError(f"an agent's role is one of {', '.join(ROLES)}")
     if not name or len(name) > 100 or any(ch in name for ch in "\r\n\t"):
         raise UsageError("an agent's name must be 1-100 characters on one line")
+    _check_binding(db, role, cameras, district)
     catch_up(log, db)
     agent = secrets.token_hex(8)
     token = f"cus_{agent}_{secrets.token_urlsafe(32).replace('_', '-')}"
     now = now_ms()
+    cams = sorted(set(cameras)) if cameras is not None else None
     with db.transaction():
         db.conn.execute(
-            "INSERT INTO agents (id, name, token_sha256, role, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (agent, name, hashlib.sha256(token.encode()).hexdigest(), role, now),
+            "INSERT INTO agents (id, name, token_sha256, role, created_ms, cameras, district)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                agent,
+                name,
+                hashlib.sha256(token.encode()).hexdigest(),
+                role,
+                now,
+                json.dumps(cams) if cams is not None else None,
+                district,
+            ),
         )
-        _append(log, db, [E.agent_added(agent, name, role, now)])
+        entry = E.agent_added(
+            agent, name, role, now, pseudonym=pseudonym(db, agent), cameras=cams, district=district
+        )
+        _append(log, db, [entry])
     return agent, token
+
+
+def bind_agent(
+    log: Log,
+    db: FleetDB,
+    agent: str,
+    *,
+    cameras: list[str] | None = None,
+    district: str | None = None,
+) -> dict[str, Any]:
+    """Change which cameras an agent may act for; logged as ``agent.bound``."""
+    catch_up(log, db)
+    row = db.agent(agent)
+    if row is None or row.revoked_ms is not None:
+        raise NotFoundError(f"no agent {agent} that is not revoked")
+    if cameras is None and district is None and row.role == "operator":
+        pass  # an operator may be unbound again
+    else:
+        _check_binding(db, row.role, cameras, district)
+    cams = sorted(set(cameras)) if cameras is not None else None
+    obj = E.agent_bound(agent, pseudonym(db, agent), cams, district, now_ms())
+    with db.transaction():
+        index = _append(log, db, [obj])
+    return {**obj, "index": index}
+
+
+def revoke_agent(log: Log, db: FleetDB, agent: str, reason: str) -> dict[str, Any]:
+    """Revoke an agent's token for good; logged as ``agent.revoked``."""
+    if not reason.strip() or len(reason) > 500:
+        raise UsageError("a revocation needs a reason (at most 500 characters)")
+    catch_up(log, db)
+    row = db.agent(agent)
+    if row is None or row.revoked_ms is not None:
+        raise NotFoundError(f"no agent {agent} that is not revoked")
+    obj = E.agent_revoked(agent, pseudonym(db, agent), reason.strip(), now_ms())
+    with db.transaction():
+        index = _append(log, db, [obj])
+    return {**obj, "index": index}
 
 
 def declare(
@@ -404,7 +506,13 @@ def _check_time(t: int, max_age_s: float, settings: FleetSettings, now: int) -> 
 
 
 def ingest_segments(
-    log: Log, db: FleetDB, items: list[object], settings: FleetSettings, *, now: int | None = None
+    log: Log,
+    db: FleetDB,
+    items: list[object],
+    settings: FleetSettings,
+    *,
+    now: int | None = None,
+    agent: str | None = None,
 ) -> dict[str, Any]:
     """Log new segments as one batch; refuse bad items one by one; re-sends change nothing."""
     catch_up(log, db)
@@ -448,8 +556,8 @@ def ingest_segments(
             row = db.conn.execute("SELECT COALESCE(MAX(id) + 1, 1) FROM batches").fetchone()
             batch = int(row[0])
             db.conn.execute(
-                "INSERT INTO batches (id, root, count, created_ms) VALUES (?, ?, ?, ?)",
-                (batch, root.hex(), len(records), now),
+                "INSERT INTO batches (id, root, count, created_ms, agent) VALUES (?, ?, ?, ?, ?)",
+                (batch, root.hex(), len(records), now, agent),
             )
             db.conn.executemany(
                 "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -461,7 +569,7 @@ def ingest_segments(
                 ],
             )
         with db.transaction():
-            index = _append(log, db, [E.segments_batch(batch, len(records), root, now)])
+            index = _append(log, db, [E.segments_batch(batch, len(records), root, now, agent)])
     return {
         "accepted": len(fresh),
         "duplicates": duplicates,

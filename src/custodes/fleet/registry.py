@@ -14,6 +14,7 @@ it for writing; anyone may read it.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any
 from custodes.errors import NotFoundError
 from custodes.fleet.model import Camera
 
-__all__ = ["FleetDB", "SegmentRow", "FLEET_DB"]
+__all__ = ["AgentRow", "FleetDB", "SegmentRow", "FLEET_DB"]
 
 FLEET_DB = "fleet.db"
 
@@ -49,15 +50,25 @@ CREATE TABLE IF NOT EXISTS agents (
     token_sha256 TEXT NOT NULL,
     role TEXT NOT NULL DEFAULT 'recorder',
     created_ms INTEGER NOT NULL,
-    log_index INTEGER
+    log_index INTEGER,
+    cameras TEXT,
+    district TEXT,
+    revoked_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY,
     root TEXT NOT NULL,
     count INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
-    log_index INTEGER
+    log_index INTEGER,
+    agent TEXT
 );
+CREATE TABLE IF NOT EXISTS heard_agents (
+    interval_ms INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    PRIMARY KEY (interval_ms, shard, agent)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS segments (
     camera TEXT NOT NULL,
     start_ms INTEGER NOT NULL,
@@ -99,6 +110,42 @@ CREATE INDEX IF NOT EXISTS events_camera ON events (camera, at_ms);
 
 
 @dataclass(frozen=True)
+class AgentRow:
+    """One agent: its binding is ``cameras`` (ids) or ``district``; neither means any camera."""
+
+    id: str
+    name: str
+    role: str
+    created_ms: int
+    cameras: frozenset[str] | None
+    district: str | None
+    revoked_ms: int | None
+
+    def may_act_for(self, camera: str, districts: dict[str, str]) -> bool:
+        """A set lookup: is ``camera`` within this agent's binding?"""
+        if self.cameras is not None:
+            return camera in self.cameras
+        if self.district is not None:
+            return districts.get(camera) == self.district
+        return self.role == "operator"
+
+    def binding(self) -> dict[str, Any]:
+        if self.cameras is not None:
+            return {"cameras": sorted(self.cameras)}
+        if self.district is not None:
+            return {"district": self.district}
+        return {"cameras": "all" if self.role == "operator" else []}
+
+
+_AGENT_SQL = "SELECT id, name, role, created_ms, cameras, district, revoked_ms FROM agents"
+
+
+def _agent_row(row: tuple[Any, ...]) -> AgentRow:
+    cams = frozenset(json.loads(row[4])) if row[4] is not None else None
+    return AgentRow(str(row[0]), str(row[1]), str(row[2]), int(row[3]), cams, row[5], row[6])
+
+
+@dataclass(frozen=True)
 class SegmentRow:
     camera: str
     start_ms: int
@@ -129,8 +176,22 @@ class FleetDB:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(_SCHEMA)
+            self._migrate()
         self.conn.execute("PRAGMA busy_timeout=5000")
         self._seqs: dict[str, int] | None = None
+        self._districts: dict[str, str] | None = None
+
+    def _migrate(self) -> None:
+        """Columns added since the first release (agents' bindings, batches' agent)."""
+        for table, column, kind in (
+            ("agents", "cameras", "TEXT"),
+            ("agents", "district", "TEXT"),
+            ("agents", "revoked_ms", "INTEGER"),
+            ("batches", "agent", "TEXT"),
+        ):
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @classmethod
     def for_instance(cls, data: Path, *, readonly: bool = False) -> FleetDB:
@@ -206,7 +267,7 @@ class FleetDB:
         return int(row[0])
 
     def put_camera(self, cam: Camera, seq: int, at_ms: int) -> None:
-        self._seqs = None
+        self._seqs = self._districts = None
         self.conn.execute(
             "INSERT INTO cameras (id, seq, record, lat, lon, registered_ms)"
             " VALUES (?, ?, ?, ?, ?, ?)"
@@ -216,7 +277,7 @@ class FleetDB:
         )
 
     def retire_camera(self, camera_id: str, at_ms: int) -> None:
-        self._seqs = None
+        self._seqs = self._districts = None
         self.conn.execute("UPDATE cameras SET retired_ms = ? WHERE id = ?", (at_ms, camera_id))
 
     def seq_map(self) -> dict[str, int]:
@@ -225,6 +286,19 @@ class FleetDB:
             rows = self.conn.execute("SELECT id, seq FROM cameras WHERE retired_ms IS NULL")
             self._seqs = dict(rows.fetchall())
         return self._seqs
+
+    def districts(self) -> dict[str, str]:
+        """Active cameras' ids to their registered district (cached like :meth:`seq_map`)."""
+        if self._districts is None:
+            out: dict[str, str] = {}
+            for cam_id, rec in self.conn.execute(
+                "SELECT id, record FROM cameras WHERE retired_ms IS NULL"
+            ):
+                district = json.loads(rec).get("district")
+                if isinstance(district, str):
+                    out[cam_id] = district
+            self._districts = out
+        return self._districts
 
     def cameras_near(self, lat: float, lon: float, dlat: float, dlon: float) -> list[Camera]:
         rows = self.conn.execute(
@@ -236,11 +310,28 @@ class FleetDB:
     # -- agents -----------------------------------------------------------------------
 
     def agent_hash(self, agent_id: str) -> tuple[str, str] | None:
-        """(token SHA-256, role) of an agent, or None."""
+        """(token SHA-256, role) of an agent not revoked, or None."""
         row = self.conn.execute(
-            "SELECT token_sha256, role FROM agents WHERE id = ?", (agent_id,)
+            "SELECT token_sha256, role FROM agents WHERE id = ? AND revoked_ms IS NULL",
+            (agent_id,),
         ).fetchone()
         return (str(row[0]), str(row[1])) if row else None
+
+    def agent(self, agent_id: str) -> AgentRow | None:
+        row = self.conn.execute(_AGENT_SQL + " WHERE id = ?", (agent_id,)).fetchone()
+        return _agent_row(row) if row else None
+
+    def agents(self) -> list[AgentRow]:
+        return [_agent_row(r) for r in self.conn.execute(_AGENT_SQL + " ORDER BY created_ms, id")]
+
+    def pseudonym_key(self) -> bytes:
+        """The key agents' pseudonyms are made with (created on first use; writer only)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'agent_key'").fetchone()
+        if row is not None:
+            return bytes.fromhex(str(row[0]))
+        key = secrets.token_bytes(32)
+        self.conn.execute("INSERT INTO meta (key, value) VALUES ('agent_key', ?)", (key.hex(),))
+        return key
 
     # -- segments ---------------------------------------------------------------------
 

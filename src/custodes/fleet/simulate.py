@@ -143,14 +143,17 @@ def _register(shard: _Shard, cams: list[Camera], cfg: SimConfig, name: str) -> N
         db = FleetDB.for_instance(inst.path)
         try:
             import_cameras(log, db, mine)
+            per = cfg.cameras_per_agent
+            shard.groups = [shard.cams[a * per : (a + 1) * per] for a in range(n_agents)]
             shard.tokens = [
-                add_agent(log, db, f"sim-recorder-{name}{a}")[1] for a in range(n_agents)
+                add_agent(log, db, f"sim-recorder-{name}{a}", cameras=[cams[i].id for i in group])[
+                    1
+                ]
+                for a, group in enumerate(shard.groups)
             ]
             log.integrate()
         finally:
             db.close()
-    per = cfg.cameras_per_agent
-    shard.groups = [shard.cams[a * per : (a + 1) * per] for a in range(n_agents)]
 
 
 def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[str, Any]:

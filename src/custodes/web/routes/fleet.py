@@ -27,8 +27,8 @@ from custodes.errors import FormatError
 from custodes.fleet.archive import open_archive
 from custodes.fleet.heard import close_intervals, record_heartbeats
 from custodes.fleet.model import format_time, now_ms, parse_time
-from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments, token_id
-from custodes.fleet.registry import FleetDB
+from custodes.fleet.ops import FleetSettings, catch_up, ingest_segments, pseudonym, token_id
+from custodes.fleet.registry import AgentRow, FleetDB
 from custodes.ledger.log import Log
 from custodes.web.service import LedgerService
 
@@ -47,7 +47,8 @@ class FleetState:
         self.settings = FleetSettings.load(svc.instance.path)
         self.db = FleetDB.for_instance(svc.instance.path)
         self.archive = open_archive(svc.instance.path)
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, AgentRow] = {}
+        self._pseudonyms: dict[str, str] = {}
         self._stop = threading.Event()
         self.clock = _clock()
         svc.write(lambda log: catch_up(log, self.db))
@@ -68,8 +69,8 @@ class FleetState:
                     break
                 _log.exception("closing fleet intervals failed; retrying")
 
-    def role(self, header: str | None) -> str | None:
-        """The role of the agent whose bearer token is in ``header``, or None."""
+    def agent(self, header: str | None) -> AgentRow | None:
+        """The agent whose bearer token is in ``header`` (not revoked), or None."""
         if not header or not header.startswith("Bearer "):
             return None
         parsed = token_id(header[7:].strip())
@@ -77,11 +78,44 @@ class FleetState:
             return None
         if parsed[1] in self._tokens:
             return self._tokens[parsed[1]]
-        stored = self.svc.read(lambda _log: self.db.agent_hash(parsed[0]))
-        if stored is not None and hmac.compare_digest(stored[0], parsed[1]):
-            self._tokens[parsed[1]] = stored[1]
-            return stored[1]
-        return None
+
+        def look(_log: Log) -> AgentRow | None:
+            stored = self.db.agent_hash(parsed[0])
+            if stored is None or not hmac.compare_digest(stored[0], parsed[1]):
+                return None
+            return self.db.agent(parsed[0])
+
+        row = self.svc.read(look)
+        if row is not None:
+            self._tokens[parsed[1]] = row
+            self._pseudonyms.setdefault(row.id, "")
+        return row
+
+    def pseudonym(self, agent: str) -> str:
+        """The agent's pseudonym (a keyed hash; the writer thread makes the key once)."""
+        known = self._pseudonyms.get(agent)
+        if not known:
+            known = pseudonym(self.db, agent)
+            self._pseudonyms[agent] = known
+        return known
+
+    def forget_tokens(self) -> None:
+        """After a binding changes or an agent is revoked: look every token up again."""
+        self._tokens.clear()
+
+    def outside(self, row: AgentRow, cameras: list[str]) -> str | None:
+        """The one-sentence refusal when any of ``cameras`` is outside the agent's binding."""
+        districts, known = self.db.districts(), self.db.seq_map()
+        # Cameras not in the registry are refused item by item, as before.
+        bad = sorted({c for c in cameras if c in known and not row.may_act_for(c, districts)})
+        if not bad:
+            return None
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        return f"this agent is not bound to camera {shown}, so nothing in the request was kept"
+
+
+class _Outside(Exception):
+    pass
 
 
 def _clock() -> Callable[[], int]:
@@ -114,17 +148,24 @@ def _state(request: Request) -> FleetState:
     return st
 
 
-async def _refused(request: Request, st: FleetState, roles: tuple[str, ...]) -> JSONResponse | None:
-    role = await run_in_threadpool(st.role, request.headers.get("authorization"))
-    if role is None:
+async def _auth(
+    request: Request, st: FleetState, roles: tuple[str, ...]
+) -> AgentRow | JSONResponse:
+    row = await run_in_threadpool(st.agent, request.headers.get("authorization"))
+    if row is None:
         return JSONResponse(
             {"error": "a valid agent token is required (Authorization: Bearer TOKEN)"},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if role not in roles:
+    if row.role not in roles:
         return JSONResponse({"error": f"this needs an {' or '.join(roles)} token"}, 403)
-    return None
+    return row
+
+
+async def _refused(request: Request, st: FleetState, roles: tuple[str, ...]) -> JSONResponse | None:
+    row = await _auth(request, st, roles)
+    return row if isinstance(row, JSONResponse) else None
 
 
 async def _operator_json(request: Request, st: FleetState) -> Any:
@@ -148,10 +189,12 @@ async def _json(request: Request) -> Any:
         return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
 
 
-async def _batch(request: Request, key: str, st: FleetState) -> list[Any] | JSONResponse:
-    refused = await _refused(request, st, ("recorder", "operator"))
-    if refused is not None:
-        return refused
+async def _batch(
+    request: Request, key: str, st: FleetState
+) -> tuple[list[Any], AgentRow] | JSONResponse:
+    row = await _auth(request, st, ("recorder", "operator"))
+    if isinstance(row, JSONResponse):
+        return row
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
         return JSONResponse({"error": "the request body is larger than 32 MiB"}, status_code=413)
@@ -173,23 +216,44 @@ async def _batch(request: Request, key: str, st: FleetState) -> list[Any] | JSON
             },
             status_code=413,
         )
-    return items
+    return items, row
+
+
+def _cameras_of(items: list[Any]) -> list[str]:
+    return [i["camera"] for i in items if isinstance(i, dict) and isinstance(i.get("camera"), str)]
+
+
+async def _bound_write(
+    st: FleetState, row: AgentRow, items: list[Any], fn: Callable[[Log], Any]
+) -> Any:
+    """Run ``fn`` as the writer if every camera in ``items`` is within the agent's binding."""
+
+    def work(log: Log) -> Any:
+        refusal = st.outside(row, _cameras_of(items))
+        if refusal is not None:
+            raise _Outside(refusal)
+        return fn(log)
+
+    try:
+        return await run_in_threadpool(st.svc.write, work)
+    except _Outside as err:
+        return JSONResponse({"error": str(err)}, status_code=403)
 
 
 @router.post("/heartbeats", summary="Heartbeats: which cameras a recorder hears, and when")
 async def heartbeats(request: Request) -> Any:
     """Body ``{"heartbeats": [{"camera": ID, "time": RFC3339}, ...]}``."""
     st = _state(request)
-    items = await _batch(request, "heartbeats", st)
-    if isinstance(items, JSONResponse):
-        return items
+    got = await _batch(request, "heartbeats", st)
+    if isinstance(got, JSONResponse):
+        return got
+    items, row = got
 
-    def work() -> dict[str, Any]:
-        return st.svc.write(
-            lambda _log: record_heartbeats(st.db, items, st.settings, now=st.clock())
-        )
+    def work(_log: Log) -> dict[str, Any]:
+        who = st.pseudonym(row.id)
+        return record_heartbeats(st.db, items, st.settings, now=st.clock(), agent=who)
 
-    return await run_in_threadpool(work)
+    return await _bound_write(st, row, items, work)
 
 
 @router.post("/segments", summary="Segment digests: camera, start, duration, bytes, sha256")
@@ -199,14 +263,16 @@ async def segments(request: Request) -> Any:
     Answers once the new segments are durably logged, as one ``segments.batch``.
     """
     st = _state(request)
-    items = await _batch(request, "segments", st)
-    if isinstance(items, JSONResponse):
-        return items
+    got = await _batch(request, "segments", st)
+    if isinstance(got, JSONResponse):
+        return got
+    items, row = got
 
     def work(log: Log) -> dict[str, Any]:
-        return ingest_segments(log, st.db, items, st.settings, now=st.clock())
+        who = st.pseudonym(row.id)
+        return ingest_segments(log, st.db, items, st.settings, now=st.clock(), agent=who)
 
-    return await run_in_threadpool(st.svc.write, work)
+    return await _bound_write(st, row, items, work)
 
 
 @router.get("/cameras", summary="The registry: every active camera")
@@ -312,6 +378,17 @@ async def declare_route(request: Request) -> Any:
     return await run_in_threadpool(st.svc.write, work)
 
 
+def _binding_of(doc: dict[str, Any]) -> tuple[list[str] | None, str | None] | str:
+    cams, district = doc.get("cameras"), doc.get("district")
+    if cams is not None and (
+        not isinstance(cams, list) or not all(isinstance(c, str) for c in cams)
+    ):
+        return "cameras must be a list of ids"
+    if district is not None and not isinstance(district, str):
+        return "district must be a district id"
+    return cams, district
+
+
 @router.post("/agents", summary="Register a recorder or operator agent (operator token)")
 async def agents_route(request: Request) -> Any:
     from custodes.fleet.ops import add_agent
@@ -325,10 +402,71 @@ async def agents_route(request: Request) -> Any:
     role = doc.get("role", "recorder")
     if not isinstance(role, str):
         return JSONResponse({"error": "role must be recorder or operator"}, status_code=400)
+    binding = _binding_of(doc)
+    if isinstance(binding, str):
+        return JSONResponse({"error": binding}, status_code=400)
+    cams, district = binding
     agent, token = await run_in_threadpool(
-        st.svc.write, lambda log: add_agent(log, st.db, doc["name"], role)
+        st.svc.write,
+        lambda log: add_agent(log, st.db, doc["name"], role, cameras=cams, district=district),
     )
     return {"agent": agent, "name": doc["name"], "role": role, "token": token}
+
+
+@router.get("/agents", summary="The agents, their roles and bindings (operator token)")
+async def agents_list_route(request: Request) -> Any:
+    st = _state(request)
+    refused = await _refused(request, st, ("operator",))
+    if refused is not None:
+        return refused
+    rows = await run_in_threadpool(st.svc.read, lambda _log: st.db.agents())
+    return [agent_json(r) for r in rows]
+
+
+def agent_json(r: AgentRow) -> dict[str, Any]:
+    return {
+        "agent": r.id,
+        "name": r.name,
+        "role": r.role,
+        "created": format_time(r.created_ms),
+        "revoked": format_time(r.revoked_ms) if r.revoked_ms is not None else None,
+        **r.binding(),
+    }
+
+
+@router.post("/agents/{agent}/bind", summary="Change an agent's cameras (operator token)")
+async def agents_bind_route(request: Request, agent: str) -> Any:
+    from custodes.fleet.ops import bind_agent
+
+    st = _state(request)
+    doc = await _operator_json(request, st)
+    if isinstance(doc, JSONResponse):
+        return doc
+    binding = _binding_of(doc) if isinstance(doc, dict) else "the body must be an object"
+    if isinstance(binding, str):
+        return JSONResponse({"error": binding}, status_code=400)
+    cams, district = binding
+    rep = await run_in_threadpool(
+        st.svc.write, lambda log: bind_agent(log, st.db, agent, cameras=cams, district=district)
+    )
+    st.forget_tokens()
+    return rep
+
+
+@router.post("/agents/{agent}/revoke", summary="Revoke an agent's token (operator token)")
+async def agents_revoke_route(request: Request, agent: str) -> Any:
+    from custodes.fleet.ops import revoke_agent
+
+    st = _state(request)
+    doc = await _operator_json(request, st)
+    if isinstance(doc, JSONResponse):
+        return doc
+    reason = doc.get("reason") if isinstance(doc, dict) else None
+    if not isinstance(reason, str):
+        return JSONResponse({"error": "a revocation needs a reason"}, status_code=400)
+    rep = await run_in_threadpool(st.svc.write, lambda log: revoke_agent(log, st.db, agent, reason))
+    st.forget_tokens()
+    return rep
 
 
 @router.get("/footage", summary="Is this digest logged for this camera? With proofs")
@@ -397,15 +535,18 @@ async def archive_put(
     from custodes.fleet.model import valid_camera_id
 
     st = _state(request)
-    refused = await _refused(request, st, ("recorder", "operator"))
-    if refused is not None:
-        return refused
+    row = await _auth(request, st, ("recorder", "operator"))
+    if isinstance(row, JSONResponse):
+        return row
     try:
         start_ms = parse_time(start, "start")
     except FormatError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
     if not valid_camera_id(camera):
         return JSONResponse({"error": "camera must be a camera id"}, status_code=400)
+    refusal = await run_in_threadpool(st.svc.read, lambda _log: st.outside(row, [camera]))
+    if refusal is not None:
+        return JSONResponse({"error": refusal.replace("in the request", "")}, status_code=403)
     logged = await run_in_threadpool(st.svc.read, lambda _log: st.db.segment(camera, start_ms))
     if logged is None:
         return JSONResponse(
