@@ -61,6 +61,7 @@ def cli(ctx: click.Context, data: Path) -> None:
     network is, when each camera was recording, and who looked at what footage
     and why.  Anyone can verify it with `custodes verify` or any tlog client.
     """
+    os.umask(0o077)  # the data directory is its owner's alone: files 0600, folders 0700
     ctx.obj = {"data": data}
 
 

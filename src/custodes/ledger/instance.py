@@ -9,6 +9,12 @@ Layout of ``DIR``::
     lock/checkpoint      the last signed checkpoint, outside the store
     writer.lock          held (flock) by the one process that writes
 
+Everything in ``DIR`` is its owner's alone: folders 0700, files 0600.
+Opening an instance (:meth:`Instance.init`, :meth:`Instance.load`) sets the
+process umask to 077, so whatever the process writes afterwards is born
+private, and tightens (once, with a warning logged) any group or other bits
+it finds on what is already there.
+
 The store may instead be PostgreSQL (``--store postgresql://...``); the key,
 config and checkpoint lock stay in the data directory either way, so that a
 restore of the database does not reach the lock.
@@ -17,10 +23,12 @@ restore of the database does not reach the lock.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,17 +40,54 @@ from custodes.ledger.reader import LogReader
 from custodes.ledger.store import LogStore
 from custodes.tlog import Signer, generate_key
 
-__all__ = ["Instance", "default_origin"]
+__all__ = ["Instance", "default_origin", "private_umask", "tighten_modes"]
 
 CONFIG = "custodes.json"
 SQLITE_FILE = "log.db"
+PRIVATE_UMASK = 0o077
+_log = logging.getLogger(__name__)
 _ORIGIN_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/:")
+
+
+def private_umask() -> None:
+    """Make everything this process creates from now on readable by its owner only."""
+    os.umask(PRIVATE_UMASK)
+
+
+def tighten_modes(path: Path) -> int:
+    """Remove group and other bits from ``path`` and all beneath it; return how many changed.
+
+    Symbolic links are neither followed nor changed.
+    """
+    changed = 0
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in [".", *dirs, *files]:
+            target = os.path.join(root, name)
+            try:
+                st = os.lstat(target)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+                continue
+            os.chmod(target, stat.S_IMODE(st.st_mode) & ~0o077)
+            changed += 1
+    if changed:
+        _log.warning(
+            "removed group and other permissions from %d file(s) and folder(s) in %s",
+            changed,
+            path,
+        )
+    return changed
 
 
 def default_origin() -> str:
     """A unique origin: this host's name, then a random suffix (schema-less URL form)."""
     host = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c in ".-")
     return f"{host or 'localhost'}/custodes/{secrets.token_hex(4)}"
+
+
+_tightened: set[Path] = set()
+"""Data directories whose modes this process already checked (once is enough)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +113,10 @@ class Instance:
             )
         if (path / CONFIG).exists() or (path / SQLITE_FILE).exists():
             raise InstanceExistsError(f"{path} already holds a custodes instance; not overwriting")
+        private_umask()
         created_dir = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tighten_modes(path)
         store_url = store or "sqlite"
         inst = cls(
             path=path.resolve(),
@@ -105,12 +152,16 @@ class Instance:
 
     @classmethod
     def load(cls, path: Path) -> Instance:
+        private_umask()
         try:
             raw = (path / CONFIG).read_bytes()
         except FileNotFoundError:
             raise NotInitialisedError(
                 f"{path} holds no custodes instance; create one with 'custodes --data {path} init'"
             ) from None
+        if path.resolve() not in _tightened:
+            _tightened.add(path.resolve())
+            tighten_modes(path)
         try:
             cfg = json.loads(raw)
             witnesses = tuple((str(w["url"]), str(w["vkey"])) for w in cfg.get("witnesses", []))
