@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +51,17 @@ PARALLEL_MIN = 1 << 17
 """Pending entries from which integration hashes in worker processes."""
 
 TILE = 256
+
+KILL_AT_ENV = "CUSTODES_FAULT_KILL_AT"
+"""Crash tests set this to a step name (``signed``, ``locked``, ``stored``) to have the
+process ``kill -9`` itself at that step of checkpointing; unset, nothing happens."""
+
+
+def kill_point(step: str) -> None:
+    """Die here, as a ``kill -9`` would, when the crash tests ask for ``step``."""
+    if os.environ.get(KILL_AT_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 _worker_store: LogStore | None = None
 
@@ -216,11 +228,14 @@ class Log(LogReader):
                 note = sign_checkpoint(
                     Checkpoint(origin=self.origin, size=tiles.size, root_hash=root), self.signer
                 )
+                kill_point("signed")
                 if locked is None:  # on reconcile, the lock already holds the target
                     self.lock.write(note)
+                kill_point("locked")
                 self.store.integrate(
                     old_size=committed_size, new_size=tiles.size, tiles=changed, checkpoint=note
                 )
+                kill_point("stored")
                 self._checkpoint = note
                 committed_size = tiles.size
                 changed = {}
