@@ -215,7 +215,7 @@ class Policy:
         if not isinstance(pattern, str) or not 0 < len(pattern) <= 200:
             raise FormatError("case_pattern must be a regular expression of 1-200 characters")
         try:
-            case_re = re.compile(pattern)
+            case_re = re.compile(pattern, re.ASCII)  # \d and \w: ASCII only
         except re.error as err:
             raise FormatError(f"case_pattern is not a regular expression ({err})") from None
         for key, (lo, hi) in _INT_KEYS.items():

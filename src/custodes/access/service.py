@@ -199,6 +199,11 @@ class AccessService:
             raise FormatError("the window may be at most 31 days long")
         if inp.from_ms > now:
             raise FormatError("the window starts in the future; only recorded footage is released")
+        if inp.to_ms > now:
+            raise FormatError(
+                "the window ends in the future; only footage already recorded is released"
+                " (live viewing will be its own kind of grant)"
+            )
         cams = self.ledger.read(lambda _log: resolve_cameras(self.fleet, inp))
         places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
         outside = [
