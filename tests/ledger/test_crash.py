@@ -1,4 +1,4 @@
-"""kill -9 the appender at random points; every acknowledged entry survives.
+"""kill -9 the appender between commit and acknowledgement; every acknowledged entry survives.
 
 Also: a store restored from an older backup is refused at start-up, and so is
 a store whose history was altered.
@@ -7,6 +7,7 @@ a store whose history was altered.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from custodes.cli.log_cmd import PAUSE_ENV
 from tests.conftest import run_cli
 
 
@@ -39,42 +41,60 @@ def _entries(data: Path, tmp: Path, vkey: str) -> list[dict[str, int]]:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_points_loses_no_acknowledged_entry(
+def test_kill_9_between_commit_and_acknowledgement_loses_no_acknowledged_entry(
     instance: tuple[Path, str], tmp_path: Path
 ) -> None:
+    """Each appender is killed after its batch is durable and before it acknowledged all of it.
+
+    The ``CUSTODES_FAULT_PAUSE_AFTER_ACK`` hook makes ``log append`` print K of the
+    batch's indexes once it is committed, write a marker, and wait; the test kills it
+    only when the marker exists, so every kill lands in that window.
+    """
     data, vkey = instance
     rng = random.Random(20261127)
     acked: dict[int, tuple[int, int]] = {}  # index -> (batch, i)
-    rounds = 12
-    for tag in range(rounds):
+    unacked: dict[int, tuple[int, int]] = {}  # committed, never acknowledged
+    for tag in range(8):
         n = rng.choice([1, 50, 3000, 40000])
+        k = rng.choice([0, 0, 1, n // 2, n - 1])
+        marker = tmp_path / f"committed-{tag}"
         proc = subprocess.Popen(
             [sys.executable, "-m", "custodes", "--data", str(data), "log", "append", "-"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, PAUSE_ENV: f"{marker}:{k}"},
         )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(_batch(tag, n))
         proc.stdin.close()
-        time.sleep(rng.uniform(0.0, 0.6))
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, "the appender exited before it paused"
+            assert time.monotonic() < deadline, "the appender never reached its commit"
+            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         out = proc.stdout.read().decode().split()
         proc.stdout.close()
-        proc.wait()
-        # Every index printed was durable when printed.
-        for k, idx in enumerate(out):
-            acked[int(idx)] = (tag, k)
+        assert proc.wait() == -signal.SIGKILL  # killed in the window, not exited
+        first, count = map(int, marker.read_text().split())
+        assert count == n
+        # It acknowledged exactly K indexes, the first of its batch; the rest were
+        # committed but never acknowledged.
+        assert out == [str(i) for i in range(first, first + k)]
+        for i in range(n):
+            (acked if i < k else unacked)[first + i] = (tag, i)
         # Restart: the next writer reconciles whatever the crash left.
         run_cli("log", "checkpoint", data=data)
+    assert unacked, "no kill landed between commit and acknowledgement"
     entries = _entries(data, tmp_path, vkey)
-    for idx, (tag, k) in acked.items():
-        assert entries[idx] == {"batch": tag, "i": k}
-    # Indexes are dense: whole batches or nothing.
-    seen: dict[int, int] = {}
-    for e in entries:
-        seen[e["batch"]] = seen.get(e["batch"], 0) + 1
-    assert all(e["i"] < seen[e["batch"]] for e in entries)
+    for idx, (tag, i) in acked.items():
+        assert entries[idx] == {"batch": tag, "i": i}
+    # The store holds entries beyond the last acknowledged index: the kills hit the window.
+    assert max(unacked) > max(acked, default=-1)
+    for idx, (tag, i) in unacked.items():
+        assert entries[idx] == {"batch": tag, "i": i}
+    assert len(entries) == len(acked) + len(unacked)
 
 
 @pytest.mark.slow

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -18,6 +20,11 @@ from custodes.records.jsonl import canonical_entries
 from custodes.tlog import parse_checkpoint, parse_note
 
 __all__ = ["init_cmd", "log_group"]
+
+PAUSE_ENV = "CUSTODES_FAULT_PAUSE_AFTER_ACK"
+"""Crash tests set this to ``MARKER:K``: once the batch is durable, ``log append`` prints
+K of its indexes, writes ``first count`` to the file MARKER and waits to be killed, so
+that the kill lands between commit and (the rest of the) acknowledgement."""
 
 _SERVER_HINT = "stop the server, or send the entries to it with --server URL"
 
@@ -80,8 +87,17 @@ def append_cmd(
     with inst.open_log(hint=_SERVER_HINT) as log, _Progress("canonicalising") as bar:
         first, count = log.append(canonical_entries(source, workers=workers, progress=bar.add))
     out = sys.stdout
+    acked = first
+    pause = os.environ.get(PAUSE_ENV)
+    if pause:
+        marker, _, k = pause.rpartition(":")
+        acked = min(first + count, first + int(k))
+        out.write("".join(f"{i}\n" for i in range(first, acked)))
+        out.flush()
+        Path(marker).write_text(f"{first} {count}\n")
+        time.sleep(120)
     step = 65536
-    for start in range(first, first + count, step):
+    for start in range(acked, first + count, step):
         end = min(first + count, start + step)
         out.write("\n".join(map(str, range(start, end))) + "\n")
     out.flush()
