@@ -141,7 +141,11 @@ class Flag:
 
     @property
     def id(self) -> str:
-        """``f-`` and 16 hex digits of SHA-256(key): a flag id that is the same on every run."""
+        """``f-`` and 16 hex digits of SHA-256(key): stable, for the private side only.
+
+        The key may hold a cell id, so this id is never published: the log
+        carries :func:`custodes.access.flags.public_flag_id` instead.
+        """
         return "f-" + hashlib.sha256(self.key.encode()).hexdigest()[:16]
 
 

@@ -36,11 +36,12 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
 ``access.revealed``   ``request``, ``by``, ``reason``, ``salt`` (hex) and
                       ``details`` (the sealed object): anyone can recompute the
                       commitment
-``anomaly.flagged``   ``flag`` (id), ``rule``, ``subject`` (a pseudonym, or a
-                      keyed place id ``place-`` and 16 hex digits: never
-                      coordinates, since a place requested again and again may
-                      be someone's home), ``reason`` (a sentence that uses
-                      pseudonyms and place ids only), ``requests`` (ids)
+``anomaly.flagged``   ``flag`` (id, a keyed hash), ``rule``, ``subject`` (a
+                      pseudonym, or the word ``place``: no coordinates and no
+                      place id, since a place requested again and again may be
+                      someone's home and a stable id would be tied to it by the
+                      requests' later disclosure), ``reason`` (a sentence that
+                      uses pseudonyms only), ``requests`` (ids)
 ``anomaly.resolved``  ``flag``, ``by``, ``resolution``
 """
 

@@ -2,11 +2,18 @@
 
 The rules (:mod:`custodes.access.anomaly`) see everything: who asked, for
 which cells, under which case (as a keyed hash).  What they find is
-published, so this module is where it is made safe: people appear as their
-pseudonyms, and a place that keeps being requested (which may be the home of
-the person an insider is following) only as a keyed place id, never as
-coordinates.  Auditors find the place in the sealed details of the requests
-the flag lists.
+published, so this module is where it is made safe.  People appear as their
+pseudonyms.  A place that keeps being requested (which may be the home of
+the person an insider is following) appears as no place at all: the subject
+is the word ``place`` and the reason says "one place".  A stable place id,
+even a keyed one, would not do: once the requests a flag lists are disclosed
+(``access.disclosed`` names their cameras), the id would be tied to those
+cameras, and every later flag carrying it would name the same place before
+its own requests were disclosed.  For the same reason the published flag id
+is a keyed hash (the gateway's case key) of the finding's dedupe key, which
+holds the cell: an unkeyed hash of it could be recomputed from the disclosed
+cameras' positions.  Auditors find the place in the sealed details of the
+requests the flag lists.
 """
 
 from __future__ import annotations
@@ -20,19 +27,25 @@ from custodes.access import entries as E
 from custodes.access.anomaly import AnomalyConfig, DecisionFacts, RequestFacts, evaluate
 from custodes.access.requests import AccessDB
 
-__all__ = ["LOOKBACK_MS", "flag_entries", "public_subject"]
+__all__ = ["LOOKBACK_MS", "flag_entries", "public_flag_id", "public_subject"]
 
 LOOKBACK_MS = 36 * 86_400_000
 """How far back the facts go: the longest span a rule looks at is 35 days."""
 
 
-def public_subject(key: bytes, subject: str, reason: str) -> tuple[str, str]:
-    """A flag's subject and reason as the public log may show them."""
+def public_subject(subject: str, reason: str) -> tuple[str, str]:
+    """A flag's subject and reason as the public log may show them: no place is named."""
     if not subject.startswith("cell:"):
         return subject, reason
-    digest = hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
-    place = "place-" + digest[:16]
-    return place, reason.replace(subject, place)
+    said = reason.replace(subject, "one place")
+    if said.startswith("one place"):
+        said = "O" + said[1:]
+    return "place", said
+
+
+def public_flag_id(key: bytes, dedupe: str) -> str:
+    """``f-`` and 16 hex digits of HMAC-SHA-256(key, dedupe key): stable, and not recomputable."""
+    return "f-" + hmac.new(key, b"flag:" + dedupe.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def flag_entries(
@@ -75,7 +88,9 @@ def flag_entries(
     for f in evaluate(reqs, decs, cfg, now):
         if f.key in known:
             continue
-        subject, reason = public_subject(key, f.subject, f.reason)
-        entry = E.anomaly_flagged(f.id, f.rule, subject, reason, list(f.requests), now)
+        subject, reason = public_subject(f.subject, f.reason)
+        entry = E.anomaly_flagged(
+            public_flag_id(key, f.key), f.rule, subject, reason, list(f.requests), now
+        )
         out.append((entry, f.key, ""))
     return out
