@@ -168,3 +168,27 @@ def test_the_insider_is_caught_whatever_the_hour_the_demo_is_built(tmp_path: Pat
     # Nothing happens after the simulated week's end ("now").
     last = max(parse_time(e["time"]) for e in _entries(tmp_path / "city"))
     assert last <= end + 2 * 60_000
+
+
+def test_the_demo_agents_act_only_for_their_districts(city: tuple[Path, dict[str, Any]]) -> None:
+    """Issue 10, item 2: a district's recorder is refused for another district's camera."""
+    from datetime import UTC, datetime
+
+    from tests.fleet.conftest import Server, post
+
+    data, _ = city
+    plan = json.loads((data / "demo" / "agents.json").read_text())
+    with_cams = [a for a in plan["agents"] if a["cameras"]]
+    mine, other = with_cams[0], with_cams[1]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    srv = Server(data)
+    srv.start()
+    try:
+        own = {"heartbeats": [{"camera": mine["cameras"][0], "time": now}]}
+        status, body = post(srv.url + "/fleet/heartbeats", own, mine["token"])
+        assert status == 200 and body["accepted"] == 1, body
+        theirs = {"heartbeats": [{"camera": other["cameras"][0], "time": now}]}
+        status, body = post(srv.url + "/fleet/heartbeats", theirs, mine["token"])
+        assert status == 403 and other["cameras"][0] in body["error"]
+    finally:
+        srv.stop()
