@@ -3,6 +3,7 @@ auditor and admin would use it."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -102,6 +103,33 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     bad = run_cli("access", "check-receipt", str(forged), "--vkey", vkey, "--clip", str(clip),
                   check=False)  # fmt: skip
     assert bad.returncode == 1 and "custodes:" in bad.stderr.decode()
+
+    # An entry that is not in the log: the same release, with only its time changed, so the
+    # request and the clip's digest still match; only the inclusion proof can refuse it.
+    entry = json.loads(doc["entry"]["json"].replace("0" * 64, digest))
+    entry["time"] = "2000-01-01T00:00:00Z"
+    unlogged = dict(
+        doc,
+        entry={
+            "index": doc["entry"]["index"],
+            "json": json.dumps(entry, separators=(",", ":"), sort_keys=True),
+        },
+    )
+    orig = json.loads(receipt.read_text())
+    zero = base64.b64encode(b"\x00" * 32).decode()
+    wrong_proof = dict(orig, inclusion=[zero, *orig["inclusion"][1:]])
+    wrong_index = dict(orig, entry=dict(orig["entry"], index=orig["entry"]["index"] + 1))
+    for name, bent in (
+        ("unlogged", unlogged),
+        ("wrong-proof", wrong_proof),
+        ("wrong-index", wrong_index),
+    ):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(bent))
+        bad = run_cli("access", "check-receipt", str(path), "--vkey", vkey, "--clip", str(clip),
+                      check=False)  # fmt: skip
+        assert bad.returncode == 1, (name, bad.stdout)
+        assert bad.stderr.decode().startswith("custodes:"), (name, bad.stderr)
 
     shown = json.loads(access(s, "audrey", "show", rid).stdout)
     assert shown["state"] == "released" and shown["released"]["sha256"] == digest
