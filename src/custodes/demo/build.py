@@ -300,9 +300,11 @@ class Week:
             for c in self.cams
             if self.active(c, a) and self.active(c, at) and not self.is_down(c, mid)
         ]
-        got = record_heartbeats(self.db, beats, self.settings, now=a + self.step)
-        if got["refused"]:
-            raise UsageError(f"the demo's heartbeats were refused: {got['refused'][0]['reason']}")
+        for who, part in self._by_agent(beats).items():
+            got = record_heartbeats(self.db, part, self.settings, now=a + self.step, agent=who)
+            if got["refused"]:
+                reason = got["refused"][0]["reason"]
+                raise UsageError(f"the demo's heartbeats were refused: {reason}")
         close_intervals(self.log, self.db, self.settings, now=at)
         self.count("heartbeats", len(beats))
 
@@ -322,11 +324,21 @@ class Week:
                 {"camera": c, "start": format_time(f), "duration": 3600, "bytes": size,
                  "sha256": digest}
             )  # fmt: skip
-        if items:
-            got = ingest_segments(self.log, self.db, items, self.settings, now=at)
+        for who, part in self._by_agent(items).items():
+            got = ingest_segments(self.log, self.db, part, self.settings, now=at, agent=who)
             if got["refused"]:
                 raise UsageError(f"the demo's segments were refused: {got['refused'][0]}")
             self.count("segments", got["accepted"])
+
+    def _by_agent(self, items: list[object]) -> dict[str | None, list[object]]:
+        """Items split by the pseudonym of the district recorder that sends them."""
+        by_district = {a["district"]: pseudonym(self.db, a["agent"]) for a in self._agents}
+        out: dict[str | None, list[object]] = {}
+        for item in items:
+            assert isinstance(item, dict)
+            who = by_district.get(self.cams[item["camera"]].district or "")
+            out.setdefault(who, []).append(item)
+        return out
 
     def _real_clip(self, cam: str, start: int) -> tuple[str, int]:
         """Put a short synthetic clip in the archive as this segment's file; (sha256, bytes)."""
