@@ -48,7 +48,7 @@ def test_request_entry_holds_only_safe_fields(city: City) -> None:
     assert entry["cameras"] == 2 and entry["districts"] == ["north", "south"]
     assert entry["window_s"] == 20 and entry["needs"] == {"approvals": 1, "judge": False}
     # The auditor's sealed copy opens to the details the commitment was made to.
-    sealed = c.access.sealed(c.users["audrey"], rid)
+    sealed = c.access.sealed(c.users["audrey"], rid, "complaint 12 about this request")
     assert sealed["details"]["case"] == "CASE-2026-0001"
     assert check_commitment(entry["commitment"], sealed["salt"], sealed["details"])
     # and the details are not in access.db in the clear

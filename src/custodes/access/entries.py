@@ -43,6 +43,9 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       requests' later disclosure), ``reason`` (a sentence that
                       uses pseudonyms only), ``requests`` (ids)
 ``anomaly.resolved``  ``flag``, ``by``, ``resolution``
+``access.details_read`` ``request``, ``by`` (pseudonym), ``role`` and ``why``:
+                      a request's sealed details were read by someone other
+                      than its requester; logged durably before they are shown
 """
 
 from __future__ import annotations
@@ -213,6 +216,11 @@ def access_disclosed(
         "from": format_time(from_ms),
         "to": format_time(to_ms),
     }
+
+
+def access_details_read(request: str, by: str, role: str, why: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("access.details_read", now_ms), "request": request, "by": by,
+            "role": role, "why": why}  # fmt: skip
 
 
 def access_revealed(

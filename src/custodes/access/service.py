@@ -302,8 +302,14 @@ class AccessService:
     def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]:
         return self._sealer.open(row.sealed)
 
-    def get(self, user: User, rid: str, now_ms: int | None = None) -> dict[str, Any]:
-        """The request's state and public fields; its sealed details for those who may see them."""
+    def get(self, user: User, rid: str, now_ms: int | None = None, why: str = "") -> dict[str, Any]:
+        """The request's state and public fields; its sealed details for those who may see them.
+
+        The requester reads their own details freely.  An approver or judge
+        reads them (``why`` defaults to deciding the request) and an auditor
+        only with a ``why``; either way ``access.details_read`` is logged
+        first, and if the log cannot be written nothing is shown.
+        """
         me = self._fresh(user, ("investigator", *DECIDERS, "auditor"), "see requests")
         row = self._row(rid)
         now = _now_ms() if now_ms is None else now_ms
@@ -312,8 +318,20 @@ class AccessService:
         if me.role in DECIDERS and not self._covers(me, row):
             raise Forbidden("this request is outside your scope")
         out = public_view(row, self._status(row, now))
-        out["details"] = self._open(row)[1]
+        if me.role == "investigator":
+            out["details"] = self._open(row)[1]
+        elif me.role == "auditor" and not why:
+            out["details"] = None  # an auditor says why before reading them
+        else:
+            self._log_read(me, row, why or "to decide the request", now)
+            out["details"] = self._open(row)[1]
         return out
+
+    def _log_read(self, me: User, row: RequestRow, why: str, now: int) -> int:
+        """Log ``access.details_read`` durably; raises (and nothing is shown) if it cannot."""
+        check_text(why, "reason for reading sealed details", 1000)
+        entry = E.access_details_read(row.id, me.pseudonym, me.role, why, now)
+        return self._commit([(entry, "", "")])
 
     def mine(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
         now = _now_ms() if now_ms is None else now_ms
@@ -523,16 +541,27 @@ class AccessService:
 
     # -- reveal ---------------------------------------------------------------------------
 
-    def sealed(self, user: User, rid: str) -> dict[str, Any]:
-        """Auditors read the sealed details (salt included) without publishing them."""
-        self._fresh(user, ("auditor",), "read sealed details")
+    def sealed(
+        self, user: User, rid: str, why: str = "", now_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Auditors read the sealed details (salt included) without publishing them.
+
+        ``why`` is required, and ``access.details_read`` is logged durably
+        before anything is opened: a log that cannot be written shows nothing.
+        """
+        me = self._fresh(user, ("auditor",), "read sealed details")
+        if not why.strip():
+            raise FormatError("say why you read the sealed details: the reason is logged")
         row = self._row(rid)
+        now = _now_ms() if now_ms is None else now_ms
+        index = self._log_read(me, row, why, now)
         salt, details = self._open(row)
         return {
             "request": rid,
             "commitment": row.commitment,
             "salt": salt.hex(),
             "details": details,
+            "read_index": index,
         }
 
     def reveal(

@@ -138,10 +138,19 @@ def request_cmd(
 
 @access_group.command("show")
 @click.argument("rid", metavar="ID")
+@click.option(
+    "--why", default="", help="Why you read the sealed details (auditors; logged before shown)."
+)
 @_opts
-def show_cmd(rid: str, server: str, token: str | None) -> None:
-    """Show one request, its state and decisions (as JSON)."""
-    click.echo(json.dumps(_call(server, "GET", f"/access/requests/{_q(rid)}", token), indent=2))
+def show_cmd(rid: str, why: str, server: str, token: str | None) -> None:
+    """Show one request, its state and decisions (as JSON).
+
+    An approver's, judge's or auditor's read of the sealed details is logged
+    (``access.details_read``) before they are shown; auditors see them only
+    with ``--why``.
+    """
+    path = f"/access/requests/{_q(rid)}" + (f"?why={_q(why)}" if why else "")
+    click.echo(json.dumps(_call(server, "GET", path, token), indent=2))
 
 
 @access_group.command("queue")

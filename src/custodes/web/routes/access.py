@@ -157,6 +157,7 @@ class Sealed(BaseModel):
     commitment: str
     salt: str
     details: dict[str, Any]
+    read_index: int = Field(description="The log index of the access.details_read entry")
 
 
 class FlagView(BaseModel):
@@ -227,8 +228,14 @@ async def create_request(body: NewRequest, request: Request, user: Investigator)
 
 
 @router.get("/requests/{rid}", response_model=RequestView, summary="One request and its state")
-async def get_request(rid: RequestId, request: Request, user: Viewer) -> Any:
-    return await _run(_svc(request).get, user, rid, _clock(request))
+async def get_request(
+    rid: RequestId,
+    request: Request,
+    user: Viewer,
+    why: str = Query(default="", max_length=1000, description="Why you read the details"),
+) -> Any:
+    """Approvers', judges' and (with ``why``) auditors' reads are logged first."""
+    return await _run(_svc(request).get, user, rid, _clock(request), why)
 
 
 @router.get("/mine", response_model=RequestList, summary="The requests I made")
@@ -287,8 +294,14 @@ async def release(
 
 
 @router.get("/requests/{rid}/sealed", response_model=Sealed, summary="Read sealed details")
-async def sealed(rid: RequestId, request: Request, user: Auditor) -> Any:
-    return await _run(_svc(request).sealed, user, rid)
+async def sealed(
+    rid: RequestId,
+    request: Request,
+    user: Auditor,
+    why: str = Query(default="", max_length=1000, description="Why you read them (logged)"),
+) -> Any:
+    """Logs ``access.details_read`` (who, which request, why) before answering."""
+    return await _run(_svc(request).sealed, user, rid, why, _clock(request))
 
 
 @router.post("/requests/{rid}/reveal", response_model=Logged, summary="Publish sealed details")

@@ -368,6 +368,7 @@ async def audit(
     request: Request,
     user: Annotated[User, Depends(AUDITOR)],
     rid: Annotated[str, Query(alias="request", max_length=64)] = "",
+    why: Annotated[str, Query(max_length=1000)] = "",
     all_flags: Annotated[int, Query(alias="all")] = 0,
     revealed: int = 0,
 ) -> HTMLResponse:
@@ -377,7 +378,7 @@ async def audit(
     error = None
     if rid:
         try:
-            sealed = await _run(lambda: access.sealed(user, rid.strip()))
+            sealed = await _run(lambda: access.sealed(user, rid.strip(), why))
             sealed["checks"] = check_commitment(
                 sealed["commitment"], sealed["salt"], sealed["details"]
             )
@@ -390,6 +391,7 @@ async def audit(
         all_flags=bool(all_flags),
         sealed=sealed,
         rid=rid,
+        why=why,
         error=error,
         revealed=bool(revealed),
     )
