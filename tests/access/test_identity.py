@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from custodes.access.identity import Identities, Scope
+from custodes.access.service import Forbidden
 from custodes.access.users import add_user, revoke_user
 from custodes.errors import ConflictError, FormatError, NotFoundError, UsageError
 from custodes.ledger.instance import Instance
+from tests.access.gateway_kit import City, city  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
@@ -72,9 +74,9 @@ def test_revoked_user_is_refused_everywhere(ids: Identities) -> None:
         ids.revoke("bob")
     with pytest.raises(NotFoundError):
         ids.revoke("nobody")
-    # The name can be given out again: a new token; the old one stays dead.
+    # The name can be given out again: a new token and pseudonym; the old token stays dead.
     again, token2 = ids.add("bob", "auditor", Scope())
-    assert again.pseudonym == user.pseudonym and again.role == "auditor"
+    assert again.pseudonym != user.pseudonym and again.role == "auditor"  # a new person
     assert ids.by_token(token) is None and ids.by_token(token2) == again
     assert ids.session_user(cookie) is None
 
@@ -215,3 +217,62 @@ def test_add_and_revoke_are_logged_first(instance: tuple[Path, str]) -> None:
     assert entries[1]["type"] == "user.revoked" and entries[1]["user"] == user.pseudonym
     assert [e["type"] for e in entries] == ["user.added", "user.revoked", "user.added"]
     assert all("frank" not in json.dumps(e) and "root" not in json.dumps(e) for e in entries)
+
+
+def test_a_re_added_name_is_a_new_person(ids: Identities) -> None:
+    """Issue 10 item 12: a revoked name added again gets a new pseudonym, not the old one's."""
+    first, _ = ids.add("anna", "approver", Scope(), password="first pass")
+    ids.revoke("anna")
+    coming = ids.pseudonym("anna")  # what user.added logs before the account is made
+    assert coming != first.pseudonym
+    again, _ = ids.add("anna", "approver", Scope(), password="second pass")
+    assert again.pseudonym == coming == ids.pseudonym("anna")
+    assert ids.by_pseudonym(first.pseudonym) is None  # old approvals name nobody now
+    assert ids.by_pseudonym(again.pseudonym) == again
+    ids.revoke("anna")
+    third, _ = ids.add("anna", "approver", Scope())
+    assert third.pseudonym not in (first.pseudonym, again.pseudonym)
+
+
+def test_a_store_from_before_generations_keeps_its_pseudonyms(tmp_path: Path) -> None:
+    store = Identities(tmp_path)
+    user, _ = store.add("alice", "operator", Scope())
+    store.close()
+    with sqlite3.connect(tmp_path / "access.db") as conn:
+        conn.execute("ALTER TABLE users DROP COLUMN generation")
+    store = Identities(tmp_path)
+    try:
+        assert store.get("alice") == user and store.pseudonym("alice") == user.pseudonym
+    finally:
+        store.close()
+
+
+def test_an_ended_session_stays_ended(ids: Identities) -> None:
+    """Issue 10 item 9: logging out ends the session on the server, not only in the browser."""
+    user, _ = ids.add("olga", "auditor", Scope(), password="audit pass")
+    cookie = ids.session_cookie(user, 3600)
+    other = ids.session_cookie(user, 3600)
+    assert ids.session_user(cookie) == user
+    assert ids.end_session(cookie)
+    assert ids.session_user(cookie) is None
+    assert ids.session_user(other) == user  # another browser's session goes on
+    assert not ids.end_session("forged.cookie")
+    # a cookie without a session id (from before sessions had ids) is refused
+    body = base64.urlsafe_b64encode(
+        json.dumps({"u": "olga", "e": 0, "x": 2**62}, separators=(",", ":")).encode()
+    ).rstrip(b"=").decode()
+    sig = base64.urlsafe_b64encode(ids._sign(body)).rstrip(b"=").decode()
+    assert ids.session_user(body + "." + sig) is None
+
+
+def test_a_revoked_approvers_approval_does_not_come_back(city: City, tmp_path: Path) -> None:
+    """Approve, revoke the approver, add the same name again, release: refused."""
+    c = city
+    rid = c.access.request(c.users["ivan"], c.inp())
+    c.access.approve(c.users["anna"], rid)
+    c.revoke("anna")
+    again, _ = c.ledger.write(lambda log: add_user(log, c.ids, "anna", "approver", Scope()))
+    assert again.pseudonym != c.users["anna"].pseudonym
+    with pytest.raises(Forbidden, match="revoked"):
+        c.access.release(c.users["ivan"], rid, tmp_path / "clip.mp4")
+    assert not (tmp_path / "clip.mp4").exists()

@@ -5,11 +5,15 @@ The private store is ``DIR/access.db`` (SQLite, WAL), next to the key file
 derived from that key with HKDF-SHA256:
 
 * ``pseudonym``: a person appears in the public log only as
-  ``u-`` + 16 hex digits of HMAC-SHA256(subkey, account name), stable for the
-  account and useless without the key;
+  ``u-`` + 16 hex digits of HMAC-SHA256(subkey, account name and generation),
+  stable for the account and useless without the key.  An account re-added
+  under a revoked name is a new person: its generation is one more, so its
+  pseudonym is new and nothing logged under the old one (approvals, requests)
+  is its own;
 * ``session``: web sessions are ``payload.signature`` cookies, HMAC-signed,
-  with an expiry, and refused once the account is revoked or its password
-  changes;
+  with an expiry and a random session id, and refused once the account is
+  revoked, its password changes, or the session is ended by logging out (the
+  ended session ids are kept here until they expire);
 * ``sealing``: the AES-256-GCM key that keeps sealed request details
   encrypted at rest (:mod:`custodes.access.sealing`).
 
@@ -164,6 +168,10 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms    INTEGER NOT NULL,
     revoked_ms    INTEGER
 );
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    sid        TEXT PRIMARY KEY,
+    expires_ms INTEGER NOT NULL
+);
 """
 
 
@@ -242,12 +250,30 @@ class Identities:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(users)")}
+        if "generation" not in columns:  # stores made before accounts had generations
+            self._conn.execute(
+                "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
+            )
 
     # -- accounts --------------------------------------------------------------------
 
     def pseudonym(self, name: str) -> str:
-        """``u-`` + 16 hex digits: the keyed hash of the account the public log shows."""
-        digest = hmac.new(self._pseudonym_key, b"user\x00" + name.encode(), hashlib.sha256)
+        """``u-`` + 16 hex digits: the keyed hash of the account the public log shows.
+
+        For an active account, its pseudonym; otherwise the one the next account
+        under ``name`` will get (a revoked name's next account is a new person).
+        """
+        row = self._one("SELECT active, generation FROM users WHERE name = ?", name)
+        if row is None:
+            return self._pseudonym_of(name, 0)
+        return self._pseudonym_of(name, row[1] if row[0] else row[1] + 1)
+
+    def _pseudonym_of(self, name: str, generation: int) -> str:
+        message = b"user\x00" + name.encode()
+        if generation:  # the first account under a name keeps the original form
+            message += b"\x00" + str(generation).encode()
+        digest = hmac.new(self._pseudonym_key, message, hashlib.sha256)
         return "u-" + digest.hexdigest()[:16]
 
     def check_new(self, name: str, role: str, password: str | None = None) -> None:
@@ -275,21 +301,23 @@ class Identities:
         self.check_new(name, role, password)
         pw_hash = self._hash_password(password) if password is not None else None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        pseudonym = self.pseudonym(name)
         scope_json = json.dumps(scope.to_entry(), sort_keys=True)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 row = self._conn.execute(
-                    "SELECT active, epoch FROM users WHERE name = ?", (name,)
+                    "SELECT active, epoch, generation FROM users WHERE name = ?", (name,)
                 ).fetchone()
                 if row is not None and row[0]:
                     raise ConflictError(f"the user {name} already exists; revoke it first")
                 epoch = (row[1] + 1) if row is not None else 0
+                generation = (row[2] + 1) if row is not None else 0
+                pseudonym = self._pseudonym_of(name, generation)
                 self._conn.execute("DELETE FROM users WHERE name = ?", (name,))
                 self._conn.execute(
                     "INSERT INTO users (name, role, scope, pseudonym, active, password_hash,"
-                    " token_sha256, epoch, created_ms) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                    " token_sha256, epoch, generation, created_ms)"
+                    " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
                     (
                         name,
                         role,
@@ -298,6 +326,7 @@ class Identities:
                         pw_hash,
                         _token_hash(token),
                         epoch,
+                        generation,
                         int(time.time() * 1000),
                     ),
                 )
@@ -391,14 +420,14 @@ class Identities:
         epoch = self._one("SELECT epoch FROM users WHERE name = ?", user.name)
         if epoch is None:
             raise NotFoundError(f"there is no user named {user.name}")
-        payload = json.dumps(
-            {"u": user.name, "e": epoch[0], "x": now + ttl_s * 1000}, separators=(",", ":")
-        ).encode()
+        claims = {"u": user.name, "e": epoch[0], "x": now + ttl_s * 1000}
+        claims["s"] = secrets.token_urlsafe(16)  # the session id that logging out ends
+        payload = json.dumps(claims, separators=(",", ":")).encode()
         body = _b64(payload)
         return body + "." + _b64(self._sign(body))
 
-    def session_user(self, cookie: str, *, now_ms: int | None = None) -> User | None:
-        """The user a session cookie names, if it is authentic, unexpired and still valid."""
+    def _session_claims(self, cookie: str) -> tuple[str, int, int, str] | None:
+        """The name, epoch, expiry and session id of an authentic cookie, or None."""
         if len(cookie) > 1024 or cookie.count(".") != 1:
             return None
         body, sig = cookie.split(".")
@@ -406,11 +435,37 @@ class Identities:
             if not hmac.compare_digest(_unb64(sig), self._sign(body)):
                 return None
             claims = json.loads(_unb64(body))
-            name, epoch, expires = claims["u"], claims["e"], claims["x"]
+            name, epoch, expires, sid = claims["u"], claims["e"], claims["x"], claims["s"]
         except (ValueError, KeyError, TypeError):
             return None
+        if not isinstance(expires, int) or not isinstance(sid, str):
+            return None
+        return name, epoch, expires, sid
+
+    def end_session(self, cookie: str, *, now_ms: int | None = None) -> bool:
+        """End the session a cookie names, for good; True if it was a live session."""
+        claims = self._session_claims(cookie)
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        if not isinstance(expires, int) or now >= expires:
+        if claims is None or now >= claims[2]:
+            return False
+        with self._lock:
+            self._conn.execute("DELETE FROM ended_sessions WHERE expires_ms <= ?", (now,))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO ended_sessions (sid, expires_ms) VALUES (?, ?)",
+                (claims[3], claims[2]),
+            )
+        return True
+
+    def session_user(self, cookie: str, *, now_ms: int | None = None) -> User | None:
+        """The user a session cookie names, if it is authentic, unexpired and still valid."""
+        claims = self._session_claims(cookie)
+        if claims is None:
+            return None
+        name, epoch, expires, sid = claims
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if now >= expires:
+            return None
+        if self._one("SELECT 1 FROM ended_sessions WHERE sid = ?", sid) is not None:
             return None
         row = self._one(
             "SELECT name, role, scope, pseudonym, active, epoch FROM users WHERE name = ?", name
