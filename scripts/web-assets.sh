@@ -6,8 +6,12 @@ cd "$(dirname "$0")/.."
 dest=${1:-src/custodes/web/static/vendor}
 npm install --no-audit --no-fund --silent >/dev/null
 rm -rf "$dest.tmp"
-mkdir -p "$dest.tmp/leaflet" "$dest.tmp/htmx"
+mkdir -p "$dest.tmp/leaflet" "$dest.tmp/htmx" "$dest.tmp/swagger-ui"
 cp -r node_modules/leaflet/dist/. "$dest.tmp/leaflet/"
 cp node_modules/htmx.org/dist/htmx.min.js "$dest.tmp/htmx/"
+# Swagger UI for /docs, served from here: the staff origin loads nothing from a CDN.
+for f in swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE; do
+  cp "node_modules/swagger-ui-dist/$f" "$dest.tmp/swagger-ui/"
+done
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"

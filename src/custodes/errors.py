@@ -31,13 +31,18 @@ Errors that prove misbehaviour carry their evidence: an
 where one was offered), so a client can publish it.
 
 The HTTP status for each class is decided in one place,
-:func:`http_status`.
+:func:`http_status`, and what an HTTP client is told in one other,
+:func:`public_message`: the sentence with every server path replaced by
+words (the server logs the full sentence).
 
 This module imports only the standard library, so that the verification
 library can use it.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable
 
 __all__ = [
     "BundleError",
@@ -64,6 +69,7 @@ __all__ = [
     "VerificationError",
     "WriterBusyError",
     "http_status",
+    "public_message",
 ]
 
 
@@ -224,3 +230,27 @@ def http_status(err: CustodesError) -> int:
         if isinstance(err, cls):
             return status
     return 500
+
+
+# An absolute path of two or more parts (``/srv/custodes/fleet.db``); URL paths
+# in messages (``/access/requests/...``) start with one of our route names instead.
+_PATH = re.compile(
+    r"(?<![\w.:/~-])/(?:home|tmp|var|srv|opt|usr|etc|root|mnt|media|data|run|work|private|Users"
+    r"|Volumes|nix|proc|dev|sys|lib|bin|snap)(?:/[^\s'\"`,;:()<>\[\]{}]*)+"
+)
+
+
+def public_message(err: BaseException, roots: Iterable[str | object] = ()) -> str:
+    """``str(err)`` for a client: paths under ``roots`` (the data directory) and
+    other absolute server paths are replaced by words; nothing else changes."""
+    text = str(err)
+    for root in sorted({str(r) for r in roots if str(r) not in ("", "/")}, key=len, reverse=True):
+        text = re.sub(
+            re.escape(root.rstrip("/")) + r"(?:/[^\s'\"`,;:()<>\[\]{}]*)?",
+            "a file in the data directory",
+            text,
+        )
+    text = _PATH.sub("a file on the server", text)
+    return text.replace("'a file in the data directory'", "a file in the data directory").replace(
+        "'a file on the server'", "a file on the server"
+    )

@@ -155,41 +155,63 @@ def _safe_next(value: str | None) -> str:
 
 
 class LoginThrottle:
-    """Refuses logins to an account after ``limit`` failures within ``window_s`` seconds.
+    """Slows password guessing by client and account together, with growing delays.
 
-    Password guessing against one account is slowed to ``limit`` tries per
-    window; a success clears the count.  Kept in memory: a restart forgets it.
+    The first ``free`` failures of one client for one account cost nothing;
+    each one after that doubles the wait before that client may try that
+    account again (``base_s``, twice that, ..., at most ``max_s``).  One client
+    trying many accounts is slowed the same way after ``client_free`` failures
+    in all.  Nothing here refuses a client that has not failed: a correct
+    password from another client always gets in, so nobody can lock a judge
+    out.  A success clears that client's count for the account.  Kept in
+    memory; a restart forgets it.
     """
 
-    def __init__(self, limit: int = 10, window_s: float = 900.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = {}
+    def __init__(
+        self,
+        free: int = 3,
+        client_free: int = 30,
+        base_s: float = 1.0,
+        max_s: float = 900.0,
+    ) -> None:
+        self.free = free
+        self.client_free = client_free
+        self.base_s = base_s
+        self.max_s = max_s
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def wait_s(self, name: str) -> float:
-        """Seconds until ``name`` may try again; 0 when it may now."""
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(name.lower(), []) if now - t < self.window_s]
-            if len(recent) < self.limit:
-                return 0.0
-            return recent[-self.limit] + self.window_s - now
+    def _delay(self, count: int, free: int) -> float:
+        if count < free:
+            return 0.0
+        return float(min(self.max_s, self.base_s * 2 ** min(count - free, 30)))
 
-    def failed(self, name: str) -> None:
+    def wait_s(self, client: str, name: str) -> float:
+        """Seconds until ``client`` may try ``name`` again; 0 when it may now."""
         now = time.monotonic()
         with self._lock:
-            if len(self._failures) > 10_000:  # forget stale names; memory stays bounded
+            pair = self._failures.get((client, name.lower()), (0, now))
+            spread = self._failures.get((client, ""), (0, now))
+        return max(
+            0.0,
+            pair[1] + self._delay(pair[0], self.free) - now,
+            spread[1] + self._delay(spread[0], self.client_free) - now,
+        )
+
+    def failed(self, client: str, name: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) > 100_000:  # forget old entries; memory stays bounded
                 self._failures = {
-                    k: v for k, v in self._failures.items() if now - v[-1] < self.window_s
+                    k: v for k, v in self._failures.items() if now - v[1] < self.max_s
                 }
-            times = self._failures.setdefault(name.lower(), [])
-            times.append(now)
-            del times[: -self.limit]
+            for key in ((client, name.lower()), (client, "")):
+                count, _ = self._failures.get(key, (0, now))
+                self._failures[key] = (count + 1, now)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, client: str, name: str) -> None:
         with self._lock:
-            self._failures.pop(name.lower(), None)
+            self._failures.pop((client, name.lower()), None)
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -210,21 +232,23 @@ async def login(
     ids = identities(request)
     throttle: LoginThrottle = request.app.state.login_throttle
     target = _safe_next(next)
-    wait = throttle.wait_s(name)
+    client = request.client.host if request.client else ""
+    wait = throttle.wait_s(client, name)
     if wait > 0:
-        minutes = max(1, math.ceil(wait / 60))
+        seconds = max(1, math.ceil(wait))
+        when = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
         return render(
             request,
             "login.html",
             status_code=429,
             next=target,
-            error=f"Too many failed logins for this account; try again in {minutes} minutes.",
+            error=f"Too many failed logins from here for this account; try again in {when}.",
             name=name,
             user=None,
         )
     user = await run_in_threadpool(ids.check_password, name, password) if name else None
     if user is None:
-        throttle.failed(name)
+        throttle.failed(client, name)
         return render(
             request,
             "login.html",
@@ -234,7 +258,7 @@ async def login(
             name=name,
             user=None,
         )
-    throttle.succeeded(name)
+    throttle.succeeded(client, name)
     cookie = await run_in_threadpool(ids.session_cookie, user, SESSION_TTL_S)
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(
@@ -250,7 +274,11 @@ async def login(
 
 
 @router.post("/logout", include_in_schema=False)
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the server (the cookie is dead even if kept), then drop it."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        identities(request).end_session(cookie)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
