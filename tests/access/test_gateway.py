@@ -60,11 +60,11 @@ def test_requester_never_approves_own_request(city: City) -> None:
     rid = c.access.request(c.users["ivan"], c.inp())
     with pytest.raises(Forbidden):
         c.access.approve(c.users["ivan"], rid)  # an investigator does not decide
-    # The same account re-created as an approver (same name, same pseudonym)
-    # still may not approve the request it made.
+    # The same name re-created as an approver is a new person (a new
+    # pseudonym), and still may not approve the request made under that name.
     c.revoke("ivan")
     again, _ = c.ledger.write(lambda log: add_user(log, c.ids, "ivan", "approver", Scope()))
-    assert again.pseudonym == c.users["ivan"].pseudonym
+    assert again.pseudonym != c.users["ivan"].pseudonym
     with pytest.raises(Forbidden, match="you made this request"):
         c.access.approve(again, rid)
     with pytest.raises(Forbidden, match="you made this request"):

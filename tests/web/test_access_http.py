@@ -106,7 +106,9 @@ def test_footage_uploaded_by_a_recorder_is_what_is_released(tmp_path: Path) -> N
     with app_city(tmp_path) as a:
         c = a.client
         st = a.app.state
-        _, token = st.ledger.write(lambda log: add_agent(log, st.fleet.db, "rec-1"))
+        _, token = st.ledger.write(
+            lambda log: add_agent(log, st.fleet.db, "rec-1", cameras=["cam-s1"])
+        )
         rec = {"Authorization": f"Bearer {token}"}
         start = a.end_ms + 10_000  # a new minute of camera cam-s1, after the kit's footage
         body = segment_bytes(99)

@@ -63,7 +63,11 @@ def city(instance: tuple[Path, str], tmp_path: Path) -> Iterator[dict[str, Any]]
     """A server with cameras, staff, and one recorded 4-second segment in the archive."""
     data, _ = instance
     run_cli("cameras", "import", str(DATA / "overpass_moscow.json"), data=data)
-    agent = run_cli("agents", "add", "recorder-1", data=data).stdout.decode().splitlines()[-1]
+    agent = (
+        run_cli("agents", "add", "recorder-1", "--cameras", "MSK-0001", data=data)
+        .stdout.decode()
+        .splitlines()[-1]
+    )
     with Instance.load(data).open_log() as log, Identities(data) as ids:
         for name, (role, pw, scope) in PASSWORDS.items():
             add_user(log, ids, name, role, Scope.parse(scope), password=pw)

@@ -341,7 +341,11 @@ class Week:
         return out
 
     def _real_clip(self, cam: str, start: int) -> tuple[str, int]:
-        """Put a short synthetic clip in the archive as this segment's file; (sha256, bytes)."""
+        """Put a synthetic clip in the archive as this segment's file; (sha256, bytes).
+
+        It lasts the logged hour (a frame every 30 s, so it stays small and quick to
+        make), since a release checks each segment's decoded length against the log.
+        """
         from custodes.fleet.archive import open_archive
 
         work = self.data / "demo"
@@ -349,7 +353,7 @@ class Week:
         if self._clip is None:
             self._clip = work / "base.mp4"
             _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2",
+                "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=1/30", "-t", "3600",
                 "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast",
                 str(self._clip),
             )  # fmt: skip
