@@ -87,7 +87,10 @@ ENDPOINTS: dict[str, tuple[frozenset[str], Call]] = {
         frozenset({"investigator"}),
         _c("POST", "/access/requests/{id}/release", {}, lambda a: a.approved()),
     ),
-    "sealed": (frozenset({"auditor"}), _c("GET", "/access/requests/{id}/sealed?why=audit", prep=new_request)),
+    "sealed": (
+        frozenset({"auditor"}),
+        _c("GET", "/access/requests/{id}/sealed?why=audit", prep=new_request),
+    ),
     "reveal": (
         frozenset({"auditor", "judge"}),
         _c("POST", "/access/requests/{id}/reveal", {"reason": "case closed"}, new_request),

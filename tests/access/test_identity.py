@@ -258,14 +258,18 @@ def test_an_ended_session_stays_ended(ids: Identities) -> None:
     assert ids.session_user(other) == user  # another browser's session goes on
     assert not ids.end_session("forged.cookie")
     # a cookie without a session id (from before sessions had ids) is refused
-    body = base64.urlsafe_b64encode(
-        json.dumps({"u": "olga", "e": 0, "x": 2**62}, separators=(",", ":")).encode()
-    ).rstrip(b"=").decode()
+    body = (
+        base64.urlsafe_b64encode(
+            json.dumps({"u": "olga", "e": 0, "x": 2**62}, separators=(",", ":")).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     sig = base64.urlsafe_b64encode(ids._sign(body)).rstrip(b"=").decode()
     assert ids.session_user(body + "." + sig) is None
 
 
-def test_a_revoked_approvers_approval_does_not_come_back(city: City, tmp_path: Path) -> None:
+def test_a_revoked_approvers_approval_does_not_come_back(city: City, tmp_path: Path) -> None:  # noqa: F811
     """Approve, revoke the approver, add the same name again, release: refused."""
     c = city
     rid = c.access.request(c.users["ivan"], c.inp())

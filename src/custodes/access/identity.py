@@ -252,9 +252,7 @@ class Identities:
         self._conn.executescript(_SCHEMA)
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(users)")}
         if "generation" not in columns:  # stores made before accounts had generations
-            self._conn.execute(
-                "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
-            )
+            self._conn.execute("ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
 
     # -- accounts --------------------------------------------------------------------
 
