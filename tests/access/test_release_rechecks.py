@@ -1,0 +1,110 @@
+"""The checks a release makes again right before it is logged (issue 10, item 19).
+
+An approval is judged at release by the people as they are then, not as they
+were when they decided: an approver whose role or scope changed, a judge who
+is a judge no more, or a requester whose scope was narrowed makes the release
+refused.  Each test first shows the release would go ahead, then changes one
+thing and shows it is refused with nothing logged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from custodes.access.identity import Scope
+from custodes.access.service import Forbidden
+from custodes.access.users import add_user
+from tests.access.gateway_kit import City, city  # noqa: F401  (the fixture)
+
+ZONE = {"name": "Clinic 7", "kind": "clinic", "lat": 55.7600, "lon": 37.6100, "radius_m": 50}
+
+
+def _edit_user(c: City, name: str, **cols: str) -> None:
+    """Change a person's row in the identity store, as an admin's later change would."""
+    with sqlite3.connect(c.ids.db_path) as db:
+        for col, value in cols.items():
+            db.execute(f"UPDATE users SET {col} = ? WHERE name = ? AND active = 1", (value, name))
+
+
+def _scope(text: str) -> str:
+    return json.dumps(Scope.parse(text).to_entry(), sort_keys=True)
+
+
+def _released(c: City) -> int:
+    return sum(1 for e in c.entries() if e["type"] == "access.released")
+
+
+def _approved_by(c: City, who: str, **kw: object) -> str:
+    rid = c.access.request(c.users["ivan"], c.inp(**kw))
+    assert c.access.approve(c.users[who], rid)["complete"]
+    c.access.check_release(c.users["ivan"], rid)  # would go ahead now
+    return rid
+
+
+def test_an_approver_re_added_under_another_role_lapses(
+    city: City,  # noqa: F811
+) -> None:
+    c = city
+    rid = _approved_by(c, "anna")
+    c.revoke("anna")
+    c.ledger.write(lambda log: add_user(log, c.ids, "anna", "auditor", Scope()))
+    with pytest.raises(Forbidden, match="revoked or changed role"):
+        c.access.check_release(c.users["ivan"], rid)
+    assert _released(c) == 0
+
+
+def test_an_approver_whose_role_changed_lapses(city: City) -> None:  # noqa: F811
+    c = city
+    rid = _approved_by(c, "anna")
+    _edit_user(c, "anna", role="auditor")
+    with pytest.raises(Forbidden, match="revoked or changed role"):
+        c.access.check_release(c.users["ivan"], rid)
+
+
+def test_a_judge_who_is_now_an_approver_lapses(city: City) -> None:  # noqa: F811
+    c = city
+    c.access.set_policy(c.users["adam"], {"sensitive_zones": [ZONE]})
+    rid = _approved_by(c, "jude", cameras=("cam-n1",))
+    _edit_user(c, "jude", role="approver")
+    with pytest.raises(Forbidden, match="no longer a judge"):
+        c.access.check_release(c.users["ivan"], rid)
+
+
+def test_a_judge_re_added_as_an_approver_lapses(city: City) -> None:  # noqa: F811
+    c = city
+    c.access.set_policy(c.users["adam"], {"sensitive_zones": [ZONE]})
+    rid = _approved_by(c, "jude", cameras=("cam-n1",))
+    c.revoke("jude")
+    c.ledger.write(lambda log: add_user(log, c.ids, "jude", "approver", Scope()))
+    with pytest.raises(Forbidden, match="revoked or changed role|no longer a judge"):
+        c.access.check_release(c.users["ivan"], rid)
+    assert _released(c) == 0
+
+
+def test_an_approvers_scope_narrowed_after_approval_lapses(city: City) -> None:  # noqa: F811
+    c = city
+    rid = _approved_by(c, "anna")  # cam-n1, in the north
+    _edit_user(c, "anna", scope=_scope("district:south"))
+    with pytest.raises(Forbidden, match="no longer within approver"):
+        c.access.check_release(c.users["ivan"], rid)
+
+
+def test_a_requesters_scope_narrowed_after_approval_stops_the_release(
+    city: City,  # noqa: F811
+) -> None:
+    c = city
+    rid = _approved_by(c, "anna")
+    _edit_user(c, "ivan", scope=_scope("district:south"))
+    with pytest.raises(Forbidden, match="no longer inside your scope"):
+        c.access.check_release(c.users["ivan"], rid)
+
+
+def test_an_admin_only_action_by_a_judge_is_refused(city: City) -> None:  # noqa: F811
+    c = city
+    before = len(c.entries())
+    with pytest.raises(Forbidden):
+        c.access.set_policy(c.users["jude"], {"sensitive_zones": []})
+    assert len(c.entries()) == before
