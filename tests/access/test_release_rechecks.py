@@ -17,6 +17,7 @@ import pytest
 from custodes.access.identity import Scope
 from custodes.access.service import Forbidden
 from custodes.access.users import add_user
+from custodes.errors import FormatError, StoreUnavailableError
 from tests.access.gateway_kit import City, city  # noqa: F401  (the fixture)
 
 ZONE = {"name": "Clinic 7", "kind": "clinic", "lat": 55.7600, "lon": 37.6100, "radius_m": 50}
@@ -108,3 +109,51 @@ def test_an_admin_only_action_by_a_judge_is_refused(city: City) -> None:  # noqa
     with pytest.raises(Forbidden):
         c.access.set_policy(c.users["jude"], {"sensitive_zones": []})
     assert len(c.entries()) == before
+
+
+# -- reads of sealed details (issue 10, item 5) ---------------------------------------
+
+
+def _reads(c: City) -> list[dict[str, object]]:
+    return [e for e in c.entries() if e["type"] == "access.details_read"]
+
+
+def test_every_read_of_sealed_details_is_logged_first(city: City) -> None:  # noqa: F811
+    c = city
+    rid = c.access.request(c.users["ivan"], c.inp())
+    # The requester reads their own request freely.
+    assert c.access.get(c.users["ivan"], rid)["details"]
+    assert _reads(c) == []
+    # An approver opening it to decide leaves an entry, with their pseudonym.
+    assert c.access.get(c.users["anna"], rid)["details"]
+    # An auditor sees nothing without a reason, and the reason is logged.
+    assert c.access.get(c.users["audrey"], rid)["details"] is None
+    with pytest.raises(FormatError, match="say why"):
+        c.access.sealed(c.users["audrey"], rid, "")
+    got = c.access.sealed(c.users["audrey"], rid, "quarterly audit of night requests")
+    reads = _reads(c)
+    assert [(r["request"], r["by"], r["why"]) for r in reads] == [
+        (rid, c.users["anna"].pseudonym, "to decide the request"),
+        (rid, c.users["audrey"].pseudonym, "quarterly audit of night requests"),
+    ]
+    assert got["read_index"] == max(i for i, e in enumerate(c.entries()) if e in reads)
+
+
+def test_a_read_the_log_cannot_record_shows_nothing(city: City) -> None:  # noqa: F811
+    c = city
+    rid = c.access.request(c.users["ivan"], c.inp())
+    store = c.ledger.log.store
+    real = store.append
+
+    def broken(entries: object) -> tuple[int, int]:
+        raise StoreUnavailableError("the disk is gone")
+
+    store.append = broken  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StoreUnavailableError):
+            c.access.sealed(c.users["audrey"], rid, "audit")
+        with pytest.raises(StoreUnavailableError):
+            c.access.get(c.users["anna"], rid)
+    finally:
+        store.append = real  # type: ignore[method-assign]
+    assert _reads(c) == []
