@@ -157,3 +157,17 @@ def test_a_read_the_log_cannot_record_shows_nothing(city: City) -> None:  # noqa
     finally:
         store.append = real  # type: ignore[method-assign]
     assert _reads(c) == []
+
+
+def test_a_name_added_again_inherits_nothing_of_the_old_account(city: City) -> None:  # noqa: F811
+    c = city
+    rid = _approved_by(c, "anna")
+    c.revoke("ivan")
+    again, _ = c.ledger.write(lambda log: add_user(log, c.ids, "ivan", "investigator", Scope()))
+    assert again.pseudonym != c.users["ivan"].pseudonym
+    assert c.access.mine(again) == []
+    with pytest.raises(Forbidden, match="only their own requests"):
+        c.access.get(again, rid)
+    with pytest.raises(Forbidden, match="only the investigator who made the request"):
+        c.access.check_release(again, rid)
+    assert _released(c) == 0

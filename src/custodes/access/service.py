@@ -177,6 +177,12 @@ class AccessService:
         return now
 
     @staticmethod
+    def _made_by(user: User, row: RequestRow) -> bool:
+        """This account made the request: the same name *and* pseudonym, since a name added
+        again after a revocation is a new person with nothing of the old one."""
+        return row.requester == user.name and row.pseudonym == user.pseudonym
+
+    @staticmethod
     def _covers(user: User, row: RequestRow) -> bool:
         return all(user.scope.covers(d, g) for d, g in row.places)
 
@@ -313,7 +319,7 @@ class AccessService:
         me = self._fresh(user, ("investigator", *DECIDERS, "auditor"), "see requests")
         row = self._row(rid)
         now = _now_ms() if now_ms is None else now_ms
-        if me.role == "investigator" and row.requester != me.name:
+        if me.role == "investigator" and not self._made_by(me, row):
             raise Forbidden("investigators may see only their own requests")
         if me.role in DECIDERS and not self._covers(me, row):
             raise Forbidden("this request is outside your scope")
@@ -335,7 +341,7 @@ class AccessService:
 
     def mine(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
         now = _now_ms() if now_ms is None else now_ms
-        rows = self.db.requests("requester = ?", (user.name,))
+        rows = self.db.requests("requester = ? AND pseudonym = ?", (user.name, user.pseudonym))
         return [public_view(r, self._status(r, now)) for r in rows]
 
     def queue(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
@@ -439,7 +445,7 @@ class AccessService:
         now = _now_ms() if now_ms is None else now_ms
         me = self._fresh(user, ("investigator",), "receive footage")
         row = self._row(rid)
-        if row.requester != me.name:
+        if not self._made_by(me, row):
             raise Forbidden("only the investigator who made the request may receive its footage")
         st = self._status(row, now)
         if st["state"] == "released":
