@@ -194,7 +194,7 @@ def test_request_approve_release_download(city: dict[str, Any], browser: Any) ->
     assert released[0]["segments"] == [city["segment"]["sha256"]]
 
     # (5) The auditor opens the sealed details, which match the logged commitment.
-    olga = _login(browser, base, "olga", f"/app/audit?request={rid}")
+    olga = _login(browser, base, "olga", f"/app/audit?request={rid}&why=release+review")
     sealed = olga.locator("#sealed").inner_text()
     assert "CASE-2026-0042" in sealed and "Robbery at the kiosk" in sealed
     assert olga.locator("#commitment-ok").is_visible()
@@ -255,7 +255,7 @@ def test_operator_edits_a_camera_and_the_change_is_logged(
 def _session(base: str, name: str) -> Any:
     import httpx
 
-    client = httpx.Client(base_url=base, timeout=60)
+    client = httpx.Client(base_url=base, timeout=60, headers={"Origin": base})
     resp = client.post("/login", data={"name": name, "password": PASSWORDS[name][1]})
     assert resp.status_code == 303
     return client
@@ -317,7 +317,7 @@ def test_forms_refuse_bad_input_other_sites_and_the_wrong_person(city: dict[str,
 
         # The auditor publishes the sealed details; anyone can check them.
         olga = _session(base, "olga")
-        shown = olga.get(f"/app/audit?request={rid}")
+        shown = olga.get(f"/app/audit?request={rid}&why=case+closed")
         assert 'id="commitment-ok"' in shown.text
         revealed = olga.post("/app/audit/reveal", data={"request": rid, "reason": "Case closed."})
         assert revealed.status_code == 303
