@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import http.client
 from pathlib import Path
 from typing import Protocol
 
-from custodes.errors import NotFoundError, UsageError
+from custodes.client.http import HttpClient
+from custodes.errors import FormatError, NotFoundError, UsageError
 
 __all__ = ["DirSource", "HttpSource", "TileSource", "open_source"]
 
@@ -45,26 +45,33 @@ class DirSource:
 
 
 class HttpSource:
+    """A log at an HTTP(S) base URL, read over kept-alive connections.
+
+    Bodies sent with ``Content-Encoding: gzip`` are decoded, asked for or not.
+    """
+
     def __init__(self, base: str, *, timeout: float = 30.0) -> None:
         self.base = base.rstrip("/") + "/"
         self.description = self.base
         self.timeout = timeout
         self.fetch_window = 8
+        self.http = HttpClient(timeout=timeout, user_agent="custodes-verify", limit=MAX_OBJECT)
 
     def fetch(self, path: str) -> bytes:
         url = self.base + path
-        req = urllib.request.Request(url, headers={"User-Agent": "custodes-verify"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                data: bytes = resp.read(MAX_OBJECT + 1)
-        except urllib.error.HTTPError as err:
-            raise NotFoundError(f"{url} answered HTTP {err.code}") from None
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise NotFoundError(f"cannot reach {url}: {reason}") from None
-        if len(data) > MAX_OBJECT:
-            raise NotFoundError(f"{url} is larger than any log object")
-        return data
+            resp = self.http.get(url)
+        except (OSError, http.client.HTTPException) as err:
+            raise NotFoundError(f"cannot reach {url}: {err}") from None
+        except FormatError as err:
+            raise NotFoundError(f"{url} answered with an unreadable body: {err}") from None
+        if resp.status != 200:
+            raise NotFoundError(f"{url} answered HTTP {resp.status}")
+        return resp.body
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self.http.close()
 
 
 def open_source(where: str) -> TileSource:

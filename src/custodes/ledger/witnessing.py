@@ -12,14 +12,14 @@ acknowledged.  Each failure is logged with its reason.
 from __future__ import annotations
 
 import base64
+import http.client
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from custodes.errors import SignatureError
+from custodes.client.http import HttpClient
+from custodes.errors import FormatError, SignatureError
 from custodes.tlog import CosignatureVerifier, open_checkpoint, parse_note
 from custodes.tlog.note import NoteVerifier
 
@@ -47,6 +47,7 @@ class WitnessClient:
         self.verifier = CosignatureVerifier.from_key(vkey)
         self.timeout_s = timeout_s
         self.size = 0
+        self.http = HttpClient(timeout=timeout_s, user_agent="custodes-log", limit=1 << 16)
 
     def cosign(self, note: bytes, size: int, prove: ProofFn) -> bytes | None:
         """The witness's cosignature line for ``note`` of ``size``; None, logged, on failure."""
@@ -59,24 +60,24 @@ class WitnessClient:
                 + b"\n"
                 + note
             )
-            req = urllib.request.Request(self.url, data=body, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    answer = resp.read(1 << 16)
-            except urllib.error.HTTPError as err:
-                text = err.read(1 << 12)
-                kind = err.headers.get("Content-Type", "")
-                if err.code == 409 and kind.startswith("text/x.tlog.size"):
+                resp = self.http.request("POST", self.url, body=body)
+            except (OSError, http.client.HTTPException, FormatError) as err:
+                _log.warning("witness %s unreachable: %s", self.url, err)
+                return None
+            answer = resp.body
+            if resp.status != 200:
+                kind = resp.headers.get("Content-Type", "")
+                if resp.status == 409 and kind.startswith("text/x.tlog.size"):
                     try:
-                        self.size = int(text.strip())
+                        self.size = int(answer.strip())
                     except ValueError:
                         break
                     continue  # retry from the size the witness holds
-                _log.warning("witness %s refused size %d: HTTP %d %s", self.url, size,
-                             err.code, text.decode("utf-8", "replace").strip())  # fmt: skip
-                return None
-            except (urllib.error.URLError, OSError) as err:
-                _log.warning("witness %s unreachable: %s", self.url, getattr(err, "reason", err))
+                why = answer[:4096].decode("utf-8", "replace").strip()
+                _log.warning(
+                    "witness %s refused size %d: HTTP %d %s", self.url, size, resp.status, why
+                )
                 return None
             line = self._own_line(note, answer)
             if line is None:
