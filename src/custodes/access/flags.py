@@ -83,14 +83,13 @@ def flag_entries(
         for d in db.decisions(since_ms=since)
         if d.request in created
     ]
-    known = db.flag_keys()
+    known = db.flag_keys()  # public flag ids: the log alone rebuilds them
     out = []
     for f in evaluate(reqs, decs, cfg, now):
-        if f.key in known:
+        fid = public_flag_id(key, f.key)
+        if fid in known:
             continue
         subject, reason = public_subject(f.subject, f.reason)
-        entry = E.anomaly_flagged(
-            public_flag_id(key, f.key), f.rule, subject, reason, list(f.requests), now
-        )
-        out.append((entry, f.key, ""))
+        entry = E.anomaly_flagged(fid, f.rule, subject, reason, list(f.requests), now)
+        out.append((entry, fid, ""))
     return out

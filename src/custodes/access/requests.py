@@ -36,6 +36,7 @@ from custodes.fleet.registry import FleetDB
 
 __all__ = [
     "AccessDB",
+    "Forbidden",
     "DecisionRow",
     "RequestInput",
     "RequestRow",
@@ -115,6 +116,10 @@ CREATE TABLE IF NOT EXISTS req_flags (
     resolution TEXT
 );
 """
+
+
+class Forbidden(UsageError):
+    """The person is authenticated but may not do this (HTTP 403)."""
 
 
 @dataclass(frozen=True)
@@ -307,7 +312,7 @@ class AccessDB:
 
     def flag_keys(self) -> set[str]:
         with self.lock:
-            return {r[0] for r in self.conn.execute("SELECT key FROM req_flags")}
+            return {r[0] for r in self.conn.execute("SELECT id FROM req_flags")}
 
     def flags(self, open_only: bool = True) -> list[dict[str, Any]]:
         sql = (
@@ -409,7 +414,7 @@ class AccessDB:
                 " flagged_ms, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     obj["flag"],
-                    key or obj["flag"],
+                    obj["flag"],  # the key is the public id, so a replay rebuilds the same row
                     obj["rule"],
                     obj["subject"],
                     obj["reason"],

@@ -41,18 +41,19 @@ from typing import Any
 from custodes.access import entries as E
 from custodes.access.identity import Identities, User
 from custodes.access.policy import Policy, PolicyFile
+from custodes.access.reading import ReadingMixin
 from custodes.access.release import Committer, Ledger
 from custodes.access.requests import (
     AccessDB,
     DecisionRow,
+    Forbidden,
     RequestInput,
     RequestRow,
     check_text,
     load_case_key,
-    public_view,
     resolve_cameras,
 )
-from custodes.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custodes.errors import ConflictError, FormatError, NotFoundError
 from custodes.fleet.model import format_time
 from custodes.fleet.model import now_ms as _now_ms
 from custodes.fleet.registry import FleetDB
@@ -61,10 +62,6 @@ __all__ = ["AccessService", "Forbidden", "ReleasePlan", "RequestInput"]
 
 MAX_WINDOW_MS = 31 * 86_400_000
 DECIDERS = ("approver", "judge")
-
-
-class Forbidden(UsageError):
-    """The person is authenticated but may not do this (HTTP 403)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ class ReleasePlan:
     unredacted: bool
 
 
-class AccessService:
+class AccessService(ReadingMixin):
     """The gateway over one instance: the running log, the fleet index and the identities."""
 
     def __init__(self, ledger: Ledger, fleet: FleetDB, ids: Identities, data: Path) -> None:
@@ -308,61 +305,6 @@ class AccessService:
     def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]:
         return self._sealer.open(row.sealed)
 
-    def get(self, user: User, rid: str, now_ms: int | None = None, why: str = "") -> dict[str, Any]:
-        """The request's state and public fields; its sealed details for those who may see them.
-
-        The requester reads their own details freely.  An approver or judge
-        reads them (``why`` defaults to deciding the request) and an auditor
-        only with a ``why``; either way ``access.details_read`` is logged
-        first, and if the log cannot be written nothing is shown.
-        """
-        me = self._fresh(user, ("investigator", *DECIDERS, "auditor"), "see requests")
-        row = self._row(rid)
-        now = _now_ms() if now_ms is None else now_ms
-        if me.role == "investigator" and not self._made_by(me, row):
-            raise Forbidden("investigators may see only their own requests")
-        if me.role in DECIDERS and not self._covers(me, row):
-            raise Forbidden("this request is outside your scope")
-        out = public_view(row, self._status(row, now))
-        if me.role == "investigator":
-            out["details"] = self._open(row)[1]
-        elif me.role == "auditor" and not why:
-            out["details"] = None  # an auditor says why before reading them
-        else:
-            self._log_read(me, row, why or "to decide the request", now)
-            out["details"] = self._open(row)[1]
-        return out
-
-    def _log_read(self, me: User, row: RequestRow, why: str, now: int) -> int:
-        """Log ``access.details_read`` durably; raises (and nothing is shown) if it cannot."""
-        check_text(why, "reason for reading sealed details", 1000)
-        entry = E.access_details_read(row.id, me.pseudonym, me.role, why, now)
-        return self._commit([(entry, "", "")])
-
-    def mine(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
-        now = _now_ms() if now_ms is None else now_ms
-        rows = self.db.requests("requester = ? AND pseudonym = ?", (user.name, user.pseudonym))
-        return [public_view(r, self._status(r, now)) for r in rows]
-
-    def queue(self, user: User, now_ms: int | None = None) -> list[dict[str, Any]]:
-        """Pending requests this approver or judge may decide."""
-        me = self._fresh(user, DECIDERS, "decide requests")
-        now = _now_ms() if now_ms is None else now_ms
-        since = now - self.policy(now)["request_ttl_s"] * 1000
-        out = []
-        for row in self.db.requests("created_ms >= ? AND expired_ms IS NULL", (since,)):
-            if row.requester == me.name or not self._covers(me, row):
-                continue
-            st = self._status(row, now)
-            if st["state"] != "pending" or any(
-                d.pseudonym == me.pseudonym for d in st["approvals"]
-            ):
-                continue
-            if self._needs_judge_now(row, st["approvals"]) and me.role != "judge":
-                continue
-            out.append(public_view(row, st))
-        return out
-
     @staticmethod
     def _needs_judge_now(row: RequestRow, yes: list[DecisionRow]) -> bool:
         """The next approval is the last one, and the judge the request needs is missing."""
@@ -544,105 +486,3 @@ class AccessService:
         finally:
             tmp.unlink(missing_ok=True)
         return info
-
-    # -- reveal ---------------------------------------------------------------------------
-
-    def sealed(
-        self, user: User, rid: str, why: str = "", now_ms: int | None = None
-    ) -> dict[str, Any]:
-        """Auditors read the sealed details (salt included) without publishing them.
-
-        ``why`` is required, and ``access.details_read`` is logged durably
-        before anything is opened: a log that cannot be written shows nothing.
-        """
-        me = self._fresh(user, ("auditor",), "read sealed details")
-        if not why.strip():
-            raise FormatError("say why you read the sealed details: the reason is logged")
-        row = self._row(rid)
-        now = _now_ms() if now_ms is None else now_ms
-        index = self._log_read(me, row, why, now)
-        salt, details = self._open(row)
-        return {
-            "request": rid,
-            "commitment": row.commitment,
-            "salt": salt.hex(),
-            "details": details,
-            "read_index": index,
-        }
-
-    def reveal(
-        self, user: User, rid: str, reason: str, now_ms: int | None = None
-    ) -> dict[str, Any]:
-        """Publish salt and details (``access.revealed``); anyone can check the commitment."""
-        me = self._fresh(user, ("auditor", "judge"), "reveal sealed details")
-        check_text(reason, "reason for a reveal", 1000)
-        now = _now_ms() if now_ms is None else now_ms
-        with self._lock(rid):
-            row = self._row(rid)
-            if row.revealed_ms is not None:
-                raise ConflictError(f"request {rid} is already revealed")
-            salt, details = self._open(row)
-            entry = E.access_revealed(rid, me.pseudonym, reason, salt, details, now)
-            index = self._commit([(entry, "", "")])
-        return {"request": rid, "index": index, "commitment": row.commitment,
-                "salt": salt.hex(), "details": details}  # fmt: skip
-
-    # -- sweep and flags ----------------------------------------------------------------
-
-    def sweep(self, now_ms: int | None = None) -> dict[str, int]:
-        """Log ``access.expired`` for lapses; ``access.disclosed`` when due."""
-        now = _now_ms() if now_ms is None else now_ms
-        rows = self.db.requests("expired_ms IS NULL OR disclosed_ms IS NULL")
-        if not rows:  # nothing to do, and no reason to log a default policy yet
-            return {"expired": 0, "disclosed": 0}
-        delay = self.policy(now)["disclosure_delay_s"] * 1000
-        items: list[tuple[dict[str, Any], str, str]] = []
-        expired = disclosed = 0
-        for row in rows:
-            st = self._status(row, now)
-            if row.expired_ms is None and st["state"] == "expired":
-                items.append((E.access_expired(row.id, now), "", ""))
-                expired += 1
-            if row.disclosed_ms is None and now >= row.to_ms + delay:
-                entry = E.access_disclosed(row.id, list(row.cameras), row.from_ms, row.to_ms, now)
-                items.append((entry, "", ""))
-                disclosed += 1
-        if items:
-            self._commit(items)
-        return {"expired": expired, "disclosed": disclosed}
-
-    def run_anomaly_rules(self, now_ms: int | None = None) -> list[str]:
-        """Evaluate the insider-abuse rules; log ``anomaly.flagged`` for each new finding."""
-        from custodes.access.flags import flag_entries
-
-        now = _now_ms() if now_ms is None else now_ms
-        items = flag_entries(self.db, lambda: self.policy(now).doc, self._case_key, now)
-        if items:
-            self._commit(items)
-        return [str(entry["flag"]) for entry, _, _ in items]
-
-    def flags(self, user: User, open_only: bool = True) -> list[dict[str, Any]]:
-        self._fresh(user, ("auditor",), "see anomaly flags")
-        out = self.db.flags(open_only)
-        for f in out:
-            f["flagged"] = format_time(f.pop("flagged_ms"))
-            r = f.pop("resolved_ms")
-            f["resolved"] = format_time(r) if r is not None else None
-        return out
-
-    def resolve_flag(
-        self, user: User, flag: str, resolution: str, now_ms: int | None = None
-    ) -> dict[str, Any]:
-        me = self._fresh(user, ("auditor",), "resolve anomaly flags")
-        check_text(resolution, "resolution", 1000)
-        now = _now_ms() if now_ms is None else now_ms
-        with self._lock(flag):
-            found = [f for f in self.db.flags(open_only=False) if f["flag"] == flag]
-            if not found:
-                raise NotFoundError(f"there is no flag {flag[:64]}")
-            if found[0]["resolved_ms"] is not None:
-                raise ConflictError(f"flag {flag} is already resolved")
-            index = self._commit(
-                [(E.anomaly_resolved(flag, me.pseudonym, resolution, now), "", "")]
-            )
-        return {"flag": flag, "index": index}
