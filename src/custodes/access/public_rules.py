@@ -1,22 +1,54 @@
 """The public rules of DESIGN.md, checked from the public log alone: no private store, no key.
 
 :class:`RuleChecker` is fed the log's entries in order (index, parsed body) and
-keeps only what later rules need: the accounts (``user.*``), the policy
-versions, camera positions, and each request's entries.  One pass, O(n) in the
-log, O(requests + cameras + users) in memory.  Unknown entry kinds are ignored.
+keeps only what later rules need: each account as it stands *in log order*
+(``user.added``, ``user.changed``, ``user.revoked``), the policy versions,
+camera positions, and each request's entries.  One pass, O(n) in the log,
+O(requests + cameras + users) in memory.  Unknown entry kinds are ignored.
+
+An approval or denial is judged by the account as the log held it when the
+decision was logged: a snapshot is taken as the decision is fed, so a
+revocation logged before an approval makes that approval invalid, and one
+logged after it does not.
+
+What is checked, and under which rule name:
+
+``access.released``
+    ``requested-first`` (a logged request with that id came first),
+    ``release-link`` (v2: ``requested`` is the request's index and every index
+    in ``approvals`` is an ``access.approved`` of this request logged before),
+    ``approvals-logged``, ``distinct-approvers``, ``not-self-approved``,
+    ``approver-role`` (approver or judge, not revoked, at decision time),
+    ``approver-scope`` (the approver's scope then covers the request's
+    districts, or with v2 its camera groups), ``enough-approvals`` and
+    ``judge-present`` (as the request's ``needs`` and the logged policy
+    version demand, whichever asks more), ``policy-logged`` (the request's
+    policy version was logged before it), ``policy-in-force`` (v2: the
+    release names the latest logged version), ``approvals-unexpired``,
+    ``not-denied``, ``not-expired``, ``not-already-released``.
+``access.denied``
+    ``denied-request-logged``, ``denier-role``, ``denier-not-requester``.
+``access.expired``
+    ``expired-request-logged``.
+``access.disclosed``
+    ``disclosed-segments`` and ``disclosed-judge``.
 
 Every rule has three outcomes: passed, violated (with the entries as
-evidence), or *cannot check* because the log lacks a field the rule needs;
-that last one is never counted as a pass.  :func:`check_log` runs it over a
-whole list and returns a :class:`Report`.
+evidence, the checked entry last), or *cannot check* because the log lacks a
+field the rule needs; that last one is never counted as a pass.  An access
+entry the checker cannot read at all is *cannot check* under ``well-formed``.
+With v1 entries the v2-only rules are simply not applied.
+
+:func:`check_log` runs a checker over a whole list and returns a :class:`Report`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from custodes.errors import CustodesError
 from custodes.fleet.model import parse_time
 
 __all__ = ["DECIDING_ROLES", "RULES", "Report", "RuleChecker", "Violation", "check_log"]
@@ -25,6 +57,7 @@ DECIDING_ROLES = ("approver", "judge")
 
 RULES = (
     "requested-first",
+    "release-link",
     "approvals-logged",
     "distinct-approvers",
     "not-self-approved",
@@ -33,13 +66,21 @@ RULES = (
     "enough-approvals",
     "judge-present",
     "policy-logged",
+    "policy-in-force",
     "approvals-unexpired",
     "not-denied",
     "not-expired",
     "not-already-released",
+    "denied-request-logged",
+    "denier-role",
+    "denier-not-requester",
+    "expired-request-logged",
     "disclosed-segments",
     "disclosed-judge",
+    "well-formed",
 )
+
+Ev = tuple[int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -49,14 +90,18 @@ class Violation:
     rule: str
     request: str
     reason: str
-    evidence: tuple[tuple[int, dict[str, Any]], ...]
+    evidence: tuple[Ev, ...]
     cannot_check: bool = False
+
+    @property
+    def index(self) -> int:
+        """The index of the entry checked (the last piece of evidence)."""
+        return self.evidence[-1][0] if self.evidence else -1
 
     @property
     def key(self) -> str:
         """Stable identity: the rule, the request and the index of the entry checked."""
-        last = self.evidence[-1][0] if self.evidence else -1
-        return f"{self.rule}:{self.request}:{last}"
+        return f"{self.rule}:{self.request}:{self.index}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,18 +109,21 @@ class Violation:
             "request": self.request,
             "reason": self.reason,
             "outcome": "cannot check" if self.cannot_check else "violated",
-            "evidence": [{"index": i, "entry": e} for i, e in self.evidence],
+            "evidence": [{"index": i, "type": e.get("type"), "entry": e} for i, e in self.evidence],
         }
 
 
 @dataclass
 class Report:
-    """What one pass found: releases checked, rule outcomes, violations and unknowns."""
+    """What one pass found: entries checked by kind, rule outcomes, violations and unknowns."""
 
     entries: int = 0
     releases: int = 0
+    denials: int = 0
+    expiries: int = 0
     disclosures: int = 0
     passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
     violations: list[Violation] = field(default_factory=list)
     cannot_check: list[Violation] = field(default_factory=list)
 
@@ -85,32 +133,62 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "ok": self.ok,
             "entries": self.entries,
             "releases": self.releases,
+            "denials": self.denials,
+            "expiries": self.expiries,
             "disclosures": self.disclosures,
-            "passed": dict(self.passed),
+            "rules": {
+                r: {"checked": self.checked[r], "passed": self.passed[r]}
+                for r in RULES
+                if self.checked[r]
+            },
             "violations": [v.to_json() for v in self.violations],
             "cannot_check": [v.to_json() for v in self.cannot_check],
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _User:
+    """An account as the log held it at one point (never mutated: decisions keep it)."""
+
     role: str
     scope: Any
-    revoked_ms: int | None = None
-    index: int = -1
-    body: dict[str, Any] = field(default_factory=dict)
+    revoked: bool
+    index: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    index: int
+    body: dict[str, Any]
+    request: str
+    user: _User | None
+    expires_ms: int | None
+
+    @property
+    def ev(self) -> Ev:
+        return (self.index, self.body)
+
+    @property
+    def who(self) -> str:
+        return str(self.body.get("approver"))
 
 
 @dataclass
 class _Request:
     index: int
     body: dict[str, Any]
-    approvals: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    denied: tuple[int, dict[str, Any]] | None = None
-    expired: tuple[int, dict[str, Any]] | None = None
-    released: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    approvals: list[_Decision] = field(default_factory=list)
+    denied: Ev | None = None
+    expired: Ev | None = None
+    released: list[Ev] = field(default_factory=list)
+
+    @property
+    def ev(self) -> Ev:
+        return (self.index, self.body)
 
 
 def _ms(value: Any) -> int | None:
@@ -118,22 +196,75 @@ def _ms(value: Any) -> int | None:
         return None
     try:
         return parse_time(value, "time")
-    except Exception:  # noqa: BLE001 - a malformed time is a "cannot check", not a crash
+    except CustodesError:  # a malformed time is a "cannot check", not a crash
         return None
 
 
-class RuleChecker:
-    """Feed entries in log order with :meth:`feed`; read :attr:`report` at any point."""
+def _scope_covers(scope: Any, districts: Any, groups: Any) -> bool | None:
+    """Whether ``scope`` (as ``user.added`` logs it) covers a request's places; None: unknown.
 
-    def __init__(self) -> None:
+    The log holds the request's districts (and, from v2, its camera groups) as
+    sets, not per camera, so a scope that leaves a district out but has groups
+    can only be settled when none of the request's groups is among them.
+    """
+    if scope == "all":
+        return True
+    if not isinstance(scope, dict) or not isinstance(districts, list):
+        return None
+    own_d = set(scope.get("districts") or ())
+    own_g = set(scope.get("groups") or ())
+    if not own_d and not own_g:
+        return True
+    if set(districts) <= own_d:
+        return True
+    if not own_g:
+        return False
+    if isinstance(groups, list) and not own_g.intersection(groups):
+        return False
+    return None
+
+
+class _Judge:
+    """Records one checked entry's rule outcomes into the report (or nowhere, out of period)."""
+
+    __slots__ = ("checked", "counted", "out", "report", "request")
+
+    def __init__(self, report: Report, request: str, checked: Ev, counted: bool) -> None:
+        self.report, self.request, self.checked, self.counted = report, request, checked, counted
+        self.out: list[Violation] = []
+
+    def __call__(self, rule: str, ok: bool | None, reason: str, *evidence: Ev) -> None:
+        if not self.counted:
+            return
+        rep = self.report
+        rep.checked[rule] += 1
+        if ok is True:
+            rep.passed[rule] += 1
+            return
+        v = Violation(rule, self.request, reason, (*evidence, self.checked), ok is None)
+        (rep.cannot_check if ok is None else rep.violations).append(v)
+        self.out.append(v)
+
+
+class RuleChecker:
+    """Feed entries in log order with :meth:`feed`; read :attr:`report` at any point.
+
+    ``since_ms``/``until_ms`` limit what is *judged and counted* to entries
+    whose ``time`` lies in [since, until); every entry still builds the state.
+    """
+
+    def __init__(self, *, since_ms: int | None = None, until_ms: int | None = None) -> None:
         self.report = Report()
-        # pseudonym -> history of (from_ms, _User); the last is current
-        self._users: dict[str, list[tuple[int, _User]]] = {}
-        self._policies: dict[int, dict[str, Any]] = {}
+        self.since_ms, self.until_ms = since_ms, until_ms
+        self._users: dict[str, _User] = {}
+        self._policies: dict[int, Ev] = {}
+        self._parsed: dict[int, Any] = {}
+        self._latest_policy: int | None = None
         self._cameras: dict[str, dict[str, Any]] = {}
         self._camera_history: dict[str, list[tuple[int, float, float]]] = {}
         self._segments: dict[str, tuple[str, int, int]] = {}
         self._requests: dict[str, _Request] = {}
+        self._decisions: dict[int, _Decision] = {}
 
     # -- feeding ---------------------------------------------------------------------
 
@@ -147,37 +278,73 @@ class RuleChecker:
         if handler is None:
             return []
         try:
-            found: list[Violation] = handler(self, index, obj)
-            return found
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return []
+            return handler(self, index, obj)
+        except (KeyError, TypeError, ValueError, AttributeError, CustodesError) as err:
+            if not str(kind).startswith("access."):
+                return []
+            j = self._judge(str(obj.get("request")), index, obj)
+            j("well-formed", None, f"cannot check: the {kind} entry is malformed ({err!r})")
+            return j.out
 
     def feed_all(self, entries: Iterable[tuple[int, Any]]) -> Report:
         for index, obj in entries:
             self.feed(index, obj)
         return self.report
 
+    def _judge(self, request: str, index: int, obj: dict[str, Any]) -> _Judge:
+        counted = True
+        if self.since_ms is not None or self.until_ms is not None:
+            t = _ms(obj.get("time"))
+            counted = t is not None and (
+                (self.since_ms is None or t >= self.since_ms)
+                and (self.until_ms is None or t < self.until_ms)
+            )
+        return _Judge(self.report, request, (index, obj), counted)
+
+    def _counts(self, j: _Judge, what: str) -> None:
+        if j.counted:
+            setattr(self.report, what, getattr(self.report, what) + 1)
+
     # -- state -----------------------------------------------------------------------
 
     def _user_added(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        t = _ms(obj.get("time")) or 0
-        u = _User(str(obj["role"]), obj.get("scope"), None, index, obj)
-        self._users.setdefault(str(obj["user"]), []).append((t, u))
+        self._users[str(obj["user"])] = _User(str(obj["role"]), obj.get("scope"), False, index, obj)
+        return []
+
+    def _user_changed(self, index: int, obj: dict[str, Any]) -> list[Violation]:
+        who = str(obj["user"])
+        old = self._users.get(who)
+        role = str(obj["role"]) if "role" in obj else (old.role if old else "")
+        scope = obj["scope"] if "scope" in obj else (old.scope if old else None)
+        self._users[who] = _User(role, scope, old.revoked if old else False, index, obj)
         return []
 
     def _user_revoked(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        t = _ms(obj.get("time")) or 0
-        hist = self._users.get(str(obj["user"]))
-        if hist:
-            last = hist[-1][1]
-            hist.append((t, _User(last.role, last.scope, t, index, obj)))
+        who = str(obj["user"])
+        old = self._users.get(who)
+        role = old.role if old else str(obj.get("role"))
+        self._users[who] = _User(role, old.scope if old else None, True, index, obj)
         return []
 
     def _policy_changed(self, index: int, obj: dict[str, Any]) -> list[Violation]:
         v = obj["version"]
-        if isinstance(v, int):
-            self._policies[v] = {"index": index, "policy": obj.get("policy")}
+        if isinstance(v, int) and not isinstance(v, bool):
+            self._policies[v] = (index, obj)
+            self._latest_policy = v
         return []
+
+    def _policy(self, version: int) -> Any:
+        """The logged policy version, parsed (None if it is not logged or does not parse)."""
+        if version not in self._parsed:
+            from custodes.access.policy import Policy
+
+            found = self._policies.get(version)
+            try:
+                doc = found[1].get("policy") if found else None
+                self._parsed[version] = Policy.parse(doc, version) if doc is not None else None
+            except (CustodesError, KeyError, TypeError, ValueError):
+                self._parsed[version] = None
+        return self._parsed[version]
 
     def _camera_registered(self, index: int, obj: dict[str, Any]) -> list[Violation]:
         cam = obj["camera"]
@@ -210,11 +377,8 @@ class RuleChecker:
                 start = _ms(seg.get("start"))
                 dur = seg.get("duration")
                 if start is not None and isinstance(dur, int | float):
-                    self._segments[seg["sha256"]] = (
-                        str(seg.get("camera")),
-                        start,
-                        start + int(dur * 1000),
-                    )
+                    end = start + int(dur * 1000)
+                    self._segments[seg["sha256"]] = (str(seg.get("camera")), start, end)
         return []
 
     def _requested(self, index: int, obj: dict[str, Any]) -> list[Violation]:
@@ -223,106 +387,194 @@ class RuleChecker:
             self._requests[rid] = _Request(index, obj)
         return []
 
+    def _decision(self, index: int, obj: dict[str, Any]) -> _Decision:
+        who = self._users.get(str(obj.get("approver")))
+        d = _Decision(index, obj, str(obj["request"]), who, _ms(obj.get("expires")))
+        return d
+
     def _approved(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        req = self._requests.get(str(obj["request"]))
+        d = self._decision(index, obj)
+        self._decisions[index] = d
+        req = self._requests.get(d.request)
         if req is not None:
-            req.approvals.append((index, obj))
+            req.approvals.append(d)
         return []
 
     def _denied(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        req = self._requests.get(str(obj["request"]))
-        if req is not None and req.denied is None:
+        d = self._decision(index, obj)
+        j = self._judge(d.request, index, obj)
+        self._counts(j, "denials")
+        req = self._requests.get(d.request)
+        if req is None:
+            j("denied-request-logged", False, f"{d.request} was denied but never requested")
+            return j.out
+        j("denied-request-logged", True, "")
+        u = d.user
+        j(
+            "denier-role",
+            u is not None and not u.revoked and u.role in DECIDING_ROLES,
+            f"{d.request} was denied by {d.who}, who did not hold approver or judge then",
+            req.ev,
+            *((u.index, u.body) for u in (u,) if u is not None),
+        )
+        j(
+            "denier-not-requester",
+            d.who != req.body.get("requester"),
+            f"{d.request} was denied by its own requester {d.who}",
+            req.ev,
+        )
+        if req.denied is None:
             req.denied = (index, obj)
-        return []
+        return j.out
 
     def _expired(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        req = self._requests.get(str(obj["request"]))
+        rid = str(obj["request"])
+        j = self._judge(rid, index, obj)
+        self._counts(j, "expiries")
+        req = self._requests.get(rid)
+        j("expired-request-logged", req is not None, f"{rid} expired but was never requested")
         if req is not None and req.expired is None:
             req.expired = (index, obj)
-        return []
+        return j.out
 
-    # -- the rules -------------------------------------------------------------------
+    # -- releases --------------------------------------------------------------------
 
-    def _user_at(self, pseudonym: str, t: int) -> _User | None:
-        found = None
-        for since, u in self._users.get(pseudonym, ()):
-            if since <= t:
-                found = u
-            else:
-                break
-        return found
+    def _used(self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str) -> list[_Decision]:
+        """The approvals a release rests on: named (v2) or all logged before it (v1)."""
+        named = obj.get("approvals")
+        linked = obj.get("requested")
+        if named is None and linked is None:
+            return list(req.approvals)
+        bad: list[Ev] = []
+        used: list[_Decision] = []
+        problems = []
+        if linked is not None and linked != req.index:
+            problems.append(f"names {linked!r} as its request, not {req.index}")
+        if named is not None:
+            if not isinstance(named, list):
+                problems.append("names its approvals in a malformed field")
+                named = []
+            for i in named:
+                d = self._decisions.get(i) if isinstance(i, int) else None
+                if d is None or d.request != rid:
+                    problems.append(f"names {i!r}, which is no approval of this request")
+                    if d is not None:
+                        bad.append(d.ev)
+                else:
+                    used.append(d)
+        else:
+            used = list(req.approvals)
+        j(
+            "release-link",
+            not problems,
+            f"the release of {rid} {'; '.join(problems)}",
+            req.ev,
+            *bad,
+        )
+        return used
 
     def _released(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        rid = str(obj.get("request"))
-        self.report.releases += 1
-        out: list[Violation] = []
+        rid = str(obj["request"])
+        j = self._judge(rid, index, obj)
+        self._counts(j, "releases")
         rel = (index, obj)
-
-        def judge(
-            rule: str, ok: bool | None, reason: str, *evidence: tuple[int, dict[str, Any]]
-        ) -> None:
-            if ok is True:
-                self.report.passed[rule] += 1
-                return
-            v = Violation(rule, rid, reason, (*evidence, rel), cannot_check=ok is None)
-            (self.report.cannot_check if ok is None else self.report.violations).append(v)
-            out.append(v)
-
         req = self._requests.get(rid)
         if req is None:
-            judge("requested-first", False, f"{rid} was released with no access.requested before")
-            return out
-        judge("requested-first", True, "")
-        rq = (req.index, req.body)
+            j("requested-first", False, f"{rid} was released with no access.requested before")
+            return j.out
+        j("requested-first", True, "")
+        rq = req.ev
         t = _ms(obj.get("time"))
-        approvals = req.approvals
-        judge(
-            "approvals-logged",
-            bool(approvals),
-            f"{rid} was released with no logged access.approved",
-            rq,
-        )
-        approvers = [str(a.get("approver")) for _, a in approvals]
-        dup = sorted({p for p in approvers if approvers.count(p) > 1})
-        judge(
+        used = self._used(j, req, obj, rid)
+        j("approvals-logged", bool(used), f"{rid} was released with no logged access.approved", rq)
+        seen: dict[str, _Decision] = {}
+        dups: list[_Decision] = []
+        for d in used:
+            if d.who in seen:
+                dups.append(d)
+            else:
+                seen[d.who] = d
+        j(
             "distinct-approvers",
-            not dup,
-            f"{rid} counts more than one approval from {', '.join(dup)}",
+            not dups,
+            f"{rid} counts more than one approval from {', '.join(sorted({d.who for d in dups}))}",
             rq,
-            *approvals,
+            *(d.ev for d in used if d.who in {x.who for x in dups}),
         )
         requester = req.body.get("requester")
-        selfs = [a for a in approvals if a[1].get("approver") == requester]
-        judge(
+        selfs = [d for d in used if d.who == requester]
+        j(
             "not-self-approved",
             not selfs,
             f"{rid} was approved by its own requester {requester}",
             rq,
-            *selfs,
+            *(d.ev for d in selfs),
         )
-        # role and scope, at decision time, per the logged user.* entries
-        bad_role: list[tuple[int, dict[str, Any]]] = []
-        bad_scope: list[tuple[int, dict[str, Any]]] = []
-        unknown_scope: list[tuple[int, dict[str, Any]]] = []
+        self._check_deciders(j, req, used, rid, requester)
+        self._check_policy(j, req, obj, rid)
+        if t is None:
+            j("approvals-unexpired", None, "cannot check: field missing (time)", rq)
+        else:
+            missing = [d for d in used if d.expires_ms is None]
+            lapsed = [d for d in used if d.expires_ms is not None and d.expires_ms < t]
+            if lapsed or not missing:
+                j(
+                    "approvals-unexpired",
+                    not lapsed,
+                    f"{rid} was released on an approval that had expired",
+                    rq,
+                    *(d.ev for d in lapsed),
+                )
+            else:
+                j(
+                    "approvals-unexpired",
+                    None,
+                    "cannot check: field missing (expires)",
+                    rq,
+                    *(d.ev for d in missing),
+                )
+        ev_d = (req.denied,) if req.denied else ()
+        j("not-denied", req.denied is None, f"{rid} was denied before its release", rq, *ev_d)
+        ev_e = (req.expired,) if req.expired else ()
+        j("not-expired", req.expired is None, f"{rid} had expired before its release", rq, *ev_e)
+        j(
+            "not-already-released",
+            not req.released,
+            f"{rid} was released a second time",
+            rq,
+            *req.released,
+        )
+        req.released.append(rel)
+        return j.out
+
+    def _check_deciders(
+        self, j: _Judge, req: _Request, used: list[_Decision], rid: str, requester: Any
+    ) -> None:
+        """approver-role, approver-scope, enough-approvals and judge-present."""
+        rq = req.ev
+        bad_role: list[Ev] = []
+        bad_scope: list[Ev] = []
+        unknown_scope: list[Ev] = []
+        valid: set[str] = set()
         judges = 0
-        districts = req.body.get("districts")
-        for a in approvals:
-            at = _ms(a[1].get("time")) or 0
-            u = self._user_at(str(a[1].get("approver")), at)
-            if u is None or u.revoked_ms is not None or u.role not in DECIDING_ROLES:
-                bad_role.append(a)
+        districts, groups = req.body.get("districts"), req.body.get("groups")
+        for d in used:
+            u = d.user
+            if u is None or u.revoked or u.role not in DECIDING_ROLES:
+                bad_role.append(d.ev)
                 if u is not None:
                     bad_role.append((u.index, u.body))
                 continue
-            if u.role == "judge":
-                judges += 1
-            if u.scope == "all":
+            covered = _scope_covers(u.scope, districts, groups)
+            if covered is False:
+                bad_scope += [d.ev, (u.index, u.body)]
                 continue
-            if not isinstance(districts, list) or not isinstance(u.scope, dict):
-                unknown_scope.append(a)
-            elif not set(districts) <= set(u.scope.get("districts") or ()):
-                (unknown_scope if u.scope.get("groups") else bad_scope).append(a)
-        judge(
+            if covered is None:
+                unknown_scope.append(d.ev)
+            if d.who != requester:
+                valid.add(d.who)
+                judges += u.role == "judge"
+        j(
             "approver-role",
             not bad_role,
             f"{rid} was approved by someone who did not hold approver or judge then"
@@ -331,122 +583,94 @@ class RuleChecker:
             *bad_role,
         )
         if bad_scope:
-            judge(
-                "approver-scope",
-                False,
-                f"{rid} was approved outside the approver's scope",
-                rq,
-                *bad_scope,
-            )
+            j("approver-scope", False, f"{rid} was approved outside the approver's scope", rq,
+              *bad_scope)  # fmt: skip
         elif unknown_scope:
-            judge(
+            j(
                 "approver-scope",
                 None,
-                "cannot check: field missing (the request logs districts, not camera groups;"
-                " an approver scoped by group cannot be checked)",
+                "cannot check: the request logs its districts (and groups) as sets, and an"
+                " approver scoped by group cannot be matched camera by camera",
                 rq,
                 *unknown_scope,
             )
         else:
-            judge("approver-scope", True, "")
+            j("approver-scope", True, "")
         needs = req.body.get("needs")
-        good = len(
-            {str(a[1].get("approver")) for a in approvals if a not in bad_role} - {requester}
-        )
         if not isinstance(needs, dict) or not isinstance(needs.get("approvals"), int):
-            judge("enough-approvals", None, "cannot check: field missing (needs)", rq)
-            judge("judge-present", None, "cannot check: field missing (needs)", rq)
-        else:
-            judge(
-                "enough-approvals",
-                good >= needs["approvals"],
-                f"{rid} needs {needs['approvals']} approvals and has {good} valid",
-                rq,
-                *approvals,
-            )
-            judge(
-                "judge-present",
-                not needs.get("judge") or judges > 0,
-                f"{rid} needs a judge and none approved",
-                rq,
-                *approvals,
-            )
+            j("enough-approvals", None, "cannot check: field missing (needs)", rq)
+            j("judge-present", None, "cannot check: field missing (needs)", rq)
+            return
+        want, want_judge = needs["approvals"], bool(needs.get("judge"))
+        want_judge = want_judge or req.body.get("sensitive") is True
+        pv = req.body.get("policy")
+        pol = self._policy(pv) if isinstance(pv, int) else None
+        cams, window = req.body.get("cameras"), req.body.get("window_s")
+        if pol is not None and isinstance(cams, int) and isinstance(window, int):
+            p_want, _judge, _why = pol.needs(cams, window, bool(req.body.get("sensitive")))
+            want = max(want, p_want)
+        evidence = [d.ev for d in used]
+        j(
+            "enough-approvals",
+            len(valid) >= want,
+            f"{rid} needs {want} approvals and has {len(valid)} valid",
+            rq,
+            *evidence,
+        )
+        j(
+            "judge-present",
+            not want_judge or judges > 0,
+            f"{rid} needs a judge and none approved",
+            rq,
+            *evidence,
+        )
+
+    def _check_policy(self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str) -> None:
+        rq = req.ev
         pv = req.body.get("policy")
         if not isinstance(pv, int):
-            judge("policy-logged", None, "cannot check: field missing (policy)", rq)
+            j("policy-logged", None, "cannot check: field missing (policy)", rq)
         else:
             pol = self._policies.get(pv)
-            judge(
+            j(
                 "policy-logged",
-                pol is not None and pol["index"] < req.index,
+                pol is not None and pol[0] < req.index,
                 f"{rid} was judged under policy version {pv}, which the log did not hold before",
                 rq,
+                *((pol,) if pol else ()),
             )
-        if t is None:
-            judge("approvals-unexpired", None, "cannot check: field missing (time)", rq)
-        else:
-            lapsed = [a for a in approvals if (_ms(a[1].get("expires")) or -1) < t]
-            missing = [a for a in approvals if _ms(a[1].get("expires")) is None]
-            if missing and len(missing) == len(lapsed):
-                judge(
-                    "approvals-unexpired",
-                    None,
-                    "cannot check: field missing (expires)",
-                    rq,
-                    *missing,
-                )
-            else:
-                judge(
-                    "approvals-unexpired",
-                    not lapsed,
-                    f"{rid} was released on an approval that had expired",
-                    rq,
-                    *lapsed,
-                )
-        ev_d = (req.denied,) if req.denied else ()
-        judge("not-denied", req.denied is None, f"{rid} was denied before its release", rq, *ev_d)
-        ev_e = (req.expired,) if req.expired else ()
-        judge(
-            "not-expired", req.expired is None, f"{rid} had expired before its release", rq, *ev_e
-        )
-        judge(
-            "not-already-released",
-            not req.released,
-            f"{rid} was released a second time",
-            rq,
-            *req.released,
-        )
-        req.released.append(rel)
-        return out
+        if "policy" in obj:
+            named = obj["policy"]
+            latest = self._latest_policy
+            ev = (self._policies[latest],) if latest is not None else ()
+            j(
+                "policy-in-force",
+                named == latest and latest is not None,
+                f"the release of {rid} names policy version {named!r}; the log's latest"
+                f" is {latest!r}",
+                rq,
+                *ev,
+            )
+
+    # -- disclosures -------------------------------------------------------------------
 
     def _disclosed(self, index: int, obj: dict[str, Any]) -> list[Violation]:
-        rid = str(obj.get("request"))
-        self.report.disclosures += 1
+        rid = str(obj["request"])
+        j = self._judge(rid, index, obj)
+        self._counts(j, "disclosures")
         req = self._requests.get(rid)
-        out: list[Violation] = []
-        dis = (index, obj)
-
-        def judge(rule: str, ok: bool | None, reason: str, *ev: tuple[int, dict[str, Any]]) -> None:
-            if ok is True:
-                self.report.passed[rule] += 1
-                return
-            v = Violation(rule, rid, reason, (*ev, dis), cannot_check=ok is None)
-            (self.report.cannot_check if ok is None else self.report.violations).append(v)
-            out.append(v)
-
         if req is None or not req.released:
-            return out
+            return j.out
         cams = obj.get("cameras")
         f, to = _ms(obj.get("from")), _ms(obj.get("to"))
         if not isinstance(cams, list) or f is None or to is None:
-            judge("disclosed-segments", None, "cannot check: field missing (cameras/from/to)")
-            return out
-        rq = (req.index, req.body)
+            j("disclosed-segments", None, "cannot check: field missing (cameras/from/to)")
+            return j.out
+        rq = req.ev
         for r in req.released:
-            segs = r[1].get("segments") or []
-            known = [self._segments.get(s) for s in segs]
+            known = [self._segments.get(s) for s in r[1].get("segments") or []]
             if any(k is None for k in known):
-                judge(
+                j(
                     "disclosed-segments",
                     None,
                     "cannot check: field missing (the log does not tie a segment digest"
@@ -458,7 +682,7 @@ class RuleChecker:
             outside = [
                 k for k in known if k is not None and (k[0] not in cams or k[2] <= f or k[1] >= to)
             ]
-            judge(
+            j(
                 "disclosed-segments",
                 not outside,
                 f"{rid} released segments outside its disclosed cameras and window",
@@ -466,18 +690,11 @@ class RuleChecker:
                 r,
             )
         pv = req.body.get("policy")
-        pol = self._policies.get(pv) if isinstance(pv, int) else None
-        if pol is None or not isinstance(pol.get("policy"), dict):
-            judge("disclosed-judge", None, "cannot check: field missing (policy)", rq)
-            return out
-        from custodes.access.policy import Policy
-
-        try:
-            policy = Policy.parse(pol["policy"], pv if isinstance(pv, int) else 0)
-        except Exception:  # noqa: BLE001 - a logged policy that no longer parses
-            judge("disclosed-judge", None, "cannot check: the logged policy does not parse", rq)
-            return out
-        points = []
+        policy = self._policy(pv) if isinstance(pv, int) else None
+        if policy is None:
+            j("disclosed-judge", None, "cannot check: the request's logged policy is missing", rq)
+            return j.out
+        points: list[tuple[float, float]] = []
         for c in cams:
             hist = self._camera_history.get(str(c), [])
             # positions in force during the window: the last before it and any during it
@@ -486,22 +703,24 @@ class RuleChecker:
             points += [(p[1], p[2]) for p in before[-1:] + during]
         sensitive = bool(policy.touched_zones(points, f, to))
         judged = any(
-            (u := self._user_at(str(a[1].get("approver")), _ms(a[1].get("time")) or 0)) is not None
-            and u.role == "judge"
-            for a in req.approvals
+            d.user is not None and not d.user.revoked and d.user.role == "judge"
+            for d in req.approvals
         )
-        judge(
+        j(
             "disclosed-judge",
             not sensitive or judged,
             f"{rid} touched a sensitive zone by its cameras' logged positions and had no judge",
             rq,
-            *req.approvals,
+            *(d.ev for d in req.approvals),
         )
-        return out
+        return j.out
 
 
-_HANDLERS: dict[str, Any] = {
+_Handler = Callable[[RuleChecker, int, dict[str, Any]], list[Violation]]
+
+_HANDLERS: dict[str, _Handler] = {
     "user.added": RuleChecker._user_added,
+    "user.changed": RuleChecker._user_changed,
     "user.revoked": RuleChecker._user_revoked,
     "policy.changed": RuleChecker._policy_changed,
     "camera.registered": RuleChecker._camera_registered,
@@ -516,9 +735,11 @@ _HANDLERS: dict[str, Any] = {
 }
 
 
-def check_log(entries: Iterable[Any]) -> Report:
+def check_log(
+    entries: Iterable[Any], *, since_ms: int | None = None, until_ms: int | None = None
+) -> Report:
     """Check the public rules over entries in log order (bodies, or (index, body) pairs)."""
-    checker = RuleChecker()
+    checker = RuleChecker(since_ms=since_ms, until_ms=until_ms)
     for i, e in enumerate(entries):
         if isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], int):
             checker.feed(e[0], e[1])
