@@ -1,0 +1,109 @@
+"""Custody: footage that nobody can open alone (issue 12).
+
+The cryptographic core, pure functions over values, no I/O beyond file objects:
+
+* :mod:`~custodes.custody.group`: ristretto255 (RFC 9496) scalars and points over libsodium;
+* :mod:`~custodes.custody.dleq`: Chaum-Pedersen equality-of-logarithm proofs;
+* :mod:`~custodes.custody.dkg`: the epoch key by joint Feldman DKG, with self-proving
+  complaints, every message a JSON log entry;
+* :mod:`~custodes.custody.kem`: the threshold ElGamal KEM, one key per segment, opened by
+  combining T verified partial decryptions of the segment's ephemeral key;
+* :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects.
+
+The path of one segment::
+
+    roster = Roster(epoch="2026-12-03", threshold=2, keys=(k1.public, k2.public, k3.public))
+    dealings = [deal(roster, i) for i in (1, 2, 3)]              # each one a log entry
+    public = qualify(roster, dealings, complaints=[])            # anyone, from the log
+    share_1 = combine_share(roster, public, dealings, 1, k1)     # on custodian 1 only
+    seg = SegmentId(epoch="2026-12-03", camera="cam-17", start="2026-12-03T10:00:00Z")
+    sealed = encrypt_segment(plain_file, cipher_file, public, seg)   # the agent
+    partials = [partial_decrypt(share, sealed.ephemeral, seg) for share in answering]
+    opened = combine(public, partials, sealed.ephemeral, seg)    # the gateway
+    decrypt_stream(cipher_file, out, key=opened.key, segment=str(seg))
+"""
+
+from custodes.custody.dkg import (
+    Complaint,
+    Dealing,
+    EncryptionKey,
+    EpochPublic,
+    EpochShare,
+    Roster,
+    check_complaint,
+    combine_share,
+    deal,
+    make_complaint,
+    open_share,
+    qualify,
+)
+from custodes.custody.dleq import DLEQProof, check_dleq, prove_dleq
+from custodes.custody.errors import (
+    CustodyFormatError,
+    DealingError,
+    DKGFailedError,
+    NotEnoughPartialsError,
+    SegmentError,
+    WrongPartialError,
+)
+from custodes.custody.group import Point, Scalar
+from custodes.custody.kem import (
+    Encapsulation,
+    Opened,
+    Partial,
+    SegmentId,
+    combine,
+    encapsulate,
+    partial_decrypt,
+    verify_partial,
+)
+from custodes.custody.stream import (
+    Header,
+    Sealed,
+    StreamDigests,
+    decrypt_stream,
+    encrypt_segment,
+    encrypt_stream,
+    read_header,
+)
+
+__all__ = [
+    "Complaint",
+    "CustodyFormatError",
+    "DKGFailedError",
+    "DLEQProof",
+    "Dealing",
+    "DealingError",
+    "Encapsulation",
+    "EncryptionKey",
+    "EpochPublic",
+    "EpochShare",
+    "Header",
+    "NotEnoughPartialsError",
+    "Opened",
+    "Partial",
+    "Point",
+    "Roster",
+    "Scalar",
+    "Sealed",
+    "SegmentError",
+    "SegmentId",
+    "StreamDigests",
+    "WrongPartialError",
+    "check_complaint",
+    "check_dleq",
+    "combine",
+    "combine_share",
+    "deal",
+    "decrypt_stream",
+    "encapsulate",
+    "encrypt_segment",
+    "encrypt_stream",
+    "make_complaint",
+    "open_share",
+    "partial_decrypt",
+    "prove_dleq",
+    "qualify",
+    "read_header",
+    "verify_partial",
+]
