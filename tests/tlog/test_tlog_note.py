@@ -188,12 +188,6 @@ MALFORMED_NOTES = {
     + b"\n"
     + good_line().replace(b"\xe2\x80\x94 ", b"\xe2\x80\x94"),
     "no_space_before_signature": TEXT.encode() + b"\n" + f"— {SIGNER.name}".encode() + b"\n",
-    "bad_base64": TEXT.encode() + b"\n" + "— name AAAA*AAA\n".encode(),
-    "base64_without_padding": TEXT.encode() + b"\n" + "— name AAAAAAA\n".encode(),
-    "base64_non_canonical_bits": TEXT.encode() + b"\n" + "— name AAAAAAB=\n".encode(),
-    "base64_with_whitespace": TEXT.encode() + b"\n" + "— name AAAA AAA=\n".encode(),
-    "truncated_signature": TEXT.encode() + b"\n" + line("name", b"\0\0\0\1"),
-    "empty_signature": TEXT.encode() + b"\n" + "— name \n".encode(),
     "name_with_plus": TEXT.encode() + b"\n" + line("a+b", b"\0\0\0\1sig"),
     "empty_name": TEXT.encode() + b"\n" + line("", b"\0\0\0\1sig"),
     "carriage_return_in_text": b"a\r\n\n" + good_line(),
@@ -213,6 +207,79 @@ def test_malformed_note(message: bytes) -> None:
     assert_sentence(err.value)
     with pytest.raises(NoteError):
         open_note(message, [VERIFIER])
+
+
+# Signature lines whose base64 is not canonical name no key that could be
+# checked: they are ignored like any unknown key's (signed-note), never fatal.
+UNREADABLE_LINES = {
+    "bad_base64": "— name AAAA*AAA",
+    "base64_without_padding": "— name AAAAAAA",
+    "base64_non_canonical_bits": "— name AAAAAAB=",
+    "base64_with_whitespace": "— name AAAA AAA=",
+    "truncated_signature": line("name", b"\0\0\0\1").decode()[:-1],
+    "empty_signature": "— name ",
+    "trusted_name_other_id_non_canonical": f"— {SIGNER.name} AAAAAAAAAAB=",
+}
+
+
+@pytest.mark.parametrize("bad", UNREADABLE_LINES.values(), ids=UNREADABLE_LINES.keys())
+def test_an_unreadable_signature_line_is_ignored(bad: str) -> None:
+    signed = sign_note(TEXT, SIGNER)
+    for message in (signed + (bad + "\n").encode(), TEXT.encode() + b"\n" + (bad + "\n").encode()
+                    + good_line()):  # fmt: skip
+        note = parse_note(message)
+        assert note.unreadable == (bad,)
+        assert [s.name for s in note.signatures] == [SIGNER.name]
+        opened = open_note(message, [VERIFIER])
+        assert [s.name for s in opened.verified] == [SIGNER.name]
+    with pytest.raises(SignatureError, match="No trusted key"):
+        open_note(TEXT.encode() + b"\n" + (bad + "\n").encode(), [VERIFIER])
+
+
+def test_an_unreadable_line_claiming_a_trusted_key_refuses_the_note() -> None:
+    sig = base64.b64encode(VERIFIER.key_id.to_bytes(4, "big") + b"\1" * 64).decode()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    bent = sig[:-2] + alphabet[alphabet.index(sig[-2]) | 1] + "="  # same id, trailing bits set
+    message = sign_note(TEXT, SIGNER) + f"— {SIGNER.name} {bent}\n".encode()
+    assert parse_note(message).unreadable
+    with pytest.raises(SignatureError, match="not canonical base64") as err:
+        open_note(message, [VERIFIER])
+    assert_sentence(err.value)
+
+
+b64_alphabet = st.sampled_from(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=*-_ "
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=names, junk=st.text(b64_alphabet, max_size=40))
+def test_any_unknown_line_leaves_the_verdict_as_it_was(name: str, junk: str) -> None:
+    signed = sign_note(TEXT, SIGNER)
+    extra = f"— {name} {junk}\n".encode()
+    try:
+        note = parse_note(signed + extra)
+    except NoteError:
+        return  # not a signature line at all (e.g. a space inside): the note is malformed
+    assert note.text == TEXT
+    if name != SIGNER.name:
+        assert [s.name for s in open_note(signed + extra, [VERIFIER]).verified] == [SIGNER.name]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=texts, sigs=st.lists(signatures, min_size=1, max_size=5), junk=st.binary(max_size=64))
+def test_what_custodes_writes_is_always_canonical(
+    text: str, sigs: list[NoteSignature], junk: bytes
+) -> None:
+    message = format_note(text, sigs)
+    note = parse_note(message)
+    assert note.unreadable == ()
+    assert format_note(note.text, note.signatures) == message
+    # Parsing arbitrary bytes after it raises only NoteError.
+    try:
+        parse_note(message + junk)
+    except NoteError:
+        pass
 
 
 FORMAT_ERRORS = {

@@ -24,7 +24,11 @@ Keys travel as text, the key id in 8 lowercase hex digits::
 e.g. ``example.org/log+d1b4e587+ATNr21+ESASWFPAZv0ehc+eUhYsTZmyJs+TpZdHH9p0L``
 (the base64 may itself contain ``+``; the name may not).
 
-Opening. :func:`parse_note` checks syntax only and returns a :class:`Note`.
+Opening. :func:`parse_note` checks syntax only and returns a :class:`Note`;
+a signature line whose base64 is not canonical is set aside as unreadable
+(signed-note has verifiers ignore signatures of unknown keys, and such a line
+names no key we could check), while custodes itself writes only canonical
+base64.
 :func:`open_note` also verifies, and returns an :class:`OpenedNote`, a Note
 that splits its signatures into ``verified`` (by a trusted key) and
 ``unverified`` (by keys it does not know, which the spec says to ignore). A
@@ -36,6 +40,8 @@ Limits: at most :data:`MAX_SIGNATURES` (100) signature lines and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -309,10 +315,19 @@ class NoteSignature:
 
 @dataclass(frozen=True)
 class Note:
-    """A parsed note: its text (with the final newline) and every signature line."""
+    """A parsed note: its text (with the final newline) and its signature lines.
+
+    ``signatures`` holds every line whose signature is canonical base64 of a
+    key id and at least one byte; ``unreadable`` the other lines, whole
+    (without the newline).  Such a line cannot be matched to a key, so it is
+    a signature by an unknown key, which signed-note says to ignore;
+    :func:`open_note` ignores it unless it names a trusted key and its first
+    bytes give that key's id.
+    """
 
     text: str
     signatures: tuple[NoteSignature, ...]
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,10 +411,16 @@ def parse_note(message: bytes) -> Note:
             f"The signed note has {len(lines)} signature lines; at most "
             f"{MAX_SIGNATURES} are accepted."
         )
-    return Note(text=text, signatures=tuple(_parse_signature_line(line) for line in lines))
+    parsed = [_parse_signature_line(line) for line in lines]
+    return Note(
+        text=text,
+        signatures=tuple(sig for sig in parsed if isinstance(sig, NoteSignature)),
+        unreadable=tuple(sig for sig in parsed if isinstance(sig, str)),
+    )
 
 
-def _parse_signature_line(line: str) -> NoteSignature:
+def _parse_signature_line(line: str) -> NoteSignature | str:
+    """The signature on ``line``, or ``line`` itself if its base64 is not canonical."""
     if not line.startswith(_DASH):
         raise NoteError("A signature line must start with an em dash (U+2014) and a space.")
     name, space, b64 = line[len(_DASH) :].partition(" ")
@@ -411,14 +432,22 @@ def _parse_signature_line(line: str) -> NoteSignature:
             "without spaces, '+' or control characters."
         )
     raw = decode_base64(b64)
-    if raw is None:
-        raise NoteError(f"The signature by {name!r} is not canonical base64.")
-    if len(raw) < 5:
-        raise NoteError(
-            f"The signature by {name!r} is {len(raw)} bytes; it needs a 4-byte key id "
-            "and a signature."
-        )
+    if raw is None or len(raw) < 5:
+        return line
     return NoteSignature(name=name, key_id=int.from_bytes(raw[:4], "big"), signature=raw[4:])
+
+
+def _claimed_key(line: str) -> tuple[str, int] | None:
+    """The key name and id an unreadable signature line seems to claim, if any."""
+    name, _, b64 = line[len(_DASH) :].partition(" ")
+    head = b64[:6]
+    if len(head) < 6 or not all(c.isascii() and (c.isalnum() or c in "+/") for c in head):
+        return None
+    try:
+        raw = base64.b64decode(head + "==")
+    except (binascii.Error, ValueError):
+        return None
+    return name, int.from_bytes(raw[:4], "big")
 
 
 def sign_note(text: str, *signers: Signer) -> bytes:
@@ -435,7 +464,9 @@ def open_note(message: bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
 
     (1) Parse it (:class:`NoteError` if malformed).
     (2) Match each signature line to a trusted key by name and key id; lines of
-        unknown keys are kept as ``unverified`` (repeats dropped).
+        unknown keys are kept as ``unverified`` (repeats dropped).  A line whose
+        base64 is not canonical is ignored, unless it claims a trusted key's
+        name and id: then the note is refused (SignatureError).
     (3) Verify every signature of a trusted key; one that fails rejects the
         note (:class:`SignatureError`); repeats of a verified key are dropped.
     (4) Refuse the note unless some trusted key verified it.
@@ -448,6 +479,13 @@ def open_note(message: bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
                 f"Two trusted keys share the name {v.name!r} and key id {v.key_id:08x}."
             )
         known[(v.name, v.key_id)] = v
+    for line in note.unreadable:
+        claimed = _claimed_key(line)
+        if claimed is not None and claimed in known:
+            raise SignatureError(
+                f"The signature by trusted key {claimed[0]}+{claimed[1]:08x} is not"
+                " canonical base64 of a signature."
+            )
     text = note.text.encode("utf-8")
     verified: dict[tuple[str, int], NoteSignature] = {}
     unverified: dict[NoteSignature, None] = {}
