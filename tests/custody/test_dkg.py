@@ -31,6 +31,7 @@ from custodes.custody import (
     partial_decrypt,
     qualify,
 )
+from custodes.custody.group import point_sum
 from custodes.custody.kem import SegmentId, lagrange_at_zero
 from tests.custody.conftest import Epoch, make_epoch
 
@@ -55,13 +56,15 @@ def _cheating_dealing(roster: Roster, dealer: int, victim: int) -> Dealing:
 def test_honest_run(epoch35: Epoch) -> None:
     e = epoch35
     assert e.public.qualified == (1, 2, 3, 4, 5)
-    assert e.public.public_key == dkg.point_sum(d.commitments[0] for d in e.dealings)
+    assert e.public.public_key == point_sum(d.commitments[0] for d in e.dealings)
     for share in e.shares:
         assert Point.base_mul(share.secret) == e.public.verification_shares[share.index - 1]
     # Any T verification shares interpolate to the public key (in the exponent).
     for subset in ([1, 2, 3], [2, 4, 5], [1, 3, 5]):
         lams = lagrange_at_zero(subset)
-        y = dkg.point_sum(e.public.verification_shares[j - 1] * lam for j, lam in zip(subset, lams))
+        y = point_sum(
+            e.public.verification_shares[j - 1] * lam for j, lam in zip(subset, lams, strict=True)
+        )
         assert y == e.public.public_key
     # Anyone recomputes the same epoch key from the logged dealings.
     logged = [Dealing.from_json(_json(d.to_json()), e.roster) for d in e.dealings]
@@ -181,9 +184,9 @@ def test_malformed_dealings_are_refused(epoch35: Epoch, defect: str) -> None:
     elif defect == "dealer-string":
         obj["dealer"] = "1"
     elif defect == "too-few-commitments":
-        obj["commitments"] = obj["commitments"][:-1]  # type: ignore[index]
+        obj["commitments"] = obj["commitments"][:-1]
     elif defect == "identity-constant-commitment":
-        obj["commitments"][0] = "A" * 43 + "="  # type: ignore[index]
+        obj["commitments"][0] = "A" * 43 + "="
     elif defect == "missing-share":
         obj["shares"] = shares[:-1]
     elif defect == "short-ciphertext":

@@ -34,9 +34,9 @@ def test_any_t_of_n_open_and_t_minus_1_do_not(epoch35: Epoch) -> None:
     for subset in itertools.combinations(partials, 3):
         opened = combine(e.public, subset, enc.ephemeral, SEG)
         assert opened.key == enc.key and not opened.wrong
-    for subset in itertools.combinations(partials, 2):
+    for pair in itertools.combinations(partials, 2):
         with pytest.raises(NotEnoughPartialsError, match="2 valid answers.*3 are needed") as info:
-            combine(e.public, subset, enc.ephemeral, SEG)
+            combine(e.public, pair, enc.ephemeral, SEG)
         assert info.value.valid == 2 and info.value.needed == 3
     # The same custodian twice counts once.
     with pytest.raises(NotEnoughPartialsError):
