@@ -21,18 +21,49 @@ __all__ = ["serve_cmd"]
     type=click.FloatRange(0.05, 3600),
     help="Seconds between checkpoints while entries are pending.",
 )
+@click.option(
+    "--tiles",
+    metavar="URL",
+    default=None,
+    help="The map's base layer: an XYZ tile URL such as https://tile.example.org/{z}/{x}/{y}.png"
+    " (else tile_url in DIR/custodes.json; else none, and nothing leaves this server).",
+)
+@click.option(
+    "--tiles-attribution",
+    metavar="TEXT",
+    default=None,
+    help="The credit the tile source asks for, shown on the map (such as"
+    " '© OpenStreetMap contributors').",
+)
 @click.pass_context
-def serve_cmd(ctx: click.Context, host: str, port: int, interval: float) -> None:
+def serve_cmd(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    interval: float,
+    tiles: str | None,
+    tiles_attribution: str | None,
+) -> None:
     """Serve the log: tlog-tiles at /log/, JSON proofs, and the web pages.
 
     The server becomes the data directory's only writer until it stops.
     """
+    import os
+
     import uvicorn
 
     from custodes.web.app import Settings, create_app
     from custodes.web.service import LedgerService
 
     data: Path = ctx.obj["data"]
+    if tiles_attribution is not None and tiles is None:
+        raise click.UsageError("--tiles-attribution needs --tiles URL")
+    if tiles is not None:
+        from custodes.web.routes.dashboard import check_tile_url
+
+        # The map and its content policy read the tile source from the environment first.
+        os.environ["CUSTODES_TILE_URL"] = check_tile_url(tiles)
+        os.environ["CUSTODES_TILE_ATTRIBUTION"] = tiles_attribution or ""
     inst = Instance.load(data)
     url = f"http://{host}:{port}"
     service = LedgerService(inst, interval=interval)  # fails here, in one sentence, if busy

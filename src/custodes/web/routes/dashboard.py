@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from custodes.errors import CustodesError, FormatError
+from custodes.errors import CustodesError, FormatError, NotFoundError, UsageError
 from custodes.fleet.model import format_time, now_ms, parse_time
 from custodes.geo.coverage import place_coverage
 from custodes.reports.figures import coverage, place_categories
@@ -83,8 +83,29 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     return HTMLResponse(html, status_code=status_code)
 
 
+OSM_ATTRIBUTION = "© OpenStreetMap contributors"
+
+
+def check_tile_url(url: str) -> str:
+    """An XYZ tile URL as the map needs it: http(s), with ``{z}``, ``{x}`` and ``{y}``."""
+    from urllib.parse import urlsplit
+
+    u = url.strip()
+    if urlsplit(u).scheme not in ("http", "https") or not urlsplit(u).hostname:
+        raise UsageError(f"the tile URL {u!r} must start with http:// or https:// and name a host")
+    missing = [p for p in ("{z}", "{x}", "{y}") if p not in u]
+    if missing:
+        raise UsageError(f"the tile URL {u!r} lacks {', '.join(missing)} (an XYZ template)")
+    return u
+
+
 def tile_settings(data: Path) -> dict[str, str | None]:
-    """The map's tile layer: None by default (a plain background, nothing leaves the host)."""
+    """The map's tile layer: None by default (a plain background, nothing leaves the host).
+
+    ``custodes serve --tiles URL`` (or ``$CUSTODES_TILE_URL``) comes first, then
+    ``tile_url`` and ``tile_attribution`` in ``DIR/custodes.json``.  A URL that
+    is not an XYZ template is ignored here (``serve`` refuses it).
+    """
     url = os.environ.get("CUSTODES_TILE_URL") or None
     attribution = os.environ.get("CUSTODES_TILE_ATTRIBUTION") or None
     if url is None:
@@ -96,7 +117,24 @@ def tile_settings(data: Path) -> dict[str, str | None]:
             url = cfg["tile_url"]
             attr = cfg.get("tile_attribution")
             attribution = attr if isinstance(attr, str) else None
+    if url is not None:
+        try:
+            url = check_tile_url(url)
+        except UsageError:
+            url = attribution = None
+    if url and not attribution and "openstreetmap.org" in url:
+        attribution = OSM_ATTRIBUTION
     return {"url": url, "attribution": attribution}
+
+
+def synthetic_city(data: Path) -> bool:
+    """Whether this instance is the demo city (``custodes demo``), whose streets are made up."""
+    return (data / "demo" / "agents.json").is_file()
+
+
+def _basemap(data: Path, tiles: dict[str, str | None]) -> str:
+    """The URL of the demo city's own street plan, when it has no tile layer; else ''."""
+    return "/public/basemap.geojson" if tiles["url"] is None and synthetic_city(data) else ""
 
 
 def _live_status(request: Request) -> dict[str, str]:
@@ -112,7 +150,7 @@ def _live_status(request: Request) -> dict[str, str]:
 def _checkpoint(snap: Snapshot | None) -> dict[str, Any] | None:
     if snap is None:
         return None
-    return {"size": snap.size, "root": snap.root, "origin": snap.origin}
+    return {"size": snap.size, "root": snap.root, "root_hex": snap.root_hex, "origin": snap.origin}
 
 
 def _coverage(state: PublicState) -> dict[str, Any]:
@@ -187,12 +225,14 @@ def map_page(request: Request) -> HTMLResponse:
     figs = _view(request).use(figures)
     svc = request.app.state.ledger
     settings = request.app.state.settings
+    tiles = tile_settings(svc.instance.path)
     return _page(
         request,
         "map.html",
         figures=figs,
         snap=figs["snap"],
-        tiles=tile_settings(svc.instance.path),
+        tiles=tiles,
+        basemap=_basemap(svc.instance.path, tiles),
         vkey=svc.instance.verifier_key,
         base=settings.public_url.rstrip("/"),
     )
@@ -207,8 +247,14 @@ def favicon() -> Response:
 def coverage_page(request: Request) -> HTMLResponse:
     cov, snap = _view(request).use(lambda state, snap: (_coverage(state), snap))
     svc = request.app.state.ledger
+    tiles = tile_settings(svc.instance.path)
     return _page(
-        request, "coverage.html", cov=cov, snap=snap, tiles=tile_settings(svc.instance.path)
+        request,
+        "coverage.html",
+        cov=cov,
+        snap=snap,
+        tiles=tiles,
+        basemap=_basemap(svc.instance.path, tiles),
     )
 
 
@@ -230,7 +276,8 @@ async def outages_page(
         )
     )
     answer = error = download = None
-    form = {"lat": lat, "lon": lon, "radius": radius, "from": from_, "to": to}
+    form = {"lat": lat, "lon": lon, "radius": radius, "from": _local(from_), "to": _local(to)}
+    late: list[dict[str, Any]] = []
     if lat or lon or from_ or to:
         try:
             la, lo, r = _place(lat, lon, radius)
@@ -242,19 +289,57 @@ async def outages_page(
             download = "/public/incident.json?" + _query(la, lo, r, f, t)
         except CustodesError as err:
             error = str(err)
+    total_events = len(timeline)
+    if answer is not None:
+        # The incident's cameras only: its timeline, its chart rows, its declarations.
+        late = declarations(answer["flags"]["declared_late"])
+        mine = {c["camera"]["id"] for c in answer["cameras"]}
+        timeline = [ev for ev in timeline if mine.intersection(ev["cameras"])]
+        if chart is not None:
+            chart = {**chart, "rows": [r for r in chart["rows"] if r["camera"] in mine], "more": 0}
     return _page(
         request,
         "outages.html",
         status_code=400 if error else 200,
         timeline=timeline,
+        total_events=total_events,
         chart=chart,
         places=places,
         snap=snap,
         form=form,
         answer=answer,
+        late=late,
         error=error,
         download=download,
     )
+
+
+def declarations(per_camera: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The incident's late declarations, one per log entry, each with the cameras it covers.
+
+    The incident query lists a declaration once for every camera it covers; a
+    person counts declarations, so six cameras under one declaration are one.
+    """
+    out: dict[Any, dict[str, Any]] = {}
+    for d in per_camera:
+        key = d.get("log_index", (d.get("kind"), d.get("declared_at"), d.get("from"), d.get("to")))
+        row = out.setdefault(key, {**{k: v for k, v in d.items() if k != "camera"}, "cameras": []})
+        if d.get("camera") not in row["cameras"]:
+            row["cameras"].append(d.get("camera"))
+    return list(out.values())
+
+
+def _local(text: str) -> str:
+    """A time as a datetime-local field shows it: ``2026-11-20T22:00:00Z`` -> ``2026-11-20T22:00``.
+
+    Anything else (such as a mistyped value) is shown as it was typed.
+    """
+    t = text.strip()
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:(\d{2})(\.\d+)?)?Z?", t)
+    if not m:
+        return t
+    secs = m.group(4)
+    return f"{m.group(1)}T{m.group(2)}" + (f":{secs}" if secs and secs != "00" else "")
 
 
 def _query(lat: float, lon: float, radius: float, f: int, t: int) -> str:
@@ -280,7 +365,7 @@ def looked_page(
     from_: str = Query(default="", alias="from", max_length=40),
     to: str = Query(default="", max_length=40),
 ) -> HTMLResponse:
-    form = {"lat": lat, "lon": lon, "radius": radius, "from": from_, "to": to}
+    form = {"lat": lat, "lon": lon, "radius": radius, "from": _local(from_), "to": _local(to)}
     answer = error = None
     if lat or lon or from_ or to:
         try:
@@ -346,6 +431,17 @@ def cameras_geojson(request: Request) -> Response:
         lambda state, snap: {**camera_features(state, live), "checkpoint": _checkpoint(snap)}
     )
     return _geojson(doc)
+
+
+@router.get(
+    "/public/basemap.geojson", summary="The demo city's own streets and blocks (demo city only)"
+)
+def basemap_geojson(request: Request) -> Response:
+    from custodes.web.basemap import street_plan
+
+    if not synthetic_city(request.app.state.ledger.instance.path):
+        raise NotFoundError("only the demo city draws its own streets; this map uses tiles or none")
+    return _geojson(_view(request).use(lambda state, _snap: street_plan(state.districts)))
 
 
 @router.get("/public/districts.geojson", summary="Districts with their coverage figures")
