@@ -1,12 +1,19 @@
 """The log over HTTP: C2SP tlog-tiles paths, plus JSON proofs for light clients.
 
 ``/log/checkpoint`` and ``/log/tile/...`` follow tlog-tiles, so any standard
-client can read the log; full tiles are immutable and cached for a year.
+client can read the log.  Tiles never change once they exist (a partial tile
+of width W holds the same hashes for as long as it is served), so full tiles
+are cached for a year as immutable and partial ones for a day; the checkpoint
+is never cached.  Entry bundles are sent gzip-compressed to a client whose
+``Accept-Encoding`` allows it, as tlog-tiles recommends.  Every read-only log
+path answers ``HEAD`` too and carries ``Access-Control-Allow-Origin: *``, so
+a verifier running in a browser on another site can read the log.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 
 from fastapi import APIRouter, Query, Request
@@ -17,54 +24,101 @@ from custodes.tlog import ENTRIES_LEVEL, TILE_WIDTH, parse_tile_path
 
 router = APIRouter(prefix="/log", tags=["log"])
 
-_IMMUTABLE = "public, max-age=31536000, immutable"
-_SHORT = "public, max-age=1"
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=86400"
+"""A partial tile's hashes cannot change; only the full tile may replace it later."""
+CHECKPOINT = "no-cache"
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Encoding"}
+_READ = ["GET", "HEAD"]
+
+
+def tile_cache_control(width: int) -> str:
+    """The Cache-Control of a tile or bundle of ``width`` (shared with the S3 copy)."""
+    return IMMUTABLE if width == TILE_WIDTH else PARTIAL
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it)."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-@router.get("/checkpoint", response_class=Response, summary="The latest signed checkpoint")
+@router.api_route(
+    "/checkpoint",
+    methods=_READ,
+    response_class=Response,
+    summary="The latest signed checkpoint",
+)
 def checkpoint(request: Request) -> Response:
     note = request.app.state.ledger.public_checkpoint()
     return Response(
-        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+        note,
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": CHECKPOINT, **CORS},
     )
 
 
-@router.get("/tile/{path:path}", response_class=Response, summary="A hash tile or entry bundle")
+@router.api_route(
+    "/tile/{path:path}",
+    methods=_READ,
+    response_class=Response,
+    summary="A hash tile or entry bundle",
+)
 def tile(path: str, request: Request) -> Response:
     t = parse_tile_path("tile/" + path)
+    headers = {"Cache-Control": tile_cache_control(t.width), **CORS}
     if t.level == ENTRIES_LEVEL:
         data = request.app.state.ledger.read(lambda r: r.entry_bundle(t.index, t.width))
+        headers["Vary"] = "Accept-Encoding"
+        if accepts_gzip(request.headers.get("accept-encoding")):
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
     else:
         data = request.app.state.ledger.read(lambda r: r.hash_tile(t.level, t.index, t.width))
-    cache = _IMMUTABLE if t.width == TILE_WIDTH else _SHORT
-    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-@router.get("/proof/inclusion", summary="An RFC 9162 inclusion proof")
+@router.api_route("/proof/inclusion", methods=_READ, summary="An RFC 9162 inclusion proof")
 def inclusion(
     request: Request,
+    response: Response,
     index: int = Query(ge=0, le=2**63 - 1),
     size: int = Query(ge=1, le=2**63 - 1),
 ) -> dict[str, object]:
     proof = request.app.state.ledger.read(lambda r: r.inclusion_proof(index, size))
+    response.headers.update(CORS)
     return {"index": index, "size": size, "proof": _b64(proof)}
 
 
-@router.get("/proof/consistency", summary="An RFC 9162 consistency proof")
+@router.api_route("/proof/consistency", methods=_READ, summary="An RFC 9162 consistency proof")
 def consistency(
     request: Request,
+    response: Response,
     old: int = Query(ge=1, le=2**63 - 1),
     new: int = Query(ge=1, le=2**63 - 1),
 ) -> dict[str, object]:
     proof = request.app.state.ledger.read(lambda r: r.consistency_proof(old, new))
+    response.headers.update(CORS)
     return {"old_size": old, "new_size": new, "proof": _b64(proof)}
 
 
-@router.get("/entry/{index}", summary="One integrated entry, as its canonical JSON")
+@router.api_route(
+    "/entry/{index}", methods=_READ, summary="One integrated entry, as its canonical JSON"
+)
 def entry(index: int, request: Request) -> Response:
     def read(r: object) -> bytes:
         size = r.size()  # type: ignore[attr-defined]
@@ -77,5 +131,5 @@ def entry(index: int, request: Request) -> Response:
     try:
         json.loads(data)
     except ValueError:
-        return Response(data, media_type="application/octet-stream")
-    return Response(data, media_type="application/json")
+        return Response(data, media_type="application/octet-stream", headers=CORS)
+    return Response(data, media_type="application/json", headers=CORS)
