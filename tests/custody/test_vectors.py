@@ -129,7 +129,11 @@ def build() -> dict[str, Any]:
 
 
 def _poly(dealer: int, x: int) -> int:
-    return sum(fixed(f"dkg a {dealer} {c}") * x**c for c in range(T)) % slow.L
+    total, power = 0, 1
+    for c in range(T):
+        total += fixed(f"dkg a {dealer} {c}") * power
+        power *= x
+    return total % slow.L
 
 
 def _load() -> dict[str, Any]:
