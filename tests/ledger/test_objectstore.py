@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import signal
@@ -128,7 +129,12 @@ def test_killing_the_store_mid_publish_leaves_no_half_tile(
         [sys.executable, "-m", "custodes", "--data", str(data), "log", "publish", target],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    time.sleep(1.5)
+    s3 = seaweed.client()
+    deadline = time.monotonic() + 60  # kill it once it has begun writing (slow on a busy box)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if s3.list_objects_v2(Bucket=BUCKET, Prefix="k9/tile/").get("KeyCount", 0) >= 3:
+            break
+        time.sleep(0.05)
     seaweed.kill()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, "publishing should fail when the store dies"
@@ -148,6 +154,7 @@ def test_killing_the_store_mid_publish_leaves_no_half_tile(
         tile = parse_tile_path(path)
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         if tile.level < 0:
+            body = gzip.decompress(body)  # bundles are stored compressed
             assert len(parse_entry_bundle(body, tile.width)) == tile.width
         else:
             assert len(parse_hash_tile(body, tile.width)) == tile.width
@@ -164,3 +171,35 @@ def test_an_unreachable_store_is_one_sentence(instance: tuple[Path, str]) -> Non
         urllib.request.urlopen("http://127.0.0.1:9", timeout=1)
     except (urllib.error.URLError, OSError):
         pass
+
+
+def test_objects_carry_the_headers_serve_sends(
+    seaweed: SeaweedFS, instance: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, vkey = instance
+    target = f"s3://{BUCKET}/hdr?endpoint={seaweed.endpoint}"
+    run_cli("log", "append", "-", data=data, input=_lines(600))
+    run_cli("log", "publish", target, data=data)
+    base = f"{seaweed.endpoint}/{BUCKET}/hdr/"
+    expect = {
+        "checkpoint": ("text/plain; charset=utf-8", "no-cache", None),
+        "tile/0/000": ("application/octet-stream", "public, max-age=31536000, immutable", None),
+        "tile/0/002.p/88": ("application/octet-stream", "public, max-age=86400", None),
+        "tile/entries/001": (
+            "application/octet-stream", "public, max-age=31536000, immutable", "gzip"
+        ),
+        "tile/entries/002.p/88": ("application/octet-stream", "public, max-age=86400", "gzip"),
+    }  # fmt: skip
+    for path, (kind, cache, coding) in expect.items():
+        req = urllib.request.Request(base + path, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+            assert r.headers["Content-Type"] == kind, path
+            assert r.headers["Cache-Control"] == cache, path
+            assert r.headers.get("Content-Encoding") == coding, path
+        if coding:
+            width = parse_tile_path(path).width
+            assert len(parse_entry_bundle(gzip.decompress(body), width)) == width
+    # The verifier reads the compressed bucket.
+    res = run_cli("verify", "--vkey", vkey, "--source", base, "--json")
+    assert json.loads(res.stdout)["size"] == 600

@@ -9,10 +9,17 @@ half-way through an earlier attempt.
 
 Publishing is incremental: the checkpoint already in the bucket says which
 full tiles are there, so only the tiles the new size adds are uploaded.
+
+Objects carry the headers ``custodes serve`` sends (:func:`tile_headers`), so
+a CDN in front of the bucket caches them as it should: full tiles for a year
+as immutable, partial tiles (whose hashes never change) for a day, the
+checkpoint not at all.  Entry bundles are stored gzip-compressed with
+``Content-Encoding: gzip``, which tlog-tiles lets a log send unasked.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +30,8 @@ from custodes.errors import StoreUnavailableError, UsageError
 from custodes.ledger.reader import LogReader
 from custodes.tlog import (
     ENTRIES_LEVEL,
+    TILE_WIDTH,
+    Tile,
     bundles_for_size,
     parse_checkpoint,
     parse_note,
@@ -30,7 +39,21 @@ from custodes.tlog import (
     tiles_for_size,
 )
 
-__all__ = ["S3Target", "publish_to_s3"]
+__all__ = ["S3Target", "publish_to_s3", "tile_headers"]
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=86400"
+
+
+def tile_headers(tile: Tile) -> dict[str, str]:
+    """The S3 object parameters for ``tile``: the headers a reader will be sent."""
+    headers = {
+        "ContentType": "application/octet-stream",
+        "CacheControl": IMMUTABLE if tile.width == TILE_WIDTH else PARTIAL,
+    }
+    if tile.level == ENTRIES_LEVEL:
+        headers["ContentEncoding"] = "gzip"
+    return headers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,12 +138,16 @@ def publish_to_s3(
             if path in have:
                 continue
             if tile.level == ENTRIES_LEVEL:
-                data = reader.entry_bundle(tile.index, tile.width)
+                data = gzip.compress(
+                    reader.entry_bundle(tile.index, tile.width), compresslevel=6, mtime=0
+                )
                 if progress is not None:
                     progress(tile.width)
             else:
                 data = reader.hash_tile(tile.level, tile.index, tile.width)
-            s3.put_object(Bucket=target.bucket, Key=target.key(path), Body=data)
+            s3.put_object(
+                Bucket=target.bucket, Key=target.key(path), Body=data, **tile_headers(tile)
+            )
             written += 1
         s3.put_object(
             Bucket=target.bucket,
