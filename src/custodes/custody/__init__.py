@@ -8,7 +8,8 @@ The cryptographic core, pure functions over values, no I/O beyond file objects:
   complaints, every message a JSON log entry;
 * :mod:`~custodes.custody.kem`: the threshold ElGamal KEM, one key per segment, opened by
   combining T verified partial decryptions of the segment's ephemeral key;
-* :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects.
+* :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects;
+* :mod:`~custodes.custody.state`: a custodian's key material as one JSON document.
 
 The path of one segment::
 
@@ -57,6 +58,7 @@ from custodes.custody.kem import (
     partial_decrypt,
     verify_partial,
 )
+from custodes.custody.state import CustodianState
 from custodes.custody.stream import (
     Header,
     Sealed,
@@ -69,6 +71,7 @@ from custodes.custody.stream import (
 
 __all__ = [
     "Complaint",
+    "CustodianState",
     "CustodyFormatError",
     "DKGFailedError",
     "DLEQProof",

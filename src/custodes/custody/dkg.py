@@ -470,7 +470,12 @@ def qualify(
     by_dealer: dict[int, Dealing] = {}
     cheaters: set[int] = set()
     for d in dealings:
-        if d.epoch != roster.epoch or len(d.commitments) != roster.threshold:
+        if (
+            d.epoch != roster.epoch
+            or not 1 <= d.dealer <= roster.n
+            or len(d.commitments) != roster.threshold
+            or len(d.shares) != roster.n
+        ):
             raise CustodyFormatError("dealing does not belong to this roster")
         if d.dealer in by_dealer and by_dealer[d.dealer] != d:
             cheaters.add(d.dealer)
