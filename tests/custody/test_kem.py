@@ -133,3 +133,15 @@ def test_dleq_rejects_every_tampering() -> None:
     # A prover who does not know one exponent for both cannot make a proof that holds.
     y = Scalar.random()
     assert not check_dleq(prove_dleq(x, g, a, h, h * y, context=b"c"), g, a, h, h * y, context=b"c")
+
+
+def test_an_answer_for_one_release_is_no_answer_for_another(epoch35: Epoch) -> None:
+    e = epoch35
+    enc = encapsulate(e.public, SEG)
+    partials = [partial_decrypt(s, enc.ephemeral, SEG, release="log 1041") for s in e.shares[:3]]
+    opened = combine(e.public, partials, enc.ephemeral, SEG, release="log 1041")
+    assert opened.key == enc.key
+    with pytest.raises(NotEnoughPartialsError, match="custodians 1, 2, 3 answered wrongly"):
+        combine(e.public, partials, enc.ephemeral, SEG, release="log 2001")
+    with pytest.raises(CustodyFormatError):
+        partial_decrypt(e.shares[0], enc.ephemeral, SEG, release="bad\nname")

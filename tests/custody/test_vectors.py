@@ -103,10 +103,10 @@ def build() -> dict[str, Any]:
             y_j,
             enc.ephemeral,
             d_j,
-            context=kem._context(SEG, j, enc.ephemeral),
+            context=kem._context(SEG, j, enc.ephemeral, "release 42"),
         )
         partials.append(Partial(j, d_j, pr))
-    opened = combine(public, [partials[0], partials[2]], enc.ephemeral, SEG)
+    opened = combine(public, [partials[0], partials[2]], enc.ephemeral, SEG, release="release 42")
     assert opened.key == enc.key
     out["kem"] = {
         "segment": {"epoch": SEG.epoch, "camera": SEG.camera, "start": SEG.start},
@@ -225,7 +225,11 @@ def test_model_kem_and_combination() -> None:
         assert p["custodian"] == j and p["partial"] == _b64(slow.encode(d_j))
         k = fixed(f"kem k {j}")
         context = slow.lp(
-            b"custodes/custody/kem/partial/v1", *seg, j.to_bytes(4, "big"), slow.encode(big_r)
+            b"custodes/custody/kem/partial/v1",
+            *seg,
+            j.to_bytes(4, "big"),
+            slow.encode(big_r),
+            b"release 42",
         )
         c = slow.hash_to_scalar(
             b"custodes/custody/dleq/v1",

@@ -14,7 +14,7 @@ Release (nobody holds ``x = log_G Y``; custodian ``j`` holds its share ``x_j``):
 
 4. (:func:`partial_decrypt`) custodian ``j`` answers ``D_j = x_j*R`` and a DLEQ proof
    that ``log_G Y_j == log_R D_j`` (``Y_j`` its public verification share), the proof's
-   context binding epoch, custodian, camera, start and ``R``;
+   context binding epoch, camera, start, custodian, ``R`` and the release it answers;
 5. (:func:`combine`) the gateway checks every proof (a wrong one is named, with the
    partial as evidence), takes any T valid partials with distinct indices and computes
    ``Z = sum lambda_j * D_j`` (Lagrange coefficients at 0, in the exponent), then the key
@@ -154,12 +154,32 @@ class Partial:
         )
 
 
-def _context(segment: SegmentId, custodian: int, ephemeral: Point) -> bytes:
-    return _lp(_PARTIAL_DST, *segment._bytes(), custodian.to_bytes(4, "big"), ephemeral.encode())
+def _context(segment: SegmentId, custodian: int, ephemeral: Point, release: str) -> bytes:
+    return _lp(
+        _PARTIAL_DST,
+        *segment._bytes(),
+        custodian.to_bytes(4, "big"),
+        ephemeral.encode(),
+        release.encode(),
+    )
 
 
-def partial_decrypt(share: EpochShare, ephemeral: Point, segment: SegmentId) -> Partial:
-    """Step 4, on the custodian, after it has checked the release in the witnessed log."""
+def _release(release: object) -> str:
+    if release == "":
+        return ""
+    return _field(release, "release")
+
+
+def partial_decrypt(
+    share: EpochShare, ephemeral: Point, segment: SegmentId, *, release: str = ""
+) -> Partial:
+    """Step 4, on the custodian, after it has checked the release in the witnessed log.
+
+    ``release`` names the release the answer is for (for example the log index of its
+    ``access.released`` entry); it is bound into the proof, so an answer recorded for one
+    release does not verify as an answer for another.
+    """
+    release = _release(release)
     if share.public.epoch != segment.epoch:
         raise CustodyFormatError("the segment's epoch is not this share's")
     if ephemeral.is_identity():
@@ -172,15 +192,21 @@ def partial_decrypt(share: EpochShare, ephemeral: Point, segment: SegmentId) -> 
         y_j,
         ephemeral,
         d,
-        context=_context(segment, share.index, ephemeral),
+        context=_context(segment, share.index, ephemeral, release),
     )
     return Partial(share.index, d, proof)
 
 
 def verify_partial(
-    public: EpochPublic, partial: Partial, ephemeral: Point, segment: SegmentId
+    public: EpochPublic,
+    partial: Partial,
+    ephemeral: Point,
+    segment: SegmentId,
+    *,
+    release: str = "",
 ) -> None:
     """Raise :class:`WrongPartialError`, naming the custodian, unless ``partial`` is correct."""
+    release = _release(release)
     if not 1 <= partial.custodian <= public.n:
         raise WrongPartialError(
             "not a custodian of this epoch", custodian=partial.custodian, partial=partial
@@ -194,7 +220,7 @@ def verify_partial(
         y_j,
         ephemeral,
         partial.point,
-        context=_context(segment, partial.custodian, ephemeral),
+        context=_context(segment, partial.custodian, ephemeral, release),
     )
     if not ok:
         raise WrongPartialError(
@@ -230,7 +256,12 @@ class Opened:
 
 
 def combine(
-    public: EpochPublic, partials: Iterable[Partial], ephemeral: Point, segment: SegmentId
+    public: EpochPublic,
+    partials: Iterable[Partial],
+    ephemeral: Point,
+    segment: SegmentId,
+    *,
+    release: str = "",
 ) -> Opened:
     """Step 5: verify every partial, combine any T valid ones, derive the segment key.
 
@@ -243,7 +274,7 @@ def combine(
     wrong: list[WrongPartialError] = []
     for p in partials:
         try:
-            verify_partial(public, p, ephemeral, segment)
+            verify_partial(public, p, ephemeral, segment, release=release)
         except WrongPartialError as exc:
             wrong.append(exc)
             continue
