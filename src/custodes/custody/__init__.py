@@ -11,16 +11,21 @@ The cryptographic core, pure functions over values, no I/O beyond file objects:
 * :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects;
 * :mod:`~custodes.custody.state`: a custodian's key material as one JSON document.
 
-The path of one segment::
+The path of one segment (``k1``, ``k2``, ``k3`` are the custodians' :class:`EncryptionKey`)::
 
     roster = Roster(epoch="2026-12-03", threshold=2, keys=(k1.public, k2.public, k3.public))
-    dealings = [deal(roster, i) for i in (1, 2, 3)]              # each one a log entry
-    public = qualify(roster, dealings, complaints=[])            # anyone, from the log
-    share_1 = combine_share(roster, public, dealings, 1, k1)     # on custodian 1 only
+    dealings = [deal(roster, i) for i in (1, 2, 3)]  # each one a log entry
+    public = qualify(roster, dealings, complaints=[])  # by anyone, from the log
+    share_1 = combine_share(roster, public, dealings, 1, k1)  # on custodian 1 only
+    share_3 = combine_share(roster, public, dealings, 3, k3)  # on custodian 3 only
     seg = SegmentId(epoch="2026-12-03", camera="cam-17", start="2026-12-03T10:00:00Z")
-    sealed = encrypt_segment(plain_file, cipher_file, public, seg)   # the agent
-    partials = [partial_decrypt(share, sealed.ephemeral, seg) for share in answering]
-    opened = combine(public, partials, sealed.ephemeral, seg)    # the gateway
+    sealed = encrypt_segment(plain_file, cipher_file, public, seg)  # the agent
+    partials = [  # each custodian, once the release is in the witnessed log
+        partial_decrypt(share, sealed.ephemeral, seg, release="log 1041")
+        for share in (share_1, share_3)
+    ]
+    opened = combine(public, partials, sealed.ephemeral, seg, release="log 1041")  # gateway
+    cipher_file.seek(0)
     decrypt_stream(cipher_file, out, key=opened.key, segment=str(seg))
 """
 
