@@ -216,4 +216,6 @@ def test_header_limits() -> None:
         Header("e", HEADER.ephemeral, 8).encode()
     with pytest.raises(CustodyFormatError):
         Header("x" * 65, HEADER.ephemeral).encode()
+    with pytest.raises(CustodyFormatError):
+        Header("\u00e9poque", HEADER.ephemeral).encode()
     assert Header.decode(HEADER.encode()) == HEADER

@@ -27,11 +27,16 @@ different peers.  The steps, each a pure function here (no I/O):
 5. (:func:`combine_share`) each custodian sums its shares from QUAL into its
    :class:`EpochShare` ``x_j``, and checks ``x_j*G == Y_j``.
 
-The epoch secret ``x = sum f_i(0)`` is never computed by anyone.  As Gennaro, Jarecki,
-Krawczyk and Rabin showed, joint Feldman lets a rushing dealer bias the distribution of
-``Y``; for the threshold ElGamal KEM used here this does not break semantic security
-(their 2007 paper), and the log's ordering lets the integrator require every dealing to
-be logged before any is opened.
+The epoch secret ``x = sum f_i(0)`` is never computed by anyone.
+
+A known limit, stated plainly: Gennaro, Jarecki, Krawczyk and Rabin ("Secure distributed
+key generation for discrete-log based cryptosystems", J. Cryptology 2007) showed that in
+joint Feldman a rushing adversary who sees the honest dealings before its own dealers are
+judged can bias the distribution of ``Y`` (by choosing which of its dealers get
+disqualified).  It learns nothing about ``x``, and the bias is a few bits at most with a
+handful of custodians, but the key is not exactly uniform.  Their fix (a Pedersen-VSS round
+with a second generator, then a Feldman extraction round with reconstruction of any dealer
+that balks) fits the same entry shapes and is the next step if uniformity is required.
 """
 
 from __future__ import annotations

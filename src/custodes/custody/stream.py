@@ -70,8 +70,10 @@ class Header:
     chunk_size: int = DEFAULT_CHUNK
 
     def encode(self) -> bytes:
+        if not self.epoch.isascii() or not self.epoch.isprintable():
+            raise CustodyFormatError("an epoch is 1 to 64 printable ASCII characters")
         epoch = self.epoch.encode("ascii")
-        if not 0 < len(epoch) <= 64 or not self.epoch.isprintable():
+        if not 0 < len(epoch) <= 64:
             raise CustodyFormatError("an epoch is 1 to 64 printable ASCII characters")
         if not MIN_CHUNK <= self.chunk_size <= MAX_CHUNK:
             raise CustodyFormatError(f"chunk size must be {MIN_CHUNK} to {MAX_CHUNK} bytes")
