@@ -41,7 +41,10 @@ CHUNK = 4096
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The checkpoint a view rests on: ``size``, ``root`` (base64) and the signed note."""
+    """The checkpoint a view rests on: ``size``, ``root`` (base64, as in the note) and the note.
+
+    The pages show the root as ``root_hex``, the way ``custodes verify`` prints it.
+    """
 
     origin: str
     size: int
@@ -50,8 +53,12 @@ class Snapshot:
     signers: tuple[str, ...]
 
     @property
+    def root_hex(self) -> str:
+        return base64.b64decode(self.root).hex()
+
+    @property
     def label(self) -> str:
-        return f"checkpoint {self.size} (root {self.root})"
+        return f"checkpoint {self.size} (root {self.root_hex})"
 
 
 class PublicView:
@@ -334,7 +341,8 @@ def outage_timeline(state: PublicState) -> list[dict[str, Any]]:
             item["detail"] = f"back; silent since {ev['silent_since']}"
         elif kind == "outage.correlated":
             item["detail"] = (
-                f"{len(cams)} cameras within {ev['radius_m']} m of {ev['lat']}, {ev['lon']}"
+                f"{plural(len(cams), 'camera')} within {ev['radius_m']} m of"
+                f" {ev['lat']}, {ev['lon']}"
                 f" fell silent together since {ev['since']}"
             )
         else:
@@ -342,6 +350,11 @@ def outage_timeline(state: PublicState) -> list[dict[str, Any]]:
         out.append(item)
     out.reverse()
     return out
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 camera``, ``6 cameras``, ``1,200 cameras``."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 TIMELINE_DAYS = 14
