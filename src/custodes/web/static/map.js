@@ -1,16 +1,32 @@
 // The public maps: cameras with their view cones, and the coverage choropleth.
-// Everything is fetched from this server; no tile layer unless one is configured.
+// Everything is fetched from this server, except tiles when a tile source is configured
+// (custodes serve --tiles URL).  The demo city, whose streets are made up, draws its own.
+//
+// Keyboard: the cameras are one Tab stop; the arrow keys move to the nearest camera in that
+// direction (Home and End: the first and last), Enter or Space opens its record, and Escape
+// closes the record and returns to the camera.  Each status has its own shape and name as
+// well as its colour.  When many cameras are in view they are grouped into numbered clusters.
 (function () {
   "use strict";
   var el = document.getElementById("map");
   if (!el || typeof L === "undefined") return;
 
   var COLOURS = { recording: "#1b7f3b", silent: "#b3261e", unknown: "#6b5b00", retired: "#5f6368" };
+  var SHAPES = { recording: "circle", silent: "triangle", unknown: "diamond", retired: "square" };
+  var TOUCH = (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) ||
+    navigator.maxTouchPoints > 0;
+  var RADIUS = TOUCH ? 12 : 7; // a 24-px target on touch screens
+  var CLUSTER_ABOVE = 400; // more cameras than this in view are grouped
+  var CLUSTER_PX = 56;
+  var TABLE_ROWS = 1000;
+
   var map = L.map(el, { keyboard: true, zoomSnap: 0.25, attributionControl: true });
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   var tileUrl = el.dataset.tileUrl;
   if (tileUrl) {
     L.tileLayer(tileUrl, { maxZoom: 19, attribution: el.dataset.tileAttribution || "" }).addTo(map);
   }
+  map.createPane("basemap").style.zIndex = 250;
   map.setView([0, 0], 2);
   var bounds = L.latLngBounds([]);
 
@@ -44,10 +60,30 @@
     if (bounds.isValid()) map.fitBounds(bounds.pad(0.05));
   }
 
+  // The demo city's own streets and blocks, under everything else.
+  function drawBasemap() {
+    var url = el.dataset.basemap;
+    if (!url) return Promise.resolve(null);
+    var STYLE = {
+      block: { stroke: false, fillColor: "#e4e0d8", fillOpacity: 1 },
+      park: { stroke: false, fillColor: "#cfe5c6", fillOpacity: 1 },
+      street: { color: "#ffffff", weight: 3, opacity: 1 },
+      avenue: { color: "#fbfaf7", weight: 7, opacity: 1 },
+    };
+    return getJSON(url).then(function (doc) {
+      return L.geoJSON(doc, {
+        pane: "basemap",
+        interactive: false,
+        style: function (f) { return STYLE[f.properties.kind] || STYLE.block; },
+        attribution: "Streets: synthetic, drawn from the demo city's districts",
+      }).addTo(map);
+    });
+  }
+
   function drawDistricts(doc, style) {
     var layer = L.geoJSON(doc, {
       style: style || function () {
-        return { color: "#1f4e9c", weight: 1.5, fillColor: "#1f4e9c", fillOpacity: 0.05 };
+        return { color: "#1f4e9c", weight: 1.5, fillColor: "#1f4e9c", fillOpacity: 0.04 };
       },
       onEachFeature: function (f, lyr) {
         var p = f.properties;
@@ -55,18 +91,134 @@
           (p.per_km2 === null ? "—" : p.per_km2) + " per km²");
       },
     }).addTo(map);
+    // Leaflet makes a shape with a tooltip a Tab stop; the districts' figures are in the
+    // table under the map, so the keyboard goes from the map to the cameras directly.
+    layer.eachLayer(function (l) {
+      var node = l.getElement && l.getElement();
+      if (node) { node.setAttribute("tabindex", "-1"); node.setAttribute("aria-hidden", "true"); }
+    });
     if (layer.getBounds().isValid()) bounds.extend(layer.getBounds());
     return layer;
   }
+
+  // A circle marker drawn as the shape of its status (SVG).
+  var ShapeMarker = L.CircleMarker.extend({
+    _updatePath: function () {
+      var r = this._radius, x = this._point.x, y = this._point.y, d;
+      switch (this.options.shape) {
+        case "triangle":
+          d = "M" + x + "," + (y - r) + "L" + (x + r * 1.1) + "," + (y + r) +
+            "L" + (x - r * 1.1) + "," + (y + r) + "z";
+          break;
+        case "diamond":
+          d = "M" + x + "," + (y - r) + "L" + (x + r) + "," + y + "L" + x + "," + (y + r) +
+            "L" + (x - r) + "," + y + "z";
+          break;
+        case "square":
+          d = "M" + (x - r) + "," + (y - r) + "h" + 2 * r + "v" + 2 * r + "h" + -2 * r + "z";
+          break;
+        default:
+          d = "M" + (x - r) + "," + y + "a" + r + "," + r + " 0 1,0 " + 2 * r + ",0" +
+            "a" + r + "," + r + " 0 1,0 " + -2 * r + ",0";
+      }
+      if (this._renderer._setPath) this._renderer._setPath(this, d);
+    },
+  });
+
+  // -- one Tab stop for all the cameras, arrows between them -------------------------
+  var stops = []; // {el, open, id} for each camera or cluster drawn, in the map's order
+  var current = null; // the id of the stop that takes Tab
+  var opener = null; // the element whose popup is open
+
+  function setStops(list) {
+    stops = list;
+    var keep = stops.some(function (s) { return s.id === current; });
+    if (!keep) current = stops.length ? stops[0].id : null;
+    stops.forEach(function (s) {
+      s.el.setAttribute("tabindex", s.id === current ? "0" : "-1");
+    });
+  }
+
+  function focusStop(s) {
+    stops.forEach(function (o) { o.el.setAttribute("tabindex", o === s ? "0" : "-1"); });
+    current = s.id;
+    s.el.focus();
+  }
+
+  function nearest(from, key) {
+    var a = from.el.getBoundingClientRect();
+    var ax = a.left + a.width / 2, ay = a.top + a.height / 2;
+    var best = null, bestScore = Infinity;
+    stops.forEach(function (s) {
+      if (s === from) return;
+      var b = s.el.getBoundingClientRect();
+      var dx = b.left + b.width / 2 - ax, dy = b.top + b.height / 2 - ay;
+      var along = { ArrowRight: dx, ArrowLeft: -dx, ArrowDown: dy, ArrowUp: -dy }[key];
+      var across = key === "ArrowRight" || key === "ArrowLeft" ? Math.abs(dy) : Math.abs(dx);
+      if (along <= 0 || across > along * 2) return;
+      var score = along + 2 * across;
+      if (score < bestScore) { bestScore = score; best = s; }
+    });
+    return best;
+  }
+
+  function onStopKey(e, s) {
+    var next = null;
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      e.stopPropagation();
+      s.open();
+      return;
+    }
+    if (e.key in { ArrowRight: 1, ArrowLeft: 1, ArrowUp: 1, ArrowDown: 1 }) next = nearest(s, e.key);
+    else if (e.key === "Home") next = stops[0];
+    else if (e.key === "End") next = stops[stops.length - 1];
+    else return;
+    e.preventDefault();
+    e.stopPropagation(); // not a pan of the map
+    if (next) focusStop(next);
+  }
+
+  function wire(node, s) {
+    node.setAttribute("role", "button");
+    node.addEventListener("keydown", function (e) { onStopKey(e, s); });
+    node.addEventListener("focus", function () { current = s.id; });
+  }
+
+  // Escape closes an open record and returns to the camera it belongs to.
+  map.on("popupopen", function (e) {
+    var wrap = e.popup.getElement();
+    if (!wrap) return;
+    var content = wrap.querySelector(".leaflet-popup-content");
+    if (content && opener) {
+      content.setAttribute("tabindex", "-1");
+      content.focus({ preventScroll: true });
+    }
+  });
+  map.on("popupclose", function () {
+    var back = opener;
+    opener = null;
+    if (back && document.body.contains(back)) back.focus({ preventScroll: true });
+  });
+  el.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && map.hasLayer && document.querySelector(".leaflet-popup")) {
+      e.preventDefault();
+      e.stopPropagation();
+      map.closePopup();
+    }
+  }, true);
 
   // -- the camera map ---------------------------------------------------------------
   function cameraMap() {
     var form = document.getElementById("filters");
     var shown = document.getElementById("shown");
+    var list = document.getElementById("camera-list");
     var listBody = document.querySelector("#camera-list tbody");
+    var listNote = document.getElementById("camera-list-note");
     var cones = L.layerGroup().addTo(map);
     var markers = L.layerGroup().addTo(map);
     var cameras = [];
+    var vis = [];
 
     function visible(props) {
       var statuses = Array.prototype.map.call(
@@ -76,65 +228,161 @@
       return !cap || (props.capabilities && props.capabilities[cap] === true);
     }
 
-    function render() {
+    function popupHtml(p) {
+      return "<div class=\"popup\"><strong>" + text(p.id) + "</strong> (" +
+        text(p.status_label) + ")" + recordTable(p.record) +
+        (p.retired_reason ? "<p>Retired: " + text(p.retired_reason) + "</p>" : "") +
+        "<p>Log entry " + text(p.index) + "</p></div>";
+    }
+
+    function cameraMarker(f, withCone) {
+      var p = f.properties;
+      var ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
+      var colour = COLOURS[p.status] || "#333";
+      if (withCone && p.cone) {
+        L.polygon(p.cone.map(function (c) { return [c[1], c[0]]; }), {
+          color: colour, weight: 1, fillOpacity: 0.15, interactive: false, className: "cam-cone",
+        }).addTo(cones);
+      }
+      var m = new ShapeMarker(ll, {
+        radius: RADIUS, shape: SHAPES[p.status] || "circle", color: "#ffffff", weight: 2,
+        fillColor: colour, fillOpacity: 1, className: "cam-marker cam-" + p.status,
+      });
+      m.bindPopup(popupHtml(p));
+      m.bindTooltip(text(p.id) + " · " + text(p.status_label), { direction: "top" });
+      m.addTo(markers);
+      var node = m.getElement();
+      if (node) {
+        node.setAttribute("aria-label", "Camera " + p.id + ", " + p.status_label);
+        var s = { el: node, id: p.id, ll: ll };
+        s.open = function () { opener = node; m.openPopup(); };
+        wire(node, s);
+        node.addEventListener("focus", function () { m.openTooltip(); });
+        node.addEventListener("blur", function () { m.closeTooltip(); });
+        m.on("click", function () { opener = node; });
+        return s;
+      }
+      return null;
+    }
+
+    function clusterMarker(group, key) {
+      var counts = {};
+      var sumLat = 0, sumLon = 0;
+      group.forEach(function (f) {
+        counts[f.properties.status_label] = (counts[f.properties.status_label] || 0) + 1;
+        sumLat += f.geometry.coordinates[1];
+        sumLon += f.geometry.coordinates[0];
+      });
+      var ll = [sumLat / group.length, sumLon / group.length];
+      var words = Object.keys(counts).sort().map(function (k) { return counts[k] + " " + k; });
+      var n = group.length;
+      var size = n < 100 ? 34 : n < 1000 ? 40 : 46;
+      var m = L.marker(ll, {
+        icon: L.divIcon({
+          className: "cam-cluster", iconSize: [size, size],
+          html: "<span aria-hidden=\"true\">" + (n >= 10000 ? Math.round(n / 1000) + "k" : n) + "</span>",
+        }),
+        keyboard: false,
+        title: "",
+      }).addTo(markers);
+      var node = m.getElement();
+      var label = n + " cameras here (" + words.join(", ") + "); Enter zooms in";
+      node.setAttribute("aria-label", label);
+      node.setAttribute("title", label);
+      var s = { el: node, id: "cluster:" + key, ll: ll };
+      s.open = function () {
+        var b = L.latLngBounds(group.map(function (f) {
+          return [f.geometry.coordinates[1], f.geometry.coordinates[0]];
+        }));
+        map.fitBounds(b.pad(0.1), { maxZoom: Math.max(map.getZoom() + 2, 15) });
+        setTimeout(function () { if (stops.length) focusStop(stops[0]); }, 400);
+      };
+      m.on("click", s.open);
+      wire(node, s);
+      return s;
+    }
+
+    function layout() {
+      var hadFocus = el.contains(document.activeElement) &&
+        document.activeElement.classList.contains("cam-marker");
       cones.clearLayers();
       markers.clearLayers();
-      var rows = [];
-      var n = 0;
-      cameras.forEach(function (f) {
-        var p = f.properties;
-        if (!visible(p)) return;
-        n += 1;
-        var ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
-        var colour = COLOURS[p.status] || "#333";
-        if (p.cone) {
-          L.polygon(p.cone.map(function (c) { return [c[1], c[0]]; }), {
-            color: colour, weight: 1, fillOpacity: 0.15, interactive: false, className: "cam-cone",
-          }).addTo(cones);
-        }
-        var m = L.circleMarker(ll, {
-          radius: 5, color: "#fff", weight: 1.5, fillColor: colour, fillOpacity: 1,
-          className: "cam-marker cam-" + p.status,
+      var made = [];
+      if (vis.length <= CLUSTER_ABOVE) {
+        vis.forEach(function (f) { var s = cameraMarker(f, true); if (s) made.push(s); });
+      } else {
+        var view = map.getBounds().pad(0.2);
+        var zoom = map.getZoom();
+        var cells = {};
+        var order = [];
+        vis.forEach(function (f) {
+          var c = f.geometry.coordinates;
+          if (!view.contains([c[1], c[0]])) return;
+          var pt = map.project([c[1], c[0]], zoom);
+          var key = Math.floor(pt.x / CLUSTER_PX) + ":" + Math.floor(pt.y / CLUSTER_PX);
+          if (!cells[key]) { cells[key] = []; order.push(key); }
+          cells[key].push(f);
         });
-        m.bindPopup("<div class=\"popup\"><strong>" + text(p.id) + "</strong> (" +
-          text(p.status_label) + ")" + recordTable(p.record) +
-          (p.retired_reason ? "<p>Retired: " + text(p.retired_reason) + "</p>" : "") +
-          "<p>Log entry " + text(p.index) + "</p></div>");
-        m.addTo(markers);
-        // Keyboard users reach each camera with Tab and open its record with Enter or Space.
-        var node = m.getElement();
-        if (node) {
-          node.setAttribute("tabindex", "0");
-          node.setAttribute("role", "button");
-          node.setAttribute("aria-label", "Camera " + p.id + ", " + p.status_label);
-          node.addEventListener("keydown", function (e) {
-            if (e.key === "Enter" || e.key === " ") { e.preventDefault(); m.openPopup(); }
-          });
-        }
-        var rec = p.record;
+        var drawn = 0;
+        order.forEach(function (key) { drawn += cells[key].length === 1 ? 1 : 0; });
+        order.forEach(function (key) {
+          var g = cells[key];
+          var s = g.length === 1 ? cameraMarker(g[0], drawn <= CLUSTER_ABOVE) : clusterMarker(g, key);
+          if (s) made.push(s);
+        });
+      }
+      // The map's reading order: north to south, then west to east.
+      made.sort(function (a, b) { return b.ll[0] - a.ll[0] || a.ll[1] - b.ll[1]; });
+      setStops(made);
+      el.dataset.markers = String(made.length);
+      if (hadFocus && stops.length) focusStop(stops.filter(function (s) { return s.id === current; })[0] || stops[0]);
+    }
+
+    function fillTable() {
+      if (!listBody || !list.open) return;
+      var rows = [];
+      vis.slice(0, TABLE_ROWS).forEach(function (f) {
+        var p = f.properties, rec = p.record;
         rows.push("<tr><th scope=\"row\">" + text(p.id) + "</th><td>" + text(p.status_label) +
           "</td><td>" + text(rec.operator || "") + "</td><td>" +
           text(rec.direction === undefined ? "" : rec.direction + "°") + "</td><td>" +
           (p.capabilities && p.capabilities.face_recognition_capable ? "yes" : "no") + "</td></tr>");
       });
-      if (listBody) listBody.innerHTML = rows.join("");
-      el.dataset.markers = String(n);
-      if (shown) shown.textContent = "Showing " + n + " of " + cameras.length + " cameras.";
+      listBody.innerHTML = rows.join("");
+      if (listNote) {
+        listNote.textContent = vis.length > TABLE_ROWS
+          ? "The first " + TABLE_ROWS.toLocaleString("en") + " of " + vis.length.toLocaleString("en") +
+            " cameras; all of them are in the GeoJSON download."
+          : "";
+      }
+    }
+
+    function render() {
+      vis = cameras.filter(function (f) { return visible(f.properties); });
+      layout();
+      fillTable();
+      if (shown) {
+        shown.textContent = "Showing " + vis.length.toLocaleString("en") + " of " +
+          cameras.length.toLocaleString("en") + " cameras.";
+      }
     }
 
     form.addEventListener("change", render);
     form.addEventListener("submit", function (e) { e.preventDefault(); });
+    if (list) list.addEventListener("toggle", fillTable);
+    map.on("moveend", function () { if (vis.length > CLUSTER_ABOVE) layout(); });
     Promise.all([
       getJSON("/public/districts.geojson"),
       getJSON("/public/cameras.geojson"),
       getJSON("/public/places.geojson"),
+      drawBasemap(),
     ])
       .then(function (docs) {
         drawDistricts(docs[0]);
         docs[2].features.forEach(function (f) {
           var p = f.properties;
           L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], {
-            radius: 7, color: "#5b2a86", weight: 2, fill: false, className: "place-marker",
+            radius: 9, color: "#5b2a86", weight: 2.5, fill: false, className: "place-marker",
           }).bindPopup("<div class=\"popup\"><strong>" + text(p.name) + "</strong> (" +
             text(p.category) + ")<br>" + p.cameras + " cameras within 100 m</div>").addTo(map);
         });
@@ -142,8 +390,8 @@
         cameras.forEach(function (f) {
           bounds.extend([f.geometry.coordinates[1], f.geometry.coordinates[0]]);
         });
-        render();
         fit();
+        render();
         el.dataset.ready = "true";
       })
       .catch(function (err) {
@@ -155,7 +403,8 @@
   var RAMP = ["#eff3ff", "#bdd7e7", "#6baed6", "#3182bd", "#08519c"];
 
   function coverageMap() {
-    getJSON("/public/districts.geojson").then(function (doc) {
+    Promise.all([getJSON("/public/districts.geojson"), drawBasemap()]).then(function (docs) {
+      var doc = docs[0];
       var values = doc.features
         .map(function (f) { return f.properties.per_km2; })
         .filter(function (v) { return v !== null; });
@@ -171,8 +420,8 @@
       }
       drawDistricts(doc, function (f) {
         return {
-          color: "#333", weight: 1, fillColor: colour(f.properties.per_km2), fillOpacity: 0.8,
-          className: "district-area",
+          color: "#333", weight: 1, fillColor: colour(f.properties.per_km2),
+          fillOpacity: el.dataset.basemap ? 0.7 : 0.8, className: "district-area",
         };
       });
       fit();
