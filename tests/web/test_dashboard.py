@@ -294,4 +294,4 @@ def test_no_generated_query_makes_a_public_endpoint_fail(site: tuple[str, Path, 
             assert response.status_code < 500, (case.path, case.query, response.text[:300])
 
         run()
-    assert len(seen) == 8
+    assert len(seen) == 9  # with /public/basemap.geojson (the demo city's streets)

@@ -163,8 +163,8 @@ def test_no_page_loads_anything_from_another_host_and_all_work_by_keyboard(
     assert pg.evaluate("document.activeElement.textContent") == "Skip to content"
     # The "who looked?" form, filled in and sent with the keyboard only.
     pg.select_option("#place", index=2)  # School No. 1 (sorted by id: res-1, school-1, ...)
-    pg.fill("#from", f"{city.DAY}T00:00:00Z")
-    pg.fill("#to", f"{city.DAY}T23:00:00Z")
+    pg.fill("#from", f"{city.DAY}T00:00")  # a date picker: datetime-local
+    pg.fill("#to", f"{city.DAY}T23:00")
     pg.focus("#to")
     pg.keyboard.press("Enter")
     pg.wait_for_selector("#looked-counts")
