@@ -70,7 +70,7 @@ def test_crash_before_commit_leaves_no_cosignature(witness: tuple[Path, str], lo
         cosigned.append((evil.checkpoint(), line))
         # ... and then the first one never is.
         assert post(port, log.request(3, 6))[:3] == (409, "text/x.tlog.size", b"6\n")
-        assert post(port, log.request(6, 6))[0] == 409
+        assert post(port, log.request(6, 6))[0] == 422
     finally:
         stop(proc)
     _assert_one_history(log, wkey, cosigned, [log, evil])

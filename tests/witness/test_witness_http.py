@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from custodes.tlog import CosignatureVerifier, Verifier, generate_key, open_checkpoint
+from custodes.tlog import CosignatureVerifier, Verifier, open_checkpoint
 from tests.conftest import run_cli
 from tests.witness.helpers import FakeLog, add_checkpoint_body, post, running_witness
 
@@ -29,14 +29,18 @@ def test_init_prints_vkey_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (data / "witness.key").read_text().strip().startswith("PRIVATE+KEY+")
 
 
-def test_add_log_refuses_a_key_of_another_origin(witness: tuple[Path, str]) -> None:
+def test_add_log_refuses_what_is_not_a_key_and_a_key_it_has(
+    witness: tuple[Path, str], log: FakeLog
+) -> None:
     data, _ = witness
-    _, other = generate_key("other.example/log")
     out = run_cli(
-        "witness", "add-log", "--origin", "x.example/log", "--vkey", other, data=data, check=False
+        "witness", "add-log", "--origin", "x.example/log", "--vkey", "junk", data=data, check=False
     )
-    assert out.returncode == 1
-    assert b"not the origin" in out.stderr
+    assert out.returncode == 1 and b"Traceback" not in out.stderr
+    again = run_cli(
+        "witness", "add-log", "--origin", log.origin, "--vkey", log.vkey, data=data, check=False
+    )
+    assert again.returncode == 1 and b"already witnesses" in again.stderr
     listed = run_cli("witness", "logs", "--json", data=data).stdout.decode().splitlines()
     assert len(listed) == 1
 
@@ -99,7 +103,7 @@ def test_split_view_is_refused(witness: tuple[Path, str], log: FakeLog) -> None:
         assert _cosigned_by(log, wkey, log.checkpoint(), line)
         # The same size with another root: refused however it is asked.
         assert post(port, evil.request(0))[:3] == (409, "text/x.tlog.size", b"5\n")
-        assert post(port, evil.request(5))[0] == 409
+        assert post(port, evil.request(5))[0] == 422
         # And a later checkpoint of the other history does not extend the cosigned one.
         evil.append(3, tag="evil")
         assert post(port, add_checkpoint_body(5, evil.proof(5), evil.checkpoint()))[0] == 422

@@ -52,7 +52,7 @@ def test_verifier_with_a_witness_policy_refuses_a_split_view(
             "text/x.tlog.size",
             f"{cp.size}\n".encode(),
         )
-        assert post(port, add_checkpoint_body(cp.size, [], forged))[0] == 409
+        assert post(port, add_checkpoint_body(cp.size, [], forged))[0] == 422
     (tiles / "checkpoint").write_bytes(honest + line)
     ok = json.loads(run_cli(*verify, "--json").stdout)
     assert ok["cosigned_by"] == ["w.test/1"]

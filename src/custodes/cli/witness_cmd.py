@@ -45,10 +45,15 @@ def init_cmd(ctx: click.Context, name: str) -> None:
 
 @witness_group.command("add-log")
 @click.option("--origin", required=True, help="The log's origin (its checkpoints' first line).")
-@click.option("--vkey", required=True, help="The log's verifier key.")
+@click.option(
+    "--vkey", required=True, multiple=True, help="The log's verifier key (repeat for several)."
+)
 @click.pass_context
-def add_log_cmd(ctx: click.Context, origin: str, vkey: str) -> None:
-    """Start witnessing a log."""
+def add_log_cmd(ctx: click.Context, origin: str, vkey: tuple[str, ...]) -> None:
+    """Start witnessing a log, or trust another key for it.
+
+    The key's name need not be the origin.
+    """
     add_log(_data(ctx), origin, vkey)
     click.echo(f"witnessing {origin}")
 
@@ -67,7 +72,13 @@ def logs_cmd(ctx: click.Context, as_json: bool) -> None:
         if as_json:
             click.echo(
                 json.dumps(
-                    {"origin": s.origin, "vkey": s.vkey, "size": s.size, "root": s.root.hex()}
+                    {
+                        "origin": s.origin,
+                        "vkey": s.vkeys[0],
+                        "vkeys": list(s.vkeys),
+                        "size": s.size,
+                        "root": s.root.hex(),
+                    }
                 )
             )
         else:

@@ -14,7 +14,7 @@ and ``witness.db`` (SQLite: the logs and the state of each).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from custodes.errors import InstanceExistsError, NotInitialisedError, UsageError
@@ -64,15 +64,24 @@ def _signer(data: Path) -> CosignatureSigner:
     return CosignatureSigner.from_key(skey)
 
 
-def add_log(data: Path, origin: str, vkey: str) -> None:
-    """Witness the log ``origin`` whose checkpoints ``vkey`` verifies."""
+def add_log(data: Path, origin: str, vkey: str | Sequence[str]) -> None:
+    """Witness the log ``origin`` whose checkpoints the keys ``vkey`` verify.
+
+    A log may have several keys (each is trusted), and a key's name need not be
+    the origin (tlog-checkpoint says only that it SHOULD be).  Adding a log
+    again adds the keys it does not have yet.
+    """
     _signer(data)
-    verifier = Verifier.from_key(vkey)
-    if verifier.name != origin:
-        raise UsageError(f"The key's name {verifier.name!r} is not the origin {origin!r}.")
+    keys = [vkey] if isinstance(vkey, str) else list(vkey)
+    if not keys:
+        raise UsageError("A log needs at least one verifier key.")
+    if not origin or "\n" in origin:
+        raise UsageError(f"{origin!r} is not a checkpoint origin.")
+    for k in keys:
+        Verifier.from_key(k)  # refuses what is not a verifier key
     store = WitnessStore(data / DB_FILE)
     try:
-        store.add_log(origin, vkey)
+        store.add_log(origin, keys)
     finally:
         store.close()
 

@@ -11,41 +11,52 @@ base64, one a line, then an empty line, then the signed checkpoint note::
     20
     ...
 
-:meth:`Witness.check` decides, in the spec's order, without writing:
+:meth:`Witness.check` decides, in the order of the tlog-witness text, without
+writing:
 
 (1) Parse the request strictly (400 when malformed).
 (2) Find the log by the checkpoint's origin (404 when unknown).
-(3) Verify the log's signature with its configured key (403 when absent or bad).
+(3) Verify the checkpoint with the keys trusted for that origin, ignoring
+    signatures by other keys (403 when none verifies, or one fails).
 (4) ``old`` must not exceed the checkpoint size (400).
 (5) ``old`` must equal the size the witness holds (409, ``text/x.tlog.size``).
-(6) With ``old`` equal to the checkpoint size, the proof must be empty and the
-    roots equal (409 otherwise); else the consistency proof must lead from the
-    held root to the new one (422).
+(6) A checkpoint of size 0 must have the empty tree's root (422).
+(7) From ``old`` 0 the proof must be empty (422).
+(8) With ``old`` equal to the checkpoint size the proof must be empty and the
+    roots equal (422); else the consistency proof must lead from the held root
+    to the new one (422).
 
-A request that passes becomes an :class:`~custodes.witness.store.Advance`:
-the caller commits it with the store's compare-and-swap and only then calls
-:meth:`Witness.cosign`. Replies are values (:class:`Reply`), not exceptions.
+A request that passes becomes an :class:`~custodes.witness.store.Advance`
+carrying the cosignature line, signed but not yet sent: the caller commits it
+with the store's compare-and-swap and only then answers with that line.  The
+store keeps the line, and :meth:`Witness.monitored` serves the checkpoint with
+it (``GET /<hex SHA-256 of the origin>/checkpoint``, the spec's monitoring
+endpoint).  Replies are values (:class:`Reply`), not exceptions.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
 
 from custodes.errors import CheckpointError, FormatError, SignatureError, VerificationError
 from custodes.tlog import (
+    EMPTY_ROOT,
     CosignatureSigner,
-    SignedCheckpoint,
     Verifier,
     check_consistency,
-    open_checkpoint,
+    format_note,
+    open_note,
+    parse_checkpoint,
+    parse_note,
 )
 from custodes.witness.store import Advance, LogState
 
-__all__ = ["MAX_REQUEST", "Reply", "Witness", "parse_request", "size_reply"]
+__all__ = ["MAX_REQUEST", "Reply", "Witness", "origin_hash", "parse_request", "size_reply"]
 
 MAX_REQUEST = 128 * 1024
 """No add-checkpoint body is larger (63 proof lines and a checkpoint note fit easily)."""
@@ -128,8 +139,13 @@ def parse_request(body: bytes) -> Request | Reply:
 
 @dataclass(kw_only=True)
 class _Log:
-    verifier: Verifier
+    verifiers: tuple[Verifier, ...]
     state: LogState
+
+
+def origin_hash(origin: str) -> str:
+    """The monitoring path element of a log: hex SHA-256 of its origin, lowercase."""
+    return hashlib.sha256(origin.encode("utf-8")).hexdigest()
 
 
 @dataclass(kw_only=True)
@@ -138,6 +154,7 @@ class Witness:
 
     signer: CosignatureSigner
     logs: dict[str, _Log] = field(default_factory=dict)
+    by_hash: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_states(cls, signer: CosignatureSigner, states: list[LogState]) -> Witness:
@@ -149,8 +166,10 @@ class Witness:
     def remember(self, state: LogState) -> None:
         """Take ``state`` as what the store holds for its log now."""
         known = self.logs.get(state.origin)
-        if known is None:
-            self.logs[state.origin] = _Log(verifier=Verifier.from_key(state.vkey), state=state)
+        if known is None or known.state.vkey != state.vkey:
+            verifiers = tuple(Verifier.from_key(k) for k in state.vkeys)
+            self.logs[state.origin] = _Log(verifiers=verifiers, state=state)
+            self.by_hash[origin_hash(state.origin)] = state.origin
         else:
             known.state = state
 
@@ -158,7 +177,7 @@ class Witness:
         return self.logs[origin].state
 
     def check(self, body: bytes) -> Advance | Reply:
-        """Steps (1) to (6): the state change to commit, or the refusal."""
+        """Steps (1) to (8): the state change to commit, or the refusal."""
         # (1)
         req = parse_request(body)
         if isinstance(req, Reply):
@@ -169,12 +188,12 @@ class Witness:
             return Reply.refuse(404, f"This witness does not witness the log {req.origin}.")
         # (3)
         try:
-            signed: SignedCheckpoint = open_checkpoint(req.note, log.verifier)
+            opened = open_note(req.note, log.verifiers)
+            cp = parse_checkpoint(opened.text)
         except SignatureError as err:
             return Reply.refuse(403, str(err))
         except (CheckpointError, FormatError) as err:
             return Reply.refuse(400, str(err))
-        cp = signed.checkpoint
         # (4)
         if req.old > cp.size:
             return Reply.refuse(
@@ -185,16 +204,20 @@ class Witness:
         if req.old != held.size:
             return size_reply(held.size)
         # (6)
-        if req.old == cp.size:
-            if req.proof:
-                return Reply.refuse(400, "A proof between equal sizes must be empty.")
-            if cp.root_hash != held.root:
-                return Reply.refuse(
-                    409, f"The witness holds another root hash for size {cp.size} of this log."
-                )
-        elif req.old == 0:
+        if cp.size == 0 and cp.root_hash != EMPTY_ROOT:
+            return Reply.refuse(422, "A checkpoint of size 0 must have the empty tree's root.")
+        if req.old == 0:
+            # (7)
             if req.proof:
                 return Reply.refuse(422, "A consistency proof from size 0 must be empty.")
+        elif req.old == cp.size:
+            # (8)
+            if req.proof:
+                return Reply.refuse(422, "A consistency proof between equal sizes is empty.")
+            if cp.root_hash != held.root:
+                return Reply.refuse(
+                    422, f"The witness holds another root hash for size {cp.size} of this log."
+                )
         else:
             try:
                 check_consistency(
@@ -213,6 +236,7 @@ class Witness:
             new_size=cp.size,
             new_root=cp.root_hash,
             checkpoint=req.note,
+            cosignature=self.cosign_text(opened.text),
         )
 
     def committed(self, op: Advance) -> Reply:
@@ -224,20 +248,41 @@ class Witness:
             size=op.new_size,
             root=op.new_root,
             checkpoint=op.checkpoint,
+            cosignature=op.cosignature,
         )
-        return Reply(status=200, body=self.cosign(op.checkpoint))
+        return Reply(status=200, body=op.cosignature or self.cosign(op.checkpoint))
 
     def lost(self, op: Advance, now: LogState) -> Reply:
         """``op`` lost its compare-and-swap; the store holds ``now``."""
         self.remember(now)
         if now.size == op.new_size and now.root == op.new_root:
-            return Reply(status=200, body=self.cosign(op.checkpoint))
+            return Reply(status=200, body=op.cosignature or self.cosign(op.checkpoint))
         return size_reply(now.size)
+
+    def monitored(self, hashed: str) -> Reply:
+        """The latest checkpoint cosigned for the log whose origin hashes to ``hashed``.
+
+        It carries the log's signatures this witness verified and the
+        cosignature it answered with; 404 if it never cosigned one.
+        """
+        origin = self.by_hash.get(hashed)
+        log = self.logs.get(origin) if origin is not None else None
+        if log is None or log.state.checkpoint is None:
+            return Reply.refuse(404, "This witness has cosigned no checkpoint of that log.")
+        note = parse_note(log.state.checkpoint)
+        trusted = {(v.name, v.key_id) for v in log.verifiers}
+        sigs = [s for s in note.signatures if (s.name, s.key_id) in trusted]
+        line = log.state.cosignature or self.cosign(log.state.checkpoint)
+        mine = parse_note(note.text.encode("utf-8") + b"\n" + line).signatures
+        return Reply(status=200, body=format_note(note.text, [*sigs, *mine]))
+
+    def cosign_text(self, text: str, timestamp: int | None = None) -> bytes:
+        """The ``cosignature/v1`` signature line for the checkpoint body ``text``."""
+        when = int(time.time()) if timestamp is None else timestamp
+        sig = self.signer.cosign(text, when)
+        blob = sig.key_id.to_bytes(4, "big") + sig.signature
+        return f"\u2014 {sig.name} {base64.b64encode(blob).decode('ascii')}\n".encode()
 
     def cosign(self, note: bytes, timestamp: int | None = None) -> bytes:
         """The ``cosignature/v1`` signature line for the checkpoint in ``note``."""
-        text = note.partition(b"\n\n")[0] + b"\n"
-        when = int(time.time()) if timestamp is None else timestamp
-        sig = self.signer.cosign(text.decode("utf-8"), when)
-        blob = sig.key_id.to_bytes(4, "big") + sig.signature
-        return f"\u2014 {sig.name} {base64.b64encode(blob).decode('ascii')}\n".encode()
+        return self.cosign_text(parse_note(note).text, timestamp)

@@ -1,48 +1,46 @@
-"""``witness serve``: a small HTTP/1.1 server for C2SP tlog-witness, with group commit.
+"""``witness serve``: C2SP tlog-witness over uvicorn, with group commit.
 
-The event loop parses requests and checks signatures and proofs
+uvicorn speaks HTTP/1.1 (keep-alive, chunked request bodies); the witness is
+a plain ASGI application, :class:`WitnessServer`, with no framework between
+the two, since each request is tiny and the witness must answer thousands a
+second.  The event loop checks signatures and proofs
 (:meth:`Witness.check`); each checked request becomes a compare-and-swap
 that waits in a queue. One writer thread commits everything queued as one
 SQLite transaction (one fsync for the batch) while the loop goes on checking
-the next requests; only after the commit are the cosignatures signed and
-sent. Under load that batches hundreds of requests into one fsync; alone, a
-request waits for one commit.
+the next requests; only after the commit is the cosignature sent. Under load
+that batches hundreds of requests into one fsync; alone, a request waits for
+one commit.
 
-Routes: ``POST /add-checkpoint`` and ``GET /healthz``. Bodies need a
-``Content-Length`` (no chunked encoding); connections are kept alive.
+Routes: ``POST /add-checkpoint``; ``GET /<origin hash>/checkpoint`` (the
+spec's monitoring endpoint: the latest checkpoint cosigned for the log whose
+origin has that lowercase hex SHA-256); ``GET /healthz``.  A body larger than
+:data:`~custodes.witness.core.MAX_REQUEST` is refused with 413, at once when
+``Content-Length`` says so and while it streams otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import cast
+from typing import Any
 
 from custodes.witness.core import MAX_REQUEST, Reply, Witness
 from custodes.witness.store import Advance, WitnessStore
 
 __all__ = ["WitnessServer", "serve"]
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    411: "Length Required",
-    413: "Content Too Large",
-    422: "Unprocessable Content",
-    500: "Internal Server Error",
-}
-_MAX_HEAD = 16 * 1024
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_MONITOR = re.compile(r"/([0-9a-f]{64})/checkpoint")
 
 
 class WitnessServer:
-    """The witness's request handling and its group-committing writer."""
+    """The witness as an ASGI application, with its group-committing writer."""
 
     def __init__(self, witness: Witness, store: WitnessStore) -> None:
         self.witness = witness
@@ -88,98 +86,54 @@ class WitnessServer:
                 return await self.add_checkpoint(body)
             except Exception:
                 return Reply.refuse(500, "The witness could not record its state; try again.")
-        if path == "/healthz" and method in ("GET", "HEAD"):
+        read = method in ("GET", "HEAD")
+        monitored = _MONITOR.fullmatch(path)
+        if monitored is not None and read:
+            return self.witness.monitored(monitored.group(1))
+        if path == "/healthz" and read:
             return Reply(status=200, body=b"ok\n")
+        if monitored is not None or path == "/healthz":
+            return Reply.refuse(405, f"Use GET for {path}.")
         return Reply.refuse(404, f"No such resource {path}.")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        reply = await self._read_and_handle(scope, receive)
+        if reply is None:
+            return  # the client went away
+        head = [
+            (b"content-type", reply.content_type.encode("latin-1")),
+            (b"content-length", str(len(reply.body)).encode("ascii")),
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": head})
+        body = b"" if scope["method"] == "HEAD" else reply.body
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_and_handle(self, scope: Scope, receive: Receive) -> Reply | None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return Reply.refuse(400, "Malformed Content-Length.")
+                if int(value) > MAX_REQUEST:
+                    return Reply.refuse(413, "The request body is too large.")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_REQUEST:
+                return Reply.refuse(413, "The request body is too large.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return await self.handle(scope["method"], scope["path"], b"".join(chunks))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-class _Http(asyncio.Protocol):
-    """One HTTP/1.1 connection: requests handled one at a time, in order."""
-
-    def __init__(self, server: WitnessServer) -> None:
-        self.server = server
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if not self.busy:
-            self._next()
-        elif len(self.buf) > MAX_REQUEST + _MAX_HEAD and self.transport is not None:
-            self.transport.pause_reading()  # a client far ahead of its answers waits
-
-    def _next(self) -> None:
-        t = self.transport
-        if t is None or t.is_closing():
-            return
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > _MAX_HEAD:
-                self._send(Reply.refuse(400, "The request head is too large."), close=True)
-            return
-        head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-        parts = head[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            self._send(Reply.refuse(400, "Malformed request line."), close=True)
-            return
-        method, path, version = parts
-        headers: dict[str, str] = {}
-        for line in head[1:]:
-            name, colon, value = line.partition(":")
-            if not colon:
-                self._send(Reply.refuse(400, "Malformed header line."), close=True)
-                return
-            headers[name.strip().lower()] = value.strip()
-        if "transfer-encoding" in headers:
-            self._send(Reply.refuse(411, "Send a Content-Length, not chunks."), close=True)
-            return
-        length_text = headers.get("content-length", "0")
-        if not (length_text.isascii() and length_text.isdigit()):
-            self._send(Reply.refuse(400, "Malformed Content-Length."), close=True)
-            return
-        length = int(length_text)
-        if length > MAX_REQUEST:
-            self._send(Reply.refuse(413, "The request body is too large."), close=True)
-            return
-        if len(self.buf) < end + 4 + length:
-            return
-        body = bytes(self.buf[end + 4 : end + 4 + length])
-        del self.buf[: end + 4 + length]
-        conn = headers.get("connection", "").lower()
-        close = conn == "close" or (version == "HTTP/1.0" and conn != "keep-alive")
-        self.busy = True
-        task = asyncio.ensure_future(self.server.handle(method, path.split("?")[0], body))
-        task.add_done_callback(lambda f: self._done(f, close))
-
-    def _done(self, fut: asyncio.Future[Reply], close: bool) -> None:
-        self.busy = False
-        self._send(fut.result(), close=close)
-        if not close and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-            self._next()
-
-    def _send(self, reply: Reply, *, close: bool) -> None:
-        t = self.transport
-        if t is None or t.is_closing():
-            return
-        reason = _REASONS.get(reply.status, "Error")
-        head = (
-            f"HTTP/1.1 {reply.status} {reason}\r\n"
-            f"Content-Type: {reply.content_type}\r\n"
-            f"Content-Length: {len(reply.body)}\r\n"
-            + ("Connection: close\r\n" if close else "")
-            + "\r\n"
-        )
-        t.write(head.encode("latin-1") + reply.body)
-        if close:
-            t.close()
 
 
 def serve(
@@ -190,34 +144,44 @@ def serve(
     port: int,
     ready: Callable[[str, int], None] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM (uses uvloop when it is installed)."""
+    """Serve until SIGINT or SIGTERM (with uvloop and httptools when they are installed)."""
+    import uvicorn
+
     try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
+        import uvloop  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+
+        loop = "uvloop"
     except ImportError:
-        runner: Callable[..., None] = asyncio.run
-    else:
-        runner = uvloop.run
+        loop = "asyncio"
+    try:
+        import httptools  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+
+        http = "httptools"
+    except ImportError:
+        http = "h11"
     app = WitnessServer(witness, store)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        http=http,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        backlog=1024,
+        timeout_keep_alive=60,
+        server_header=False,
+    )
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Http(app), host, port, backlog=1024)
-        stop = loop.create_future()
-
-        def halt() -> None:
-            if not stop.done():
-                stop.set_result(None)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, halt)
-        if ready is not None:
-            sock = server.sockets[0].getsockname()
-            ready(sock[0], sock[1])
-        async with server:
-            await stop
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if ready is not None and self.started:
+                name = self.servers[0].sockets[0].getsockname()
+                ready(name[0], name[1])
 
     try:
-        runner(main())
+        _Server(config).run()
     finally:
         app.close()
