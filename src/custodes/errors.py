@@ -52,6 +52,7 @@ __all__ = [
     "CustodesError",
     "EntryError",
     "FormatError",
+    "CacheMismatchError",
     "InconsistentLogError",
     "InstanceExistsError",
     "KeyFormatError",
@@ -157,6 +158,11 @@ class InconsistentLogError(VerificationError):
         return f"--- checkpoint seen before\n{old}--- checkpoint seen now\n{new}"
 
 
+class CacheMismatchError(VerificationError):
+    """A private table (``access.db``, the identity store, ``policy.json``) disagrees with
+    the log, which is the only authority: the action stops and an alert is raised."""
+
+
 class StoreError(CustodesError):
     """The durable store failed or refused an operation."""
 
@@ -217,6 +223,7 @@ _STATUS: tuple[tuple[type[CustodesError], int], ...] = (
     (WriterBusyError, 409),
     (ConflictError, 409),
     (InconsistentLogError, 409),
+    (CacheMismatchError, 409),
     (VerificationError, 422),
     (FormatError, 400),
     (UsageError, 400),

@@ -9,29 +9,21 @@ thing and shows it is refused with nothing logged.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-
 import pytest
 
 from custodes.access.identity import Scope
 from custodes.access.service import Forbidden
-from custodes.access.users import add_user
+from custodes.access.users import add_user, change_user
 from custodes.errors import FormatError, StoreUnavailableError
 from tests.access.gateway_kit import City, city  # noqa: F401  (the fixture)
 
 ZONE = {"name": "Clinic 7", "kind": "clinic", "lat": 55.7600, "lon": 37.6100, "radius_m": 50}
 
 
-def _edit_user(c: City, name: str, **cols: str) -> None:
-    """Change a person's row in the identity store, as an admin's later change would."""
-    with sqlite3.connect(c.ids.db_path) as db:
-        for col, value in cols.items():
-            db.execute(f"UPDATE users SET {col} = ? WHERE name = ? AND active = 1", (value, name))
-
-
-def _scope(text: str) -> str:
-    return json.dumps(Scope.parse(text).to_entry(), sort_keys=True)
+def _edit_user(c: City, name: str, role: str | None = None, scope: str | None = None) -> None:
+    """An admin's later change of a person's role or scope (logged as ``user.changed``)."""
+    parsed = Scope.parse(scope) if scope is not None else None
+    c.ledger.write(lambda log: change_user(log, c.ids, name, role, parsed))
 
 
 def _released(c: City) -> int:
@@ -88,7 +80,7 @@ def test_a_judge_re_added_as_an_approver_lapses(city: City) -> None:  # noqa: F8
 def test_an_approvers_scope_narrowed_after_approval_lapses(city: City) -> None:  # noqa: F811
     c = city
     rid = _approved_by(c, "anna")  # cam-n1, in the north
-    _edit_user(c, "anna", scope=_scope("district:south"))
+    _edit_user(c, "anna", scope="district:south")
     with pytest.raises(Forbidden, match="no longer within approver"):
         c.access.check_release(c.users["ivan"], rid)
 
@@ -98,7 +90,7 @@ def test_a_requesters_scope_narrowed_after_approval_stops_the_release(
 ) -> None:
     c = city
     rid = _approved_by(c, "anna")
-    _edit_user(c, "ivan", scope=_scope("district:south"))
+    _edit_user(c, "ivan", scope="district:south")
     with pytest.raises(Forbidden, match="no longer inside your scope"):
         c.access.check_release(c.users["ivan"], rid)
 

@@ -10,6 +10,8 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
 
 ``user.added``        ``user`` (pseudonym), ``role``, ``scope``: ``"all"`` or
                       ``{"districts": [...], "groups": [...]}``
+``user.changed``      (v2) ``user``, ``role``, ``scope``: an active account's
+                      new role or scope
 ``user.revoked``      ``user``, ``role``
 ``policy.changed``    ``version`` (1, 2, ...), ``sha256`` (of the canonical
                       policy) and ``policy`` (the whole document: purposes, case
@@ -18,17 +20,24 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       ``purpose``, ``cameras`` (how many), ``districts`` (sorted
                       ids), ``window_s``, ``sensitive`` (touches a sensitive
                       zone), ``needs`` ``{"approvals": 1|2, "judge": bool}``,
-                      ``policy`` (the version it was judged under)
+                      ``policy`` (the version it was judged under); from v2
+                      ``places`` ([district, [groups]] of its cameras) and
+                      ``groups``, so that anyone can check an approver's scope
 ``access.approved``   ``request``, ``approver``, ``role`` (approver or judge),
                       ``expires``, ``unredacted`` (an unredacted export is
                       granted), ``complete`` (the policy is now satisfied),
                       ``reason``
 ``access.denied``     ``request``, ``approver``, ``role``, ``reason``
-``access.expired``    ``request``: its approval lapsed unused
+``access.expired``    ``request``: its approval lapsed unused; from v2 ``reason``
+                      ("approval lapsed unused" or "not decided in time")
 ``access.released``   ``request``, ``by``, ``segments`` (the SHA-256 of each
                       recorded segment used, in order), ``redaction``
                       (``{"faces": bool, "plates": bool, "method": ...}`` or
-                      ``{"method": "none"}``), ``output`` ``{"sha256", "bytes"}``
+                      ``{"method": "none"}``), ``output`` ``{"sha256", "bytes"}``;
+                      from v2 ``requested`` (the log index of its
+                      ``access.requested``), ``approvals`` (the indexes of the
+                      ``access.approved`` entries it relies on) and ``policy``
+                      (the version in force)
 ``access.disclosed``  ``request``, ``cameras`` (ids), ``from``, ``to``: the place
                       and window of a request, published once the policy's
                       disclosure delay has passed, so that "who looked at this
@@ -37,7 +46,8 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       ``details`` (the sealed object): anyone can recompute the
                       commitment
 ``anomaly.flagged``   ``flag`` (id, a keyed hash), ``rule``, ``subject`` (a
-                      pseudonym, or the word ``place``: no coordinates and no
+                      pseudonym, the word ``gateway`` (a private table
+                      disagreed with the log), or the word ``place``: no coordinates and no
                       place id, since a place requested again and again may be
                       someone's home and a stable id would be tied to it by the
                       requests' later disclosure), ``reason`` (a sentence that
@@ -51,6 +61,7 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from custodes.fleet.model import format_time
@@ -70,6 +81,7 @@ __all__ = [
     "commitment",
     "policy_changed",
     "user_added",
+    "user_changed",
     "user_revoked",
 ]
 
@@ -77,6 +89,7 @@ V = 1
 
 ACCESS_TYPES = (
     "user.added",
+    "user.changed",
     "user.revoked",
     "policy.changed",
     "access.requested",
@@ -96,12 +109,17 @@ def commitment(salt: bytes, details: dict[str, Any]) -> str:
     return hashlib.sha256(salt + canonicalize(details)).hexdigest()
 
 
-def _base(kind: str, now_ms: int) -> dict[str, Any]:
-    return {"type": kind, "v": V, "time": format_time(now_ms)}
+def _base(kind: str, now_ms: int, v: int = V) -> dict[str, Any]:
+    return {"type": kind, "v": v, "time": format_time(now_ms)}
 
 
 def user_added(user: str, role: str, scope: Any, now_ms: int) -> dict[str, Any]:
     return {**_base("user.added", now_ms), "user": user, "role": role, "scope": scope}
+
+
+def user_changed(user: str, role: str, scope: Any, now_ms: int) -> dict[str, Any]:
+    """v2: an active account's role or scope changed; the pseudonym is the same person."""
+    return {**_base("user.changed", now_ms, 2), "user": user, "role": role, "scope": scope}
 
 
 def user_revoked(user: str, role: str, now_ms: int) -> dict[str, Any]:
@@ -132,9 +150,15 @@ def access_requested(
     judge: bool,
     policy_version: int,
     now_ms: int,
+    places: Sequence[tuple[str | None, tuple[str, ...]]] | None = None,
 ) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if places is not None:  # v2: the (district, groups) of its cameras, for scope checks
+        extra["places"] = sorted([d or "", sorted(g)] for d, g in places)
+        extra["groups"] = sorted({x for _d, g in places for x in g})
     return {
-        **_base("access.requested", now_ms),
+        **_base("access.requested", now_ms, 2 if places is not None else V),
+        **extra,
         "request": request,
         "commitment": commitment_hex,
         "requester": requester,
@@ -183,7 +207,9 @@ def access_denied(
     }
 
 
-def access_expired(request: str, now_ms: int) -> dict[str, Any]:
+def access_expired(request: str, now_ms: int, reason: str = "") -> dict[str, Any]:
+    if reason:  # v2: "approval lapsed unused" or "not decided in time"
+        return {**_base("access.expired", now_ms, 2), "request": request, "reason": reason}
     return {**_base("access.expired", now_ms), "request": request}
 
 
@@ -195,9 +221,18 @@ def access_released(
     output_sha256: str,
     output_bytes: int,
     now_ms: int,
+    *,
+    requested: int | None = None,
+    approvals: list[int] | None = None,
+    policy_version: int | None = None,
 ) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if requested is not None and approvals is not None and policy_version is not None:
+        extra = {"requested": requested, "approvals": sorted(approvals),
+                 "policy": policy_version}  # fmt: skip
     return {
-        **_base("access.released", now_ms),
+        **_base("access.released", now_ms, 2 if extra else V),
+        **extra,
         "request": request,
         "by": by,
         "segments": segments,

@@ -352,6 +352,34 @@ class Identities:
         assert user is not None
         return user
 
+    def change(self, name: str, role: str, scope: Scope) -> User:
+        """Give an active account another role or scope; its pseudonym stays (it is the same
+        person), and its sessions end so that the next request sees the change."""
+        if role not in ROLES:
+            raise UsageError(f"the role {role!r} is not one of {', '.join(ROLES)}")
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE users SET role = ?, scope = ?, epoch = epoch + 1"
+                " WHERE name = ? AND active = 1",
+                (role, json.dumps(scope.to_entry(), sort_keys=True), name),
+            )
+        if cur.rowcount == 0:
+            if self.get(name) is None:
+                raise NotFoundError(f"there is no user named {name}")
+            raise ConflictError(f"the user {name} is revoked; add them again instead")
+        user = self.get(name)
+        assert user is not None
+        return user
+
+    def restore(self, pseudonym: str, role: str, scope: Scope, active: bool) -> None:
+        """Put an account's role, scope and standing back as the log has them (rebuild)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE users SET role = ?, scope = ?, active = ?, epoch = epoch + 1"
+                " WHERE pseudonym = ?",
+                (role, json.dumps(scope.to_entry(), sort_keys=True), int(active), pseudonym),
+            )
+
     def get(self, name: str) -> User | None:
         row = self._one(f"{_SELECT} WHERE name = ?", name)
         return self._user(row) if row is not None else None

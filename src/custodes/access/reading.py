@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import threading
 
     from custodes.access.identity import Identities
+    from custodes.access.logview import LogView
     from custodes.access.policy import Policy
     from custodes.access.requests import AccessDB, DecisionRow
 
@@ -35,6 +36,7 @@ class ReadingMixin:
 
     db: AccessDB
     ids: Identities
+    view: LogView
     _case_key: bytes
 
     if TYPE_CHECKING:  # what the service provides
@@ -45,6 +47,7 @@ class ReadingMixin:
         def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]: ...
         def _commit(self, items: list[tuple[dict[str, Any], str, str]]) -> int: ...
         def _lock(self, rid: str) -> threading.Lock: ...
+        def _sync(self, verify: bool = False) -> None: ...
         def policy(self, now_ms: int | None = None) -> Policy: ...
         @staticmethod
         def _made_by(user: User, row: RequestRow) -> bool: ...
@@ -160,7 +163,8 @@ class ReadingMixin:
         for row in rows:
             st = self._status(row, now)
             if row.expired_ms is None and st["state"] == "expired":
-                items.append((E.access_expired(row.id, now), "", ""))
+                why = "approval lapsed unused" if st["complete"] else "not decided in time"
+                items.append((E.access_expired(row.id, now, why), "", ""))
                 expired += 1
             if row.disclosed_ms is None and now >= row.to_ms + delay:
                 entry = E.access_disclosed(row.id, list(row.cameras), row.from_ms, row.to_ms, now)
@@ -176,9 +180,38 @@ class ReadingMixin:
 
         now = _now_ms() if now_ms is None else now_ms
         items = flag_entries(self.db, lambda: self.policy(now).doc, self._case_key, now)
+        items += self._zone_moves(now)
         if items:
             self._commit(items)
         return [str(entry["flag"]) for entry, _, _ in items]
+
+    def _zone_moves(self, now: int) -> list[tuple[dict[str, Any], str, str]]:
+        """A camera moved into or out of a sensitive zone is itself a finding (rule
+        ``camera-moved-zone``): moving a camera out and back is how a judge is skipped."""
+        from custodes.access.flags import public_flag_id
+        from custodes.fleet.model import parse_time
+
+        self._sync()
+        known = self.db.flag_keys()
+        out: list[tuple[dict[str, Any], str, str]] = []
+        for index, camera, old, new in list(self.view.moves):
+            fid = public_flag_id(self._case_key, f"moved:{index}")
+            if fid in known:
+                continue
+            at = parse_time(self.view.entry_time(index), "time")
+            zones = {z.name: z for p in self.view.policies_during(at, at) for z in p.zones}
+            left = sorted(n for n, z in zones.items() if z.contains(*old) and not z.contains(*new))
+            came = sorted(n for n, z in zones.items() if z.contains(*new) and not z.contains(*old))
+            if not left and not came:
+                continue
+            how = "; ".join(
+                [f"out of the sensitive zone {n}" for n in left]
+                + [f"into the sensitive zone {n}" for n in came]
+            )
+            reason = f"camera {camera} was moved {how} (log entry {index})"
+            entry = E.anomaly_flagged(fid, "camera-moved-zone", "place", reason, [], now)
+            out.append((entry, fid, ""))
+        return out
 
     def flags(self, user: User, open_only: bool = True) -> list[dict[str, Any]]:
         self._fresh(user, ("auditor",), "see anomaly flags")

@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from custodes.access import entries as E
+from custodes.access.flags import public_flag_id
 from custodes.access.identity import Identities, User
+from custodes.access.logview import Decided, LogView
 from custodes.access.policy import Policy, PolicyFile
 from custodes.access.reading import ReadingMixin
 from custodes.access.release import Committer, Ledger
@@ -53,7 +55,13 @@ from custodes.access.requests import (
     load_case_key,
     resolve_cameras,
 )
-from custodes.errors import ConflictError, FormatError, NotFoundError
+from custodes.errors import (
+    CacheMismatchError,
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from custodes.fleet.model import format_time
 from custodes.fleet.model import now_ms as _now_ms
 from custodes.fleet.registry import FleetDB
@@ -73,6 +81,10 @@ class ReleasePlan:
     from_ms: int
     to_ms: int
     unredacted: bool
+    requested: int = -1
+    """The log index of the request's ``access.requested``."""
+    approvals: tuple[int, ...] = ()
+    """The log indexes of the ``access.approved`` entries the release relies on."""
 
 
 class AccessService(ReadingMixin):
@@ -92,6 +104,9 @@ class AccessService(ReadingMixin):
         self._policy: Policy | None = None
         self._released: set[str] = set()
         self._cutting = threading.BoundedSemaphore(2)  # clips cut and redacted at once
+        self.view = LogView()
+        self._sync(verify=True)
+        self._check_policy_file()
         self.catch_up()
         self.committer = Committer(ledger, self.db)
 
@@ -104,6 +119,99 @@ class AccessService(ReadingMixin):
 
     def _commit(self, items: list[tuple[dict[str, Any], str, str]]) -> int:
         return self.committer.submit(items)
+
+    # -- the log, the only authority ---------------------------------------------------
+
+    def _sync(self, verify: bool = False) -> None:
+        """Bring :attr:`view` up to the log's end; with ``verify``, the entries must hash
+        to the root of the log's latest signed checkpoint (VerificationError if not)."""
+        from custodes.tlog.checkpoint import open_checkpoint
+        from custodes.tlog.note import Verifier
+
+        def work(log: Any) -> None:
+            cp = None
+            note = log.latest_checkpoint() if verify else None
+            if note:
+                vkey = (self.data / "keys" / "log.vkey").read_text().strip()
+                signed = open_checkpoint(note, Verifier.from_key(vkey)).checkpoint
+                cp = (signed.size, signed.root_hash)
+            self.view.catch_up(log.store, checkpoint=cp)
+
+        self.ledger.read(work)
+
+    def _alert(self, what: str, requests: tuple[str, ...] = ()) -> None:
+        """A private table disagreed with the log: say so in the log (``anomaly.flagged``,
+        rule ``cache-disagrees``, subject ``gateway``), once per finding."""
+        import logging
+
+        logging.getLogger("custodes.access").error("cache disagrees with the log: %s", what)
+        fid = public_flag_id(self._case_key, "cache:" + what)
+        if fid in self.db.flag_keys():
+            return
+        entry = E.anomaly_flagged(fid, "cache-disagrees", "gateway", what, list(requests),
+                                  _now_ms())  # fmt: skip
+        try:
+            self._commit([(entry, fid, "")])
+        except StoreUnavailableError:
+            pass  # the action is refused anyway; the server's log has the line
+
+    def _mismatch(self, what: str, requests: tuple[str, ...] = ()) -> CacheMismatchError:
+        self._alert(what, requests)
+        return CacheMismatchError(
+            f"{what}; the log is the authority, so nothing was done and an alert was raised"
+        )
+
+    def _check_policy_file(self) -> None:
+        """policy.json must be the latest logged policy; a missing file is rewritten."""
+        logged = self.view.policy()
+        current = self.policies.read()
+        if logged is None:
+            if current is not None:
+                raise CacheMismatchError(
+                    f"policy.json holds version {current.version}, but the log holds no policy;"
+                    " remove the file and set the policy with `custodes access policy set`"
+                )
+            return
+        version, doc = logged
+        if current is None:
+            self.policies.write(Policy.parse(doc, version))
+            return
+        differ = sorted(k for k in set(doc) | set(current.doc) if doc.get(k) != current.doc.get(k))
+        if current.version != version or differ:
+            what = ", ".join(differ) if differ else f"the version ({current.version})"
+            raise CacheMismatchError(
+                f"policy.json differs from the logged policy version {version} in {what};"
+                " the server does not start on it: remove the file to take the logged policy,"
+                " or change the policy with `custodes access policy set`"
+            )
+
+    def _log_state(self, row: RequestRow, now: int) -> dict[str, Any]:
+        """The request's state by the log; a cache (``access.db``) that says otherwise is
+        refused (CacheMismatchError) and raises an alert."""
+        st = self.view.status(row.id, now, self.policy(now)["request_ttl_s"])
+        if st is None:
+            raise self._mismatch(f"request {row.id} is in access.db but not in the log", (row.id,))
+        cached = self._status(row, now)
+
+        def facts(ds: list[Any]) -> list[tuple[str, str, bool, int | None]]:
+            return sorted(
+                (d.approver if isinstance(d, Decided) else d.pseudonym, d.role,
+                 bool(d.unredacted), d.expires_ms)
+                for d in ds
+            )  # fmt: skip
+
+        if (
+            cached["state"] != st["state"]
+            or facts(cached["approvals"]) != facts(st["approvals"])
+            or facts(cached["denials"]) != facts(st["denials"])
+        ):
+            raise self._mismatch(
+                f"access.db says request {row.id} is {cached['state']} with"
+                f" {len(cached['approvals'])} approval(s), the log says {st['state']} with"
+                f" {len(st['approvals'])}",
+                (row.id,),
+            )
+        return st
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -137,41 +245,77 @@ class AccessService(ReadingMixin):
     # -- policy -----------------------------------------------------------------------
 
     def policy(self, now_ms: int | None = None) -> Policy:
-        """The current policy; the default is written and logged at first use."""
-        if self._policy is not None:
-            return self._policy
-        with self._policy_lock:
-            current = self.policies.read()
-            if current is None:
-                now = _now_ms() if now_ms is None else now_ms
-                current, entry = self.policies.entry_for({}, now)
-                self._commit([(entry, "", "")])
-                self.policies.write(current)
-            self._policy = current
-            return current
+        """The policy in force: the latest ``policy.changed`` in the log (policy.json is its
+        cache); the default is logged at first use."""
+        logged = self.view.policy()
+        if logged is None:
+            with self._policy_lock:
+                if self.view.policy() is None:
+                    now = _now_ms() if now_ms is None else now_ms
+                    self._log_policy({}, 1, now)
+                logged = self.view.policy()
+                assert logged is not None
+        version, doc = logged
+        pol = self._policy
+        if pol is None or pol.version != version:
+            pol = self._policy = Policy.parse(doc, version)
+        return pol
+
+    def _log_policy(self, doc: object, version: int, now: int) -> tuple[Policy, int, str]:
+        """Log ``policy.changed`` first, then write policy.json (its cache)."""
+        new = Policy.parse(doc, version)
+        entry = E.policy_changed(new.version, new.doc, now)
+        index = self._commit([(entry, "", "")])
+        self._sync()
+        self.policies.write(new)
+        self._policy = new
+        return new, index, str(entry["sha256"])
 
     def set_policy(self, user: User, doc: object, now_ms: int | None = None) -> dict[str, Any]:
         """Admin only: log ``policy.changed`` with the new document, then make it current."""
         self._fresh(user, ("admin",), "change the policy")
-        self.policy(now_ms)
+        self.policy(now_ms)  # the default is version 1, logged before any change
         with self._policy_lock:
             now = _now_ms() if now_ms is None else now_ms
-            new, entry = self.policies.entry_for(doc, now)
-            index = self._commit([(entry, "", "")])
-            self.policies.write(new)
-            self._policy = new
-        return {"version": new.version, "index": index, "sha256": entry["sha256"]}
+            logged = self.view.policy()
+            new, index, digest = self._log_policy(doc, (logged[0] if logged else 0) + 1, now)
+        return {"version": new.version, "index": index, "sha256": digest}
 
     # -- who ----------------------------------------------------------------------------
 
     def _fresh(self, user: User, roles: tuple[str, ...], doing: str) -> User:
-        """The user as the identity store has them now: active, in one of ``roles``."""
+        """The user as the identity store has them now (active, in one of ``roles``), and as
+        the log has them: an identity store that says otherwise is refused with an alert."""
+        self._sync()
         now = self.ids.get(user.name)
         if now is None or not now.active:
             raise Forbidden(f"the account {user.name} is revoked, so it may not {doing}")
+        acc = self.view.account(now.pseudonym)
+        if acc is None or not acc.active or acc.role != now.role or acc.scope != now.scope:
+            said = "nothing" if acc is None else (
+                f"{'an active' if acc.active else 'a revoked'} {acc.role} ({acc.scope})"
+            )  # fmt: skip
+            raise self._mismatch(
+                f"the identity store says {now.pseudonym} is an active {now.role}"
+                f" ({now.scope}), the log says {said}"
+            )
         if now.role not in roles:
             raise Forbidden(f"only {' or '.join(roles)} users may {doing}; you are {now.role}")
         return now
+
+    def _decider_ok(self, pseudonym: str, role: str, row: RequestRow) -> str:
+        """Why an approval no longer holds at release ('' when it does): by the log and by
+        the identity store, the approver is active, still of the role, and in scope."""
+        acc = self.view.account(pseudonym)
+        who = self.ids.by_pseudonym(pseudonym)
+        for a in (acc, who):
+            if a is None or not a.active or a.role not in DECIDERS:
+                return f"approver {pseudonym} was revoked or changed role, so the approval lapsed"
+            if role == "judge" and a.role != "judge":
+                return f"judge {pseudonym} is no longer a judge, so the approval lapsed"
+            if not all(a.scope.covers(d, g) for d, g in row.places):
+                return f"the request is no longer within approver {pseudonym}'s scope"
+        return ""
 
     @staticmethod
     def _made_by(user: User, row: RequestRow) -> bool:
@@ -214,7 +358,7 @@ class AccessService(ReadingMixin):
         ]
         if outside:
             raise Forbidden(f"camera {outside[0]} is outside your scope ({me.scope})")
-        zones = pol.touched_zones([(c.lat, c.lon) for c in cams], inp.from_ms, inp.to_ms)
+        zones = self._zones_when_recorded(cams, inp.from_ms, inp.to_ms, pol)
         window_s = (inp.to_ms - inp.from_ms + 999) // 1000
         approvals, judge, _why = pol.needs(len(cams), window_s, bool(zones))
         rid = "r-" + secrets.token_hex(8)
@@ -253,6 +397,7 @@ class AccessService(ReadingMixin):
             rid, sealed.commitment, me.pseudonym, inp.purpose,
             cameras=len(cams), districts=districts, window_s=window_s, sensitive=bool(zones),
             approvals=approvals, judge=judge, policy_version=pol.version, now_ms=now,
+            places=places,
         )  # fmt: skip
         try:
             self._commit([(entry, "", "")])
@@ -261,6 +406,21 @@ class AccessService(ReadingMixin):
                 self.db.conn.execute("DELETE FROM req_requests WHERE id = ?", (rid,))
             raise
         return rid
+
+    def _zones_when_recorded(
+        self, cams: list[Any], from_ms: int, to_ms: int, pol: Policy
+    ) -> list[Any]:
+        """The sensitive zones any camera was in while it recorded the window: every position
+        the log held for it in the window, against every policy in force then and now."""
+        points: list[tuple[float, float]] = []
+        for c in cams:
+            logged = self.view.positions_during(c.id, from_ms, to_ms)
+            points.extend(logged or [(c.lat, c.lon)])
+        found: dict[str, Any] = {}
+        for p in [*self.view.policies_during(from_ms, to_ms), pol]:
+            for z in p.touched_zones(points, from_ms, to_ms):
+                found.setdefault(z.name, z)
+        return list(found.values())
 
     # -- state --------------------------------------------------------------------------
 
@@ -323,10 +483,11 @@ class AccessService(ReadingMixin):
             raise Forbidden("you made this request; a second person must decide it")
         if not self._covers(me, row):
             raise Forbidden("this request is outside your scope, so you may not decide it")
-        st = self._status(row, now)
+        st = self._log_state(row, now)
         if st["state"] != "pending":
             raise ConflictError(f"request {rid} is {st['state']}, so it can no longer be decided")
-        if any(d.pseudonym == me.pseudonym for d in st["approvals"] + st["denials"]):
+        req = self.view.request(rid)
+        if req is not None and any(d.approver == me.pseudonym for d in req.decisions):
             raise ConflictError(f"you have already decided request {rid}")
         return me, row, st
 
@@ -389,7 +550,8 @@ class AccessService(ReadingMixin):
         row = self._row(rid)
         if not self._made_by(me, row):
             raise Forbidden("only the investigator who made the request may receive its footage")
-        st = self._status(row, now)
+        self._check_sealed(row)
+        st = self._log_state(row, now)
         if st["state"] == "released":
             raise ConflictError(
                 f"request {rid} was already released once; a release is not repeated"
@@ -399,15 +561,9 @@ class AccessService(ReadingMixin):
         if not self._covers(me, row):
             raise Forbidden("the request is no longer inside your scope")
         for d in st["approvals"]:
-            who = self.ids.by_pseudonym(d.pseudonym)
-            if who is None or not who.active or who.role not in DECIDERS:
-                raise Forbidden(
-                    f"approver {d.pseudonym} was revoked or changed role, so the approval lapsed"
-                )
-            if d.role == "judge" and who.role != "judge":
-                raise Forbidden(f"judge {d.pseudonym} is no longer a judge, so the approval lapsed")
-            if not self._covers(who, row):
-                raise Forbidden(f"the request is no longer within approver {d.pseudonym}'s scope")
+            lapsed = self._decider_ok(d.approver, d.role, row)
+            if lapsed:
+                raise Forbidden(lapsed)
         cams = tuple(sorted(set(cameras))) if cameras else row.cameras
         outside = [c for c in cams if c not in row.cameras]
         if outside:
@@ -420,7 +576,36 @@ class AccessService(ReadingMixin):
                 f" to {format_time(row.to_ms)}"
             )
         unredacted = all(d.unredacted for d in st["approvals"])
-        return ReleasePlan(row, cams, f, t, unredacted)
+        used = tuple(d.index for d in st["approvals"])
+        return ReleasePlan(row, cams, f, t, unredacted, st["requested"], used)
+
+    def _check_sealed(self, row: RequestRow) -> None:
+        """The sealed details kept here open to the commitment the log holds, and name the
+        cameras and window access.db holds: an edited row is refused with an alert."""
+        req = self.view.request(row.id)
+        if req is None:
+            raise self._mismatch(f"request {row.id} is in access.db but not in the log", (row.id,))
+        try:
+            salt, details = self._open(row)
+        except Exception:
+            raise self._mismatch(
+                f"the sealed details of request {row.id} do not open", (row.id,)
+            ) from None
+        if E.commitment(salt, details) != req.entry.get("commitment"):
+            raise self._mismatch(
+                f"the sealed details of request {row.id} do not match its logged commitment",
+                (row.id,),
+            )
+        if (
+            tuple(details.get("cameras", ())) != row.cameras
+            or details.get("from") != format_time(row.from_ms)
+            or details.get("to") != format_time(row.to_ms)
+        ):
+            raise self._mismatch(
+                f"access.db names other cameras or another window for request {row.id} than"
+                " its sealed details",
+                (row.id,),
+            )
 
     def commit_release(
         self,
@@ -444,7 +629,11 @@ class AccessService(ReadingMixin):
                 raise Forbidden("an unredacted export is no longer granted")
             me = self.ids.get(user.name)
             assert me is not None
-            entry = E.access_released(rid, me.pseudonym, segments, redaction, sha256, size, now)
+            entry = E.access_released(
+                rid, me.pseudonym, segments, redaction, sha256, size, now,
+                requested=again.requested, approvals=list(again.approvals),
+                policy_version=self.policy(now).version,
+            )  # fmt: skip
             index = self._commit([(entry, "", "")])
             self._released.add(rid)
         return {"request": rid, "index": index, "sha256": sha256, "bytes": size,

@@ -344,5 +344,30 @@ def policy_set(file: Any, server: str, token: str | None) -> None:
     click.echo(f"policy version {out['version']} logged at index {out['index']}")
 
 
+@access_group.command("rebuild")
+@click.option("--json", "as_json", is_flag=True, help="Print what was rebuilt as JSON.")
+@click.pass_context
+def rebuild_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Rebuild access.db, policy.json and the accounts' roles from the log alone.
+
+    Run it with the server stopped. The log's entries must first hash to its
+    latest signed checkpoint, or nothing is rebuilt. Sealed request details and
+    account secrets, which the log does not hold, are kept; each sealed request
+    must still open to the commitment its logged request holds.
+    """
+    from custodes.access.rebuild import rebuild
+
+    out = rebuild(Path(ctx.obj["data"]))
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(
+        f"rebuilt from {out['entries']:,} log entries ({out['verified']:,} checked against the"
+        f" signed checkpoint): {out['requests']:,} requests, policy version {out['policy']},"
+        f" {out['accounts_fixed']} account(s) put back as the log has them"
+    )
+    click.echo(f"state {out['state_sha256']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(access_group())

@@ -54,7 +54,7 @@ def _describe(u: dict[str, Any]) -> str:
 
 @click.group("users")
 def users_group() -> None:
-    """Users of the access gateway: add, list and revoke them, set passwords.
+    """Users of the access gateway: add, list, change and revoke them, set passwords.
 
     Roles: operator, investigator, approver, judge, auditor, admin.  The public
     log shows each user only as a pseudonym (u- and 16 hex digits, a keyed
@@ -154,6 +154,51 @@ def revoke_cmd(
         click.echo(json.dumps(out))
         return
     click.echo(f"revoked {out['name']} ({out['role']}, {out['pseudonym']})")
+
+
+@users_group.command("change")
+@click.argument("name")
+@click.option("--role", default=None, help="The new role (kept if omitted).")
+@click.option("--scope", default=None, help="The new scope: district:ID,group:ID,... or 'all'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the changed user as JSON.")
+@_server_opts
+@click.pass_context
+def change_cmd(
+    ctx: click.Context,
+    name: str,
+    role: str | None,
+    scope: str | None,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Change a user's role or scope: logged (user.changed) before it takes effect.
+
+    The pseudonym stays the same, so the public log shows that the same person's
+    role or scope changed; their sessions end.
+    """
+    from custodes.access.identity import Scope
+
+    if role is None and scope is None:
+        raise UsageError("say what changes: --role, --scope or both")
+    parsed = Scope.parse(scope) if scope is not None else None
+    if server:
+        body = {"role": role, "scope": str(parsed) if parsed is not None else None}
+        out = _remote(server, "POST", f"/admin/users/{name}/change", token, body)
+    else:
+        from custodes.access.identity import Identities
+        from custodes.access.users import change_user
+        from custodes.ledger.instance import Instance
+
+        inst = Instance.load(ctx.obj["data"])
+        with inst.open_log(hint=_HINT) as log, Identities(inst.path) as ids:
+            user = change_user(log, ids, name, role, parsed)
+            log.integrate()
+        out = user.to_json()
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"changed {out['name']}: now {out['role']} for {_scope_text(out['scope'])}")
 
 
 @users_group.command("password")

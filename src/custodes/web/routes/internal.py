@@ -1,7 +1,8 @@
 """Internal routes behind login: user administration (JSON) and the staff pages (HTML).
 
-``/admin/users``: admins add, list and revoke users through a running server;
-each change is logged (``user.added``, ``user.revoked``) before it takes effect.
+``/admin/users``: admins add, list, change and revoke users through a running server;
+each change is logged (``user.added``, ``user.changed``, ``user.revoked``) before it
+takes effect.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from custodes.access.identity import ROLES, Identities, Scope, User
 from custodes.access.sealing import check_commitment
 from custodes.access.service import AccessService, Forbidden, RequestInput
-from custodes.access.users import add_user, revoke_user
+from custodes.access.users import add_user, change_user, revoke_user
 from custodes.errors import (
     CustodesError,
     FormatError,
@@ -100,6 +101,26 @@ async def admin_revoke_user(name: str, request: Request, admin: Admin) -> dict[s
     """Revoke a user (admin only); logs ``user.revoked`` first."""
     ids, svc = _ids(request), _ledger(request)
     user = await run_in_threadpool(lambda: svc.write(lambda log: revoke_user(log, ids, name)))
+    return user.to_json()
+
+
+class UserChange(BaseModel):
+    role: str | None = Field(default=None, description="The new role, or omitted to keep it.")
+    scope: str | None = Field(
+        default=None, max_length=4000, description="The new scope, or omitted to keep it."
+    )
+
+
+@router.post("/admin/users/{name}/change", tags=["admin"], response_model=UserOut)
+async def admin_change_user(
+    name: str, body: UserChange, request: Request, admin: Admin
+) -> dict[str, Any]:
+    """Change a user's role or scope (admin only); logs ``user.changed`` first."""
+    ids, svc = _ids(request), _ledger(request)
+    scope = Scope.parse(body.scope) if body.scope is not None else None
+    user = await run_in_threadpool(
+        lambda: svc.write(lambda log: change_user(log, ids, name, body.role, scope))
+    )
     return user.to_json()
 
 
