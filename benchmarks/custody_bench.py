@@ -38,6 +38,7 @@ from custodes.custody import (
     decrypt_stream,
     encapsulate,
     encrypt_segment,
+    epoch_key,
     partial_decrypt,
     qualify,
     read_header,
@@ -68,8 +69,9 @@ def main() -> None:
 
     keys = [EncryptionKey.generate() for _ in range(5)]
     roster = Roster(epoch="2026-12-03", threshold=3, keys=tuple(k.public for k in keys))
-    dealings = [deal(roster, i) for i in range(1, 6)]
-    public = qualify(roster, dealings, [])
+    dealt = [deal(roster, i) for i in range(1, 6)]
+    dealings = [d for d, _ in dealt]
+    public = epoch_key(roster, dealings, qualify(roster, dealings, []), [x for _, x in dealt], [])
     shares = [combine_share(roster, public, dealings, j, keys[j - 1]) for j in range(1, 6)]
     seg = SegmentId("2026-12-03", "cam-17", "2026-12-03T10:00:00Z")
     data = os.urandom(args.mib << 20)

@@ -17,16 +17,21 @@ from custodes.custody import (
     EncryptionKey,
     EpochPublic,
     EpochShare,
+    Extraction,
     Point,
     Roster,
     Scalar,
     check_complaint,
+    check_extraction,
     combine,
     combine_share,
     deal,
     dkg,
     encapsulate,
+    epoch_key,
     make_complaint,
+    make_reveal,
+    needs_reconstruction,
     open_share,
     partial_decrypt,
     qualify,
@@ -41,13 +46,13 @@ def _json(obj: dict[str, object]) -> object:
 
 
 def _cheating_dealing(roster: Roster, dealer: int, victim: int) -> Dealing:
-    """An honest dealing, except that ``victim``'s share is off by one."""
-    honest = deal(roster, dealer)
+    """An honest dealing, except that ``victim``'s share is wrong."""
+    honest, _ = deal(roster, dealer)
     e = Scalar.random()
     eph = Point.base_mul(e)
     cipher, info = dkg._share_cipher(roster, dealer, victim, eph, roster.keys[victim - 1] * e)
     wrong = Scalar.random()  # not f(victim)
-    ct = cipher.encrypt(bytes(12), wrong.encode(), info)
+    ct = cipher.encrypt(bytes(12), wrong.encode() + Scalar.random().encode(), info)
     shares = list(honest.shares)
     shares[victim - 1] = dkg.EncryptedShare(eph, ct)
     return replace(honest, shares=tuple(shares))
@@ -56,7 +61,7 @@ def _cheating_dealing(roster: Roster, dealer: int, victim: int) -> Dealing:
 def test_honest_run(epoch35: Epoch) -> None:
     e = epoch35
     assert e.public.qualified == (1, 2, 3, 4, 5)
-    assert e.public.public_key == point_sum(d.commitments[0] for d in e.dealings)
+    assert e.public.public_key == point_sum(x.commitments[0] for x in e.extractions)
     for share in e.shares:
         assert Point.base_mul(share.secret) == e.public.verification_shares[share.index - 1]
     # Any T verification shares interpolate to the public key (in the exponent).
@@ -68,13 +73,16 @@ def test_honest_run(epoch35: Epoch) -> None:
         assert y == e.public.public_key
     # Anyone recomputes the same epoch key from the logged dealings.
     logged = [Dealing.from_json(_json(d.to_json()), e.roster) for d in e.dealings]
-    assert qualify(e.roster, logged, []) == e.public
+    extractions = [Extraction.from_json(_json(x.to_json()), e.roster) for x in e.extractions]
+    qualified = qualify(e.roster, logged, [])
+    assert epoch_key(e.roster, logged, qualified, extractions, []) == e.public
 
 
 def test_cheating_dealer_is_named_complained_about_and_excluded() -> None:
     keys = [EncryptionKey.generate() for _ in range(5)]
     roster = Roster(epoch="2026-12-04", threshold=3, keys=tuple(k.public for k in keys))
-    dealings = [deal(roster, i) for i in (1, 2, 3, 5)] + [_cheating_dealing(roster, 4, victim=2)]
+    dealt = {i: deal(roster, i) for i in (1, 2, 3, 5)}
+    dealings = [d for d, _ in dealt.values()] + [_cheating_dealing(roster, 4, victim=2)]
 
     with pytest.raises(DealingError, match="dealer 4") as info:
         open_share(roster, dealings[-1], 2, keys[1])
@@ -87,8 +95,9 @@ def test_cheating_dealer_is_named_complained_about_and_excluded() -> None:
     assert logged == complaint
     assert check_complaint(roster, dealings[-1], logged)  # anyone can judge
 
-    public = qualify(roster, dealings, [logged])
-    assert public.qualified == (1, 2, 3, 5)
+    qualified = qualify(roster, dealings, [logged])
+    assert qualified == (1, 2, 3, 5)
+    public = epoch_key(roster, dealings, qualified, [x for _, x in dealt.values()], [])
     shares = [combine_share(roster, public, dealings, j, keys[j - 1]) for j in range(1, 6)]
     seg = SegmentId("2026-12-04", "cam-1", "2026-12-04T00:00:00Z")
     enc = encapsulate(public, seg)
@@ -99,9 +108,9 @@ def test_cheating_dealer_is_named_complained_about_and_excluded() -> None:
 def test_unreadable_share_is_upheld_too() -> None:
     keys = [EncryptionKey.generate() for _ in range(3)]
     roster = Roster(epoch="e", threshold=2, keys=tuple(k.public for k in keys))
-    bad = deal(roster, 1)
+    bad, _ = deal(roster, 1)
     shares = list(bad.shares)
-    shares[2] = dkg.EncryptedShare(shares[2].ephemeral, os.urandom(48))
+    shares[2] = dkg.EncryptedShare(shares[2].ephemeral, os.urandom(80))
     bad = replace(bad, shares=tuple(shares))
     with pytest.raises(DealingError):
         open_share(roster, bad, 3, keys[2])
@@ -116,13 +125,13 @@ def test_false_and_forged_complaints_are_rejected(epoch35: Epoch) -> None:
     assert not check_complaint(e.roster, e.dealings[0], forged)
     # A complaint in another custodian's name does not verify (its proof is for 3).
     assert not check_complaint(e.roster, e.dealings[0], replace(false, complainer=4))
-    assert qualify(e.roster, e.dealings, [false, forged]).qualified == (1, 2, 3, 4, 5)
+    assert qualify(e.roster, e.dealings, [false, forged]) == (1, 2, 3, 4, 5)
 
 
 def test_equivocating_dealer_is_excluded(epoch35: Epoch) -> None:
     e = epoch35
-    second = deal(e.roster, 2)
-    assert qualify(e.roster, [*e.dealings, second], []).qualified == (1, 3, 4, 5)
+    second, _ = deal(e.roster, 2)
+    assert qualify(e.roster, [*e.dealings, second], []) == (1, 3, 4, 5)
 
 
 def test_too_few_qualified_dealers_fail() -> None:
@@ -209,3 +218,58 @@ def test_roster_rules() -> None:
         Roster(epoch="", threshold=1, keys=(k,))
     with pytest.raises(CustodyFormatError):
         Roster(epoch="a\nb", threshold=1, keys=(k,))
+
+
+def _open_segment(public: EpochPublic, shares: list[EpochShare]) -> None:
+    seg = SegmentId(public.epoch, "cam-1", "2026-12-04T00:00:00Z")
+    enc = encapsulate(public, seg)
+    partials = [partial_decrypt(s, enc.ephemeral, seg) for s in shares[-public.threshold :]]
+    assert combine(public, partials, enc.ephemeral, seg).key == enc.key
+
+
+def test_a_dealer_whose_extraction_lies_is_reconstructed_not_dropped() -> None:
+    keys = [EncryptionKey.generate() for _ in range(4)]
+    roster = Roster(epoch="e", threshold=2, keys=tuple(k.public for k in keys))
+    dealt = [deal(roster, i) for i in range(1, 5)]
+    dealings = [d for d, _ in dealt]
+    qualified = qualify(roster, dealings, [])
+    honest = [x for _, x in dealt]
+    lie = replace(
+        honest[2], commitments=(honest[2].commitments[0], Point.base_mul(Scalar.random()))
+    )
+    extractions = [honest[0], honest[1], lie, honest[3]]
+    with pytest.raises(DealingError, match="dealer 3"):
+        check_extraction(roster, dealings[2], lie, 1, keys[0])
+    check_extraction(roster, dealings[2], honest[2], 1, keys[0])
+    complaint = make_complaint(roster, dealings[2], 1, keys[0])
+    assert not check_complaint(roster, dealings[2], complaint)  # fine under Pedersen
+    assert check_complaint(roster, dealings[2], complaint, lie)  # but not under Feldman
+    assert needs_reconstruction(roster, dealings, qualified, extractions, [complaint]) == (3,)
+    with pytest.raises(DKGFailedError, match="dealer 3 must be reconstructed; 0 valid reveals"):
+        epoch_key(roster, dealings, qualified, extractions, [complaint])
+    # Two custodians reveal their shares of dealer 3; one forged reveal is ignored.
+    reveals = [make_reveal(roster, dealings[2], j, keys[j - 1]) for j in (2, 4)]
+    forged = replace(reveals[0], complainer=3)
+    logged = [Complaint.from_json(_json(r.to_json()), roster) for r in reveals]
+    assert logged == reveals and logged[0].kind == "reveal"
+    public = epoch_key(roster, dealings, qualified, extractions, [complaint], [forged, *logged])
+    # The same key as if dealer 3 had told the truth: its contribution was not dropped.
+    assert public == epoch_key(roster, dealings, qualified, honest, [])
+    shares = [combine_share(roster, public, dealings, j, keys[j - 1]) for j in range(1, 5)]
+    _open_segment(public, shares)
+
+
+def test_a_dealer_that_withholds_its_extraction_is_reconstructed() -> None:
+    keys = [EncryptionKey.generate() for _ in range(3)]
+    roster = Roster(epoch="e", threshold=2, keys=tuple(k.public for k in keys))
+    dealt = [deal(roster, i) for i in range(1, 4)]
+    dealings = [d for d, _ in dealt]
+    qualified = qualify(roster, dealings, [])
+    extractions = [dealt[0][1], dealt[1][1]]
+    assert needs_reconstruction(roster, dealings, qualified, extractions, []) == (3,)
+    reveals = [make_reveal(roster, dealings[2], j, keys[j - 1]) for j in (1, 2)]
+    public = epoch_key(roster, dealings, qualified, extractions, [], reveals)
+    assert public == epoch_key(roster, dealings, qualified, [x for _, x in dealt], [])
+    _open_segment(
+        public, [combine_share(roster, public, dealings, j, keys[j - 1]) for j in (1, 2, 3)]
+    )

@@ -31,6 +31,7 @@ from custodes.custody import (
     combine,
     dkg,
     dleq,
+    epoch_key,
     kem,
     qualify,
 )
@@ -74,19 +75,22 @@ def build() -> dict[str, Any]:
     # DKG, 2 of 3
     keys = tuple(Point.base_mul(sc(f"dkg sk {j}")) for j in range(1, N + 1))
     roster = Roster(epoch=EPOCH, threshold=T, keys=keys)
-    dealings = [
+    dealt = [
         dkg._deal_with(
             roster,
             i,
             [sc(f"dkg a {i} {c}") for c in range(T)],
+            [sc(f"dkg b {i} {c}") for c in range(T)],
             [sc(f"dkg e {i} {j}") for j in range(1, N + 1)],
         )
         for i in range(1, N + 1)
     ]
-    public = qualify(roster, dealings, [])
+    dealings = [d for d, _ in dealt]
+    public = epoch_key(roster, dealings, qualify(roster, dealings, []), [x for _, x in dealt], [])
     out["dkg"] = {
         "roster": roster.to_json(),
         "dealings": [d.to_json() for d in dealings],
+        "extractions": [x.to_json() for _, x in dealt],
         "epoch_key": public.to_json(),
     }
     # KEM for one segment, partials from every custodian, combined by {1, 3}
@@ -128,10 +132,10 @@ def build() -> dict[str, Any]:
     return out
 
 
-def _poly(dealer: int, x: int) -> int:
+def _poly(dealer: int, x: int, letter: str = "a") -> int:
     total, power = 0, 1
     for c in range(T):
-        total += fixed(f"dkg a {dealer} {c}") * power
+        total += fixed(f"dkg {letter} {dealer} {c}") * power
         power *= x
     return total % slow.L
 
@@ -174,8 +178,22 @@ def test_model_dkg() -> None:
     pks = [slow.mul(fixed(f"dkg sk {j}"), slow.B) for j in range(1, N + 1)]
     roster = Roster.from_json(v["roster"])
     assert [k.encode() for k in roster.keys] == [slow.encode(p) for p in pks]
-    for i, dealing in enumerate(v["dealings"], start=1):
+    h = slow.hash_to_point(b"custodes/custody/dkg/pedersen-generator/v1")
+    for i, (dealing, extraction) in enumerate(
+        zip(v["dealings"], v["extractions"], strict=True), start=1
+    ):
         assert dealing["commitments"] == [
+            _b64(
+                slow.encode(
+                    slow.add(
+                        slow.mul(fixed(f"dkg a {i} {c}"), slow.B),
+                        slow.mul(fixed(f"dkg b {i} {c}"), h),
+                    )
+                )
+            )
+            for c in range(T)
+        ]
+        assert extraction["commitments"] == [
             _b64(slow.encode(slow.mul(fixed(f"dkg a {i} {c}"), slow.B))) for c in range(T)
         ]
         for j, share in enumerate(dealing["shares"], start=1):
@@ -191,7 +209,8 @@ def test_model_dkg() -> None:
                 slow.encode(pks[j - 1]),
             )
             key = slow.hkdf_sha256(slow.encode(slow.mul(e, pks[j - 1])), salt=None, info=info)
-            ct = ChaCha20Poly1305(key).encrypt(bytes(12), slow.scalar_bytes(_poly(i, j)), info)
+            plain = slow.scalar_bytes(_poly(i, j)) + slow.scalar_bytes(_poly(i, j, "b"))
+            ct = ChaCha20Poly1305(key).encrypt(bytes(12), plain, info)
             assert share["ciphertext"] == _b64(ct)
         Dealing.from_json(dealing, roster)
     y = slow.mul(sum(fixed(f"dkg a {i} 0") for i in range(1, N + 1)), slow.B)

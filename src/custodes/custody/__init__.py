@@ -4,8 +4,9 @@ The cryptographic core, pure functions over values, no I/O beyond file objects:
 
 * :mod:`~custodes.custody.group`: ristretto255 (RFC 9496) scalars and points over libsodium;
 * :mod:`~custodes.custody.dleq`: Chaum-Pedersen equality-of-logarithm proofs;
-* :mod:`~custodes.custody.dkg`: the epoch key by joint Feldman DKG, with self-proving
-  complaints, every message a JSON log entry;
+* :mod:`~custodes.custody.keys`: key material and epoch results as strict JSON values;
+* :mod:`~custodes.custody.dkg`: the epoch key by the GJKR DKG (Pedersen VSS, then Feldman
+  extraction), with self-proving complaints, every message a JSON log entry;
 * :mod:`~custodes.custody.kem`: the threshold ElGamal KEM, one key per segment, opened by
   combining T verified partial decryptions of the segment's ephemeral key;
 * :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects;
@@ -14,8 +15,11 @@ The cryptographic core, pure functions over values, no I/O beyond file objects:
 The path of one segment (``k1``, ``k2``, ``k3`` are the custodians' :class:`EncryptionKey`)::
 
     roster = Roster(epoch="2026-12-03", threshold=2, keys=(k1.public, k2.public, k3.public))
-    dealings = [deal(roster, i) for i in (1, 2, 3)]  # each one a log entry
-    public = qualify(roster, dealings, complaints=[])  # by anyone, from the log
+    dealt = [deal(roster, i) for i in (1, 2, 3)]  # on each custodian
+    dealings = [d for d, _ in dealt]  # each logged now
+    qualified = qualify(roster, dealings, complaints=[])  # by anyone, from the log
+    extractions = [x for d, x in dealt if d.dealer in qualified]  # logged after that
+    public = epoch_key(roster, dealings, qualified, extractions, complaints=[])
     share_1 = combine_share(roster, public, dealings, 1, k1)  # on custodian 1 only
     share_3 = combine_share(roster, public, dealings, 3, k3)  # on custodian 3 only
     seg = SegmentId(epoch="2026-12-03", camera="cam-17", start="2026-12-03T10:00:00Z")
@@ -32,14 +36,15 @@ The path of one segment (``k1``, ``k2``, ``k3`` are the custodians' :class:`Encr
 from custodes.custody.dkg import (
     Complaint,
     Dealing,
-    EncryptionKey,
-    EpochPublic,
-    EpochShare,
-    Roster,
+    Extraction,
     check_complaint,
+    check_extraction,
     combine_share,
     deal,
+    epoch_key,
     make_complaint,
+    make_reveal,
+    needs_reconstruction,
     open_share,
     qualify,
 )
@@ -63,6 +68,7 @@ from custodes.custody.kem import (
     partial_decrypt,
     verify_partial,
 )
+from custodes.custody.keys import EncryptionKey, EpochPublic, EpochShare, Roster
 from custodes.custody.state import CustodianState
 from custodes.custody.stream import (
     Header,
@@ -75,6 +81,11 @@ from custodes.custody.stream import (
 )
 
 __all__ = [
+    "needs_reconstruction",
+    "make_reveal",
+    "epoch_key",
+    "check_extraction",
+    "Extraction",
     "Complaint",
     "CustodianState",
     "CustodyFormatError",

@@ -1,48 +1,50 @@
-"""Epoch keys by distributed key generation: joint Feldman with verifiable complaints.
+"""Epoch keys by distributed key generation (GJKR), every message a log entry.
 
 The custodians of an epoch (``n`` of them, threshold ``t``) make a key pair whose secret
 exists nowhere whole.  The broadcast channel is the log: every message below is a JSON
-object meant to be one log entry, so no custodian can show different dealings to
-different peers.  The steps, each a pure function here (no I/O):
+object meant to be one log entry, so no custodian can show different messages to different
+peers.  The protocol is the "New-DKG" of Gennaro, Jarecki, Krawczyk and Rabin ("Secure
+distributed key generation for discrete-log based cryptosystems", J. Cryptology 2007):
+joint Pedersen VSS to fix the qualified set, then joint Feldman to extract the key, so
+that no dealer can bias the epoch key by seeing the others first.  ``H`` is a second
+generator nobody knows the logarithm of (RFC 9496 hash-to-group of a fixed tag).
 
-1. (:func:`deal`) each custodian ``i`` (a *dealer*, indices 1..n) picks a random polynomial
-   ``f_i`` of degree ``t-1`` and logs a :class:`Dealing`: the Feldman commitments
-   ``C_ik = a_ik*G`` to its coefficients, and for each custodian ``j`` the share
-   ``f_i(j)`` encrypted to ``j``'s encryption key (ECIES over ristretto255: an ephemeral
-   ``E = e*G``, HKDF-SHA256 of ``e*PK_j`` bound to epoch, dealer, recipient, ``E`` and
-   ``PK_j``, then ChaCha20-Poly1305).  The dealer then forgets the polynomial.
-2. (:func:`open_share`) each recipient decrypts its share and checks it against the
-   commitments: ``f_i(j)*G == sum_k j^k * C_ik``.
-3. (:func:`make_complaint`) if that fails, the recipient logs a :class:`Complaint` that
-   proves itself: the Diffie-Hellman point ``K = sk_j*E`` of that one share, with a DLEQ
-   proof that ``log_G PK_j == log_E K``.  Anyone can then decrypt that share and judge
-   (:func:`check_complaint`); the recipient's long-term key stays secret, and a false
-   complaint is simply rejected (the dealer never has to answer).
-4. (:func:`qualify`) after the complaint deadline, anyone computes from the log alone the
-   qualified set QUAL (dealers whose dealing is well formed, unique, and against whom no
-   complaint was upheld), the epoch public key ``Y = sum_{i in QUAL} C_i0`` and every
-   custodian's public verification share ``Y_j = sum_k j^k * sum_{i in QUAL} C_ik``:
-   an :class:`EpochPublic`, which is what the agent encrypts to and the combiner checks
-   partial decryptions against.
-5. (:func:`combine_share`) each custodian sums its shares from QUAL into its
-   :class:`EpochShare` ``x_j``, and checks ``x_j*G == Y_j``.
+Phase 1, sharing (the qualified set):
+
+1. (:func:`deal`) dealer ``i`` picks random polynomials ``f_i``, ``f'_i`` of degree
+   ``t-1`` and logs a :class:`Dealing`: Pedersen commitments ``P_ik = a_ik*G + b_ik*H``
+   and, for each custodian ``j``, ``f_i(j) || f'_i(j)`` encrypted to ``j``'s encryption key
+   (ECIES: an ephemeral ``E = e*G``; HKDF-SHA256 of ``e*PK_j`` bound to epoch, dealer,
+   recipient, ``E`` and ``PK_j``; ChaCha20-Poly1305).  It keeps back its
+   :class:`Extraction` (``A_ik = a_ik*G``) and forgets the polynomials.
+2. (:func:`open_share`) recipient ``j`` checks ``s*G + s'*H == sum_k j^k * P_ik``.
+3. (:func:`make_complaint`) if that fails, ``j`` logs a self-proving :class:`Complaint`:
+   the Diffie-Hellman point ``K = sk_j*E`` of that one share and a DLEQ proof that
+   ``log_G PK_j == log_E K``.  Anyone decrypts that share and judges
+   (:func:`check_complaint`); a false complaint is rejected, and the dealer never answers.
+4. (:func:`qualify`) after the complaint deadline, QUAL is the dealers with one
+   well-formed dealing and no upheld complaint.
+
+Phase 2, extraction (the key), logged only after QUAL is fixed:
+
+5. each dealer in QUAL logs its :class:`Extraction`; recipient ``j`` checks
+   ``s*G == sum_k j^k * A_ik`` (:func:`check_extraction`) and complains as in 3 if not
+   (upheld when the share passes the Pedersen check but fails this one);
+6. for a dealer in QUAL whose extraction is missing or complained about, the custodians log
+   reveals (:func:`make_reveal`, the same self-proving opening of their share), and
+   anyone reconstructs that dealer's polynomial from any ``t`` valid ones, so aborting
+   changes nothing (:func:`needs_reconstruction` says which dealers need reveals);
+7. (:func:`epoch_key`) anyone computes the :class:`EpochPublic`: ``Y = sum_{i in QUAL}
+   A_i0`` and each verification share ``Y_j = sum_{i in QUAL} f_i(j)*G``;
+8. (:func:`combine_share`) custodian ``j`` sums its shares ``x_j = sum_{i in QUAL} f_i(j)``
+   and checks ``x_j*G == Y_j``.
 
 The epoch secret ``x = sum f_i(0)`` is never computed by anyone.
-
-A known limit, stated plainly: Gennaro, Jarecki, Krawczyk and Rabin ("Secure distributed
-key generation for discrete-log based cryptosystems", J. Cryptology 2007) showed that in
-joint Feldman a rushing adversary who sees the honest dealings before its own dealers are
-judged can bias the distribution of ``Y`` (by choosing which of its dealers get
-disqualified).  It learns nothing about ``x``, and the bias is a few bits at most with a
-handful of custodians, but the key is not exactly uniform.  Their fix (a Pedersen-VSS round
-with a second generator, then a Feldman extraction round with reconstruction of any dealer
-that balks) fits the same entry shapes and is the next step if uniformity is required.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,150 +55,55 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from custodes.custody.dleq import DLEQProof, check_dleq, prove_dleq
 from custodes.custody.errors import CustodyFormatError, DealingError, DKGFailedError
-from custodes.custody.group import (
-    Point,
-    Scalar,
-    b64decode,
-    b64encode,
-    point_sum,
+from custodes.custody.group import Point, Scalar, b64decode, b64encode, hash_to_point, point_sum
+from custodes.custody.keys import (
+    EncryptionKey,
+    EpochPublic,
+    EpochShare,
+    Roster,
+    _fields,
+    _int,
+    _list,
+    _lp,
+    _point,
 )
 
 __all__ = [
-    "MAX_CUSTODIANS",
+    "PEDERSEN_H",
     "Complaint",
     "Dealing",
-    "EncryptionKey",
-    "EpochPublic",
-    "EpochShare",
-    "Roster",
+    "EncryptedShare",
+    "Extraction",
     "check_complaint",
+    "check_extraction",
     "combine_share",
     "deal",
+    "epoch_key",
     "make_complaint",
+    "make_reveal",
+    "needs_reconstruction",
     "open_share",
     "qualify",
     "verification_share",
 ]
 
-MAX_CUSTODIANS = 64
-_MAX_EPOCH = 64
 _SHARE_DST = b"custodes/custody/dkg/share/v1"
 _COMPLAINT_DST = b"custodes/custody/dkg/complaint/v1"
 _NONCE = bytes(12)  # each share key is used once (a fresh E per share)
-
-
-def _lp(*parts: bytes) -> bytes:
-    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
-
-
-def _check_epoch(epoch: object) -> str:
-    if (
-        not isinstance(epoch, str)
-        or not 0 < len(epoch) <= _MAX_EPOCH
-        or not epoch.isascii()
-        or not epoch.isprintable()
-    ):
-        raise CustodyFormatError("an epoch is 1 to 64 printable ASCII characters")
-    return epoch
-
-
-def _int(obj: dict[str, Any], name: str, lo: int, hi: int) -> int:
-    value = obj.get(name)
-    if type(value) is not int or not lo <= value <= hi:
-        raise CustodyFormatError(f"{name}: expected an integer from {lo} to {hi}")
-    return value
-
-
-def _fields(obj: object, kind: str, names: set[str]) -> dict[str, Any]:
-    if not isinstance(obj, dict) or set(obj) != names | {"type"} or obj.get("type") != kind:
-        raise CustodyFormatError(f"expected a {kind} object with fields {sorted(names)}")
-    return obj
-
-
-def _list(obj: object, length: int, what: str) -> list[Any]:
-    if not isinstance(obj, list) or len(obj) != length:
-        raise CustodyFormatError(f"{what}: expected a list of {length}")
-    return obj
-
-
-def _point(text: object, what: str, *, allow_identity: bool = False) -> Point:
-    return Point.decode(b64decode(text, 32, what=what), allow_identity=allow_identity)
-
-
-@dataclass(frozen=True, slots=True)
-class EncryptionKey:
-    """A custodian's long-term encryption key pair (ristretto255), for DKG shares."""
-
-    secret: Scalar
-    public: Point
-
-    @classmethod
-    def generate(cls) -> EncryptionKey:
-        x = Scalar.random()
-        return cls(x, Point.base_mul(x))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "custody.encryption-key", "secret": b64encode(self.secret.encode())}
-
-    @classmethod
-    def from_json(cls, obj: object) -> EncryptionKey:
-        fields = _fields(obj, "custody.encryption-key", {"secret"})
-        x = Scalar.decode(b64decode(fields["secret"], 32, what="secret"))
-        if x.is_zero():
-            raise CustodyFormatError("secret: zero is not a key")
-        return cls(x, Point.base_mul(x))
-
-
-@dataclass(frozen=True, slots=True)
-class Roster:
-    """An epoch's custodian set, as logged: custodian ``j`` holds ``keys[j-1]``."""
-
-    epoch: str
-    threshold: int
-    keys: tuple[Point, ...]
-
-    def __post_init__(self) -> None:
-        _check_epoch(self.epoch)
-        n = len(self.keys)
-        if not 1 <= n <= MAX_CUSTODIANS or not 1 <= self.threshold <= n:
-            raise CustodyFormatError(f"need 1 <= threshold <= n <= {MAX_CUSTODIANS}")
-        if len(set(self.keys)) != n or any(k.is_identity() for k in self.keys):
-            raise CustodyFormatError("custodians' encryption keys must be distinct")
-
-    @property
-    def n(self) -> int:
-        return len(self.keys)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "custody.roster",
-            "epoch": self.epoch,
-            "threshold": self.threshold,
-            "keys": [b64encode(k.encode()) for k in self.keys],
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> Roster:
-        fields = _fields(obj, "custody.roster", {"epoch", "threshold", "keys"})
-        keys = fields["keys"]
-        if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_CUSTODIANS:
-            raise CustodyFormatError(f"keys: expected 1 to {MAX_CUSTODIANS} keys")
-        return cls(
-            epoch=_check_epoch(fields["epoch"]),
-            threshold=_int(fields, "threshold", 1, len(keys)),
-            keys=tuple(_point(k, "key") for k in keys),
-        )
+_SHARE_CT = 64 + 16
+#: The second generator of the Pedersen commitments.
+PEDERSEN_H = hash_to_point(b"custodes/custody/dkg/pedersen-generator/v1")
 
 
 @dataclass(frozen=True, slots=True)
 class EncryptedShare:
     ephemeral: Point
-    ciphertext: bytes  # 32-byte scalar + 16-byte tag
+    ciphertext: bytes  # f(j) || f'(j), 64 bytes, + 16-byte tag
 
 
 @dataclass(frozen=True, slots=True)
 class Dealing:
-    """One dealer's public message: commitments and one encrypted share per custodian."""
+    """Phase 1: a dealer's Pedersen commitments and one encrypted share per custodian."""
 
     epoch: str
     dealer: int
@@ -236,10 +143,41 @@ class Dealing:
             shares.append(
                 EncryptedShare(
                     _point(s["ephemeral"], "ephemeral"),
-                    b64decode(s["ciphertext"], 48, what="ciphertext"),
+                    b64decode(s["ciphertext"], _SHARE_CT, what="ciphertext"),
                 )
             )
         return cls(roster.epoch, dealer, commitments, tuple(shares))
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """Phase 2: a qualified dealer's Feldman commitments ``A_ik = a_ik*G``."""
+
+    epoch: str
+    dealer: int
+    commitments: tuple[Point, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "custody.extraction",
+            "epoch": self.epoch,
+            "dealer": self.dealer,
+            "commitments": [b64encode(c.encode()) for c in self.commitments],
+        }
+
+    @classmethod
+    def from_json(cls, obj: object, roster: Roster) -> Extraction:
+        fields = _fields(obj, "custody.extraction", {"epoch", "dealer", "commitments"})
+        if fields["epoch"] != roster.epoch:
+            raise CustodyFormatError("extraction is for another epoch")
+        return cls(
+            roster.epoch,
+            _int(fields, "dealer", 1, roster.n),
+            tuple(
+                _point(c, "commitment", allow_identity=k > 0)
+                for k, c in enumerate(_list(fields["commitments"], roster.threshold, "commitments"))
+            ),
+        )
 
 
 def _share_cipher(
@@ -266,7 +204,7 @@ def _eval(coefficients: Sequence[Scalar], x: int) -> Scalar:
 
 
 def verification_share(commitments: Sequence[Point], j: int) -> Point:
-    """``sum_k j^k * commitments[k]``: what ``f(j)*G`` must equal (Feldman)."""
+    """``sum_k j^k * commitments[k]``: the commitment to the polynomial's value at ``j``."""
     acc = Point.identity()
     power = Scalar.from_int(1)
     js = Scalar.from_int(j)
@@ -276,40 +214,57 @@ def verification_share(commitments: Sequence[Point], j: int) -> Point:
     return acc
 
 
-def deal(roster: Roster, dealer: int) -> Dealing:
-    """Dealer ``dealer``'s dealing for the epoch; the polynomial is dropped on return."""
+def deal(roster: Roster, dealer: int) -> tuple[Dealing, Extraction]:
+    """Dealer ``dealer``'s dealing (log now) and extraction (log once QUAL is fixed)."""
     if not 1 <= dealer <= roster.n:
         raise CustodyFormatError("dealer: not a custodian of this roster")
-    coefficients = [Scalar.random() for _ in range(roster.threshold)]
-    return _deal_with(roster, dealer, coefficients, [Scalar.random() for _ in range(roster.n)])
+    t = roster.threshold
+    return _deal_with(
+        roster,
+        dealer,
+        [Scalar.random() for _ in range(t)],
+        [Scalar.random() for _ in range(t)],
+        [Scalar.random() for _ in range(roster.n)],
+    )
 
 
 def _deal_with(
-    roster: Roster, dealer: int, coefficients: Sequence[Scalar], ephemerals: Sequence[Scalar]
-) -> Dealing:
+    roster: Roster,
+    dealer: int,
+    a: Sequence[Scalar],
+    b: Sequence[Scalar],
+    ephemerals: Sequence[Scalar],
+) -> tuple[Dealing, Extraction]:
     # Internal, and for the independent test vectors.
-    commitments = tuple(Point.base_mul(a) for a in coefficients)
+    feldman = tuple(Point.base_mul(x) for x in a)
+    pedersen = tuple(f + PEDERSEN_H * y for f, y in zip(feldman, b, strict=True))
     shares = []
     for j in range(1, roster.n + 1):
         e = ephemerals[j - 1]
         eph = Point.base_mul(e)
         cipher, info = _share_cipher(roster, dealer, j, eph, roster.keys[j - 1] * e)
-        ct = cipher.encrypt(_NONCE, _eval(coefficients, j).encode(), info)
-        shares.append(EncryptedShare(eph, ct))
-    return Dealing(roster.epoch, dealer, commitments, tuple(shares))
+        plain = _eval(a, j).encode() + _eval(b, j).encode()
+        shares.append(EncryptedShare(eph, cipher.encrypt(_NONCE, plain, info)))
+    return (
+        Dealing(roster.epoch, dealer, pedersen, tuple(shares)),
+        Extraction(roster.epoch, dealer, feldman),
+    )
 
 
-def _decrypt_share(roster: Roster, dealing: Dealing, recipient: int, dh: Point) -> Scalar | None:
+def _decrypt_share(
+    roster: Roster, dealing: Dealing, recipient: int, dh: Point
+) -> tuple[Scalar, Scalar] | None:
+    """The share, if it decrypts and passes the Pedersen check; else None."""
     enc = dealing.shares[recipient - 1]
     cipher, info = _share_cipher(roster, dealing.dealer, recipient, enc.ephemeral, dh)
     try:
         raw = cipher.decrypt(_NONCE, enc.ciphertext, info)
-        share = Scalar.decode(raw)
+        s, s2 = Scalar.decode(raw[:32]), Scalar.decode(raw[32:])
     except (InvalidTag, CustodyFormatError):
         return None
-    if Point.base_mul(share) != verification_share(dealing.commitments, recipient):
+    if Point.base_mul(s) + PEDERSEN_H * s2 != verification_share(dealing.commitments, recipient):
         return None
-    return share
+    return s, s2
 
 
 def _check_recipient(roster: Roster, recipient: int, key: EncryptionKey) -> None:
@@ -318,36 +273,51 @@ def _check_recipient(roster: Roster, recipient: int, key: EncryptionKey) -> None
 
 
 def open_share(roster: Roster, dealing: Dealing, recipient: int, key: EncryptionKey) -> Scalar:
-    """Decrypt and check ``recipient``'s share of ``dealing``; a bad one raises DealingError.
+    """Decrypt and check ``recipient``'s share; a bad one raises :class:`DealingError`.
 
     On :class:`DealingError` the recipient should log :func:`make_complaint`.
     """
     _check_recipient(roster, recipient, key)
-    share = _decrypt_share(
-        roster, dealing, recipient, dealing.shares[recipient - 1].ephemeral * key.secret
-    )
+    eph = dealing.shares[recipient - 1].ephemeral
+    share = _decrypt_share(roster, dealing, recipient, eph * key.secret)
     if share is None:
         raise DealingError(
             f"the share for custodian {recipient} does not match the commitments",
             dealer=dealing.dealer,
             evidence=dealing,
         )
-    return share
+    return share[0]
+
+
+def check_extraction(
+    roster: Roster, dealing: Dealing, extraction: Extraction, recipient: int, key: EncryptionKey
+) -> None:
+    """Phase 2, step 5: raise :class:`DealingError` if the extraction disagrees with the share."""
+    s = open_share(roster, dealing, recipient, key)
+    if extraction.dealer != dealing.dealer or Point.base_mul(s) != verification_share(
+        extraction.commitments, recipient
+    ):
+        raise DealingError(
+            f"the extraction does not match custodian {recipient}'s share",
+            dealer=dealing.dealer,
+            evidence=extraction,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Complaint:
-    """A recipient's self-proving accusation that one dealer's share to it is bad."""
+    """A self-proving opening of one share: a complaint, or a reveal for reconstruction."""
 
     epoch: str
     dealer: int
     complainer: int
     shared_point: Point
     proof: DLEQProof
+    kind: str = "complaint"  # or "reveal"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "type": "custody.complaint",
+            "type": f"custody.{self.kind}",
             "epoch": self.epoch,
             "dealer": self.dealer,
             "complainer": self.complainer,
@@ -357,9 +327,10 @@ class Complaint:
 
     @classmethod
     def from_json(cls, obj: object, roster: Roster) -> Complaint:
-        fields = _fields(
-            obj, "custody.complaint", {"epoch", "dealer", "complainer", "shared_point", "proof"}
-        )
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind not in ("custody.complaint", "custody.reveal"):
+            raise CustodyFormatError("expected a custody.complaint or custody.reveal")
+        fields = _fields(obj, kind, {"epoch", "dealer", "complainer", "shared_point", "proof"})
         if fields["epoch"] != roster.epoch:
             raise CustodyFormatError("complaint is for another epoch")
         return cls(
@@ -368,6 +339,7 @@ class Complaint:
             complainer=_int(fields, "complainer", 1, roster.n),
             shared_point=_point(fields["shared_point"], "shared_point"),
             proof=DLEQProof.decode(b64decode(fields["proof"], 64, what="proof")),
+            kind=kind.removeprefix("custody."),
         )
 
 
@@ -378,10 +350,12 @@ def _complaint_context(epoch: str, dealer: int, complainer: int) -> bytes:
 
 
 def make_complaint(
-    roster: Roster, dealing: Dealing, recipient: int, key: EncryptionKey
+    roster: Roster, dealing: Dealing, recipient: int, key: EncryptionKey, *, kind: str = "complaint"
 ) -> Complaint:
     """Reveal the key of this one share, with a proof, so anyone can judge the dealer."""
     _check_recipient(roster, recipient, key)
+    if kind not in ("complaint", "reveal"):
+        raise CustodyFormatError("kind is complaint or reveal")
     eph = dealing.shares[recipient - 1].ephemeral
     dh = eph * key.secret
     proof = prove_dleq(
@@ -392,86 +366,56 @@ def make_complaint(
         dh,
         context=_complaint_context(roster.epoch, dealing.dealer, recipient),
     )
-    return Complaint(roster.epoch, dealing.dealer, recipient, dh, proof)
+    return Complaint(roster.epoch, dealing.dealer, recipient, dh, proof, kind)
 
 
-def check_complaint(roster: Roster, dealing: Dealing, complaint: Complaint) -> bool:
-    """True if the complaint is upheld: its proof holds and the revealed share is bad."""
-    if complaint.epoch != roster.epoch or complaint.dealer != dealing.dealer:
-        return False
-    j = complaint.complainer
-    eph = dealing.shares[j - 1].ephemeral
-    if not check_dleq(
-        complaint.proof,
+def make_reveal(roster: Roster, dealing: Dealing, recipient: int, key: EncryptionKey) -> Complaint:
+    """Phase 2, step 6: open this custodian's share of a dealer that must be reconstructed.
+
+    Only for a dealer that :func:`needs_reconstruction` names: revealing shares of a dealer
+    in good standing would hand its part of the epoch secret to everyone.
+    """
+    return make_complaint(roster, dealing, recipient, key, kind="reveal")
+
+
+def _opened(
+    roster: Roster, dealing: Dealing, c: Complaint
+) -> tuple[bool, tuple[Scalar, Scalar] | None]:
+    """(whether the opening's proof holds, the share if it passes the Pedersen check)."""
+    if c.epoch != roster.epoch or c.dealer != dealing.dealer:
+        return False, None
+    j = c.complainer
+    ok = check_dleq(
+        c.proof,
         Point.generator(),
         roster.keys[j - 1],
-        eph,
-        complaint.shared_point,
+        dealing.shares[j - 1].ephemeral,
+        c.shared_point,
         context=_complaint_context(roster.epoch, dealing.dealer, j),
-    ):
+    )
+    return (ok, _decrypt_share(roster, dealing, j, c.shared_point)) if ok else (False, None)
+
+
+def check_complaint(
+    roster: Roster, dealing: Dealing, complaint: Complaint, extraction: Extraction | None = None
+) -> bool:
+    """True if upheld: the proof holds and the share fails the Pedersen check, or (given an
+    extraction) passes it but fails the Feldman check against the extraction."""
+    ok, share = _opened(roster, dealing, complaint)
+    if not ok:
         return False
-    return _decrypt_share(roster, dealing, j, complaint.shared_point) is None
+    if share is None:
+        return True
+    if extraction is None:
+        return False
+    return Point.base_mul(share[0]) != verification_share(
+        extraction.commitments, complaint.complainer
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class EpochPublic:
-    """The epoch's public result of the DKG, recomputable by anyone from the log."""
-
-    epoch: str
-    threshold: int
-    qualified: tuple[int, ...]
-    public_key: Point
-    verification_shares: tuple[Point, ...]  # Y_j = x_j*G, custodian j at index j-1
-
-    @property
-    def n(self) -> int:
-        return len(self.verification_shares)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "custody.epoch-key",
-            "epoch": self.epoch,
-            "threshold": self.threshold,
-            "qualified": list(self.qualified),
-            "public_key": b64encode(self.public_key.encode()),
-            "verification_shares": [b64encode(y.encode()) for y in self.verification_shares],
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> EpochPublic:
-        fields = _fields(
-            obj,
-            "custody.epoch-key",
-            {"epoch", "threshold", "qualified", "public_key", "verification_shares"},
-        )
-        ys = fields["verification_shares"]
-        if not isinstance(ys, list) or not 1 <= len(ys) <= MAX_CUSTODIANS:
-            raise CustodyFormatError("verification_shares: expected a list of custodians")
-        qualified = fields["qualified"]
-        if (
-            not isinstance(qualified, list)
-            or not all(type(q) is int and 1 <= q <= len(ys) for q in qualified)
-            or qualified != sorted(set(qualified))
-        ):
-            raise CustodyFormatError("qualified: expected sorted distinct custodian indices")
-        return cls(
-            epoch=_check_epoch(fields["epoch"]),
-            threshold=_int(fields, "threshold", 1, len(ys)),
-            qualified=tuple(qualified),
-            public_key=_point(fields["public_key"], "public_key"),
-            verification_shares=tuple(_point(y, "verification_share") for y in ys),
-        )
-
-
-def qualify(
-    roster: Roster, dealings: Iterable[Dealing], complaints: Iterable[Complaint]
-) -> EpochPublic:
-    """The qualified set and the epoch's public key, from the logged dealings and complaints.
-
-    Dealers disqualify themselves by dealing twice (equivocation) or by an upheld
-    complaint; a dealer that never dealt is simply absent.  Fewer qualified dealers than
-    the threshold raises :class:`DKGFailedError` (run the epoch's DKG again without them).
-    """
+def _index_dealings(
+    roster: Roster, dealings: Iterable[Dealing]
+) -> tuple[dict[int, Dealing], set[int]]:
     by_dealer: dict[int, Dealing] = {}
     cheaters: set[int] = set()
     for d in dealings:
@@ -483,55 +427,120 @@ def qualify(
         ):
             raise CustodyFormatError("dealing does not belong to this roster")
         if d.dealer in by_dealer and by_dealer[d.dealer] != d:
-            cheaters.add(d.dealer)
+            cheaters.add(d.dealer)  # equivocation
         by_dealer[d.dealer] = d
+    return by_dealer, cheaters
+
+
+def qualify(
+    roster: Roster, dealings: Iterable[Dealing], complaints: Iterable[Complaint]
+) -> tuple[int, ...]:
+    """Phase 1, step 4: QUAL, from the logged dealings and complaints.
+
+    A dealer disqualifies itself by dealing twice (equivocation) or by an upheld complaint;
+    one that never dealt is absent.  Fewer than ``t`` raises :class:`DKGFailedError`.
+    """
+    by_dealer, cheaters = _index_dealings(roster, dealings)
     for c in complaints:
-        if c.dealer in by_dealer and check_complaint(roster, by_dealer[c.dealer], c):
-            cheaters.add(c.dealer)
+        if c.kind == "complaint" and c.dealer in by_dealer:
+            if check_complaint(roster, by_dealer[c.dealer], c):
+                cheaters.add(c.dealer)
     qualified = tuple(sorted(set(by_dealer) - cheaters))
     if len(qualified) < roster.threshold:
         raise DKGFailedError(
             f"epoch {roster.epoch}: {len(qualified)} qualified dealers, "
             f"{roster.threshold} are needed"
         )
-    aggregate = [
-        point_sum(by_dealer[i].commitments[k] for i in qualified) for k in range(roster.threshold)
-    ]
+    return qualified
+
+
+def _extractions(
+    roster: Roster,
+    by_dealer: Mapping[int, Dealing],
+    qualified: Sequence[int],
+    extractions: Iterable[Extraction],
+    complaints: Iterable[Complaint],
+) -> tuple[dict[int, Extraction], tuple[int, ...]]:
+    """The good extractions, and the qualified dealers that must be reconstructed."""
+    seen: dict[int, Extraction] = {}
+    bad: set[int] = set()
+    for x in extractions:
+        if x.epoch != roster.epoch or len(x.commitments) != roster.threshold:
+            raise CustodyFormatError("extraction does not belong to this roster")
+        if x.dealer in seen and seen[x.dealer] != x:
+            bad.add(x.dealer)
+        seen[x.dealer] = x
+    for c in complaints:
+        if c.kind == "complaint" and c.dealer in seen and c.dealer in by_dealer:
+            if check_complaint(roster, by_dealer[c.dealer], c, seen[c.dealer]):
+                bad.add(c.dealer)
+    good = {i: seen[i] for i in qualified if i in seen and i not in bad}
+    return good, tuple(i for i in qualified if i not in good)
+
+
+def needs_reconstruction(
+    roster: Roster,
+    dealings: Iterable[Dealing],
+    qualified: Sequence[int],
+    extractions: Iterable[Extraction],
+    complaints: Iterable[Complaint],
+) -> tuple[int, ...]:
+    """Qualified dealers whose extraction is missing, doubled or complained about."""
+    by_dealer, _ = _index_dealings(roster, dealings)
+    return _extractions(roster, by_dealer, qualified, extractions, complaints)[1]
+
+
+def _interpolate(points: Mapping[int, Scalar], x: int) -> Scalar:
+    """The value at ``x`` of the polynomial through ``points`` (Lagrange)."""
+    total = Scalar.from_int(0)
+    for m, y in points.items():
+        num, den = Scalar.from_int(1), Scalar.from_int(1)
+        for k in points:
+            if k != m:
+                num = num * Scalar.from_int(x - k)
+                den = den * Scalar.from_int(m - k)
+        total = total + y * num * den.invert()
+    return total
+
+
+def epoch_key(
+    roster: Roster,
+    dealings: Iterable[Dealing],
+    qualified: Sequence[int],
+    extractions: Iterable[Extraction],
+    complaints: Iterable[Complaint],
+    reveals: Iterable[Complaint] = (),
+) -> EpochPublic:
+    """Phase 2, step 7: the epoch key and verification shares, by anyone, from the log.
+
+    A dealer named by :func:`needs_reconstruction` is reconstructed from any ``t`` valid
+    reveals; with fewer, :class:`DKGFailedError` names it (ask the custodians to reveal).
+    """
+    by_dealer, _ = _index_dealings(roster, dealings)
+    good, missing = _extractions(roster, by_dealer, qualified, extractions, complaints)
+    t = roster.threshold
+    aggregate = [point_sum(good[i].commitments[k] for i in good) for k in range(t)]
     public_key = aggregate[0]
+    shares = [verification_share(aggregate, j) for j in range(1, roster.n + 1)]
+    for i in missing:
+        points: dict[int, Scalar] = {}
+        for r in reveals:
+            if r.kind == "reveal" and r.dealer == i and r.complainer not in points:
+                ok, share = _opened(roster, by_dealer[i], r)
+                if ok and share is not None:
+                    points[r.complainer] = share[0]
+        if len(points) < t:
+            raise DKGFailedError(
+                f"epoch {roster.epoch}: dealer {i} must be reconstructed; "
+                f"{len(points)} valid reveals, {t} are needed"
+            )
+        basis = dict(sorted(points.items())[:t])
+        public_key = public_key + Point.base_mul(_interpolate(basis, 0))
+        for j in range(1, roster.n + 1):
+            shares[j - 1] = shares[j - 1] + Point.base_mul(_interpolate(basis, j))
     if public_key.is_identity():
         raise DKGFailedError(f"epoch {roster.epoch}: the joint public key is the identity")
-    shares = tuple(verification_share(aggregate, j) for j in range(1, roster.n + 1))
-    return EpochPublic(roster.epoch, roster.threshold, qualified, public_key, shares)
-
-
-@dataclass(frozen=True, slots=True)
-class EpochShare:
-    """One custodian's secret share of one epoch, with the epoch's public result."""
-
-    index: int
-    secret: Scalar
-    public: EpochPublic
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "custody.epoch-share",
-            "index": self.index,
-            "secret": b64encode(self.secret.encode()),
-            "public": self.public.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> EpochShare:
-        fields = _fields(obj, "custody.epoch-share", {"index", "secret", "public"})
-        public = EpochPublic.from_json(fields["public"])
-        index = _int(fields, "index", 1, public.n)
-        secret = Scalar.decode(b64decode(fields["secret"], 32, what="secret"))
-        if Point.base_mul(secret) != public.verification_shares[index - 1]:
-            raise CustodyFormatError("secret does not match the custodian's verification share")
-        return cls(index, secret, public)
-
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True)
+    return EpochPublic(roster.epoch, t, tuple(qualified), public_key, tuple(shares))
 
 
 def combine_share(
@@ -541,7 +550,7 @@ def combine_share(
     recipient: int,
     key: EncryptionKey,
 ) -> EpochShare:
-    """Custodian ``recipient``'s share: the sum of its shares from the qualified dealers."""
+    """Step 8: custodian ``recipient``'s share, the sum of its shares from QUAL."""
     by_dealer = {d.dealer: d for d in dealings}
     missing = [i for i in public.qualified if i not in by_dealer]
     if missing:

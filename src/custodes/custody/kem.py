@@ -30,7 +30,6 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from custodes.custody.dkg import EpochPublic, EpochShare
 from custodes.custody.dleq import DLEQProof, check_dleq, prove_dleq
 from custodes.custody.errors import (
     CustodyFormatError,
@@ -38,6 +37,7 @@ from custodes.custody.errors import (
     WrongPartialError,
 )
 from custodes.custody.group import Point, Scalar, b64decode, b64encode
+from custodes.custody.keys import EpochPublic, EpochShare
 
 __all__ = [
     "KEY_BYTES",

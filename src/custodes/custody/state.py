@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from custodes.custody.dkg import EncryptionKey, EpochShare
 from custodes.custody.errors import CustodyFormatError
+from custodes.custody.keys import EncryptionKey, EpochShare
 
 __all__ = ["CustodianState"]
 

@@ -34,10 +34,10 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from custodes.custody.dkg import EpochPublic
 from custodes.custody.errors import CustodyFormatError, SegmentError
 from custodes.custody.group import Point
 from custodes.custody.kem import KEY_BYTES, SegmentId, encapsulate
+from custodes.custody.keys import EpochPublic
 
 __all__ = [
     "DEFAULT_CHUNK",
