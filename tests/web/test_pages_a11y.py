@@ -346,6 +346,11 @@ def test_the_demo_city_draws_its_own_streets(demo: dict[str, Any], browser: Any)
     pg.wait_for_selector("#map[data-ready=true]", timeout=20_000)
     drawn = pg.locator(".leaflet-basemap-pane path").count()
     assert drawn == len(doc["features"])
+    # ... and they can be seen: the layer spans the map (a zero-width layer drew nothing).
+    layer = pg.locator(".leaflet-basemap-pane svg").bounding_box()
+    assert layer and layer["width"] > 600 and layer["height"] > 400
+    block = pg.locator(".leaflet-basemap-pane path").first.bounding_box()
+    assert block and block["width"] >= 4
     assert "Streets: synthetic" in pg.locator(".leaflet-control-attribution").inner_text()
     assert all(u.startswith(demo["url"]) for u in requests if not u.startswith("data:"))
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,9 @@ Every page needs no login and is computed from the public log only (a
 statuses on the map (recording, silent) come from the fleet's live state.
 Nothing is loaded from another host: Leaflet and htmx are served from
 ``/static/vendor/``, and the map draws on a plain background unless a tile
-URL is configured (``tile_url`` in ``DIR/custodes.json`` or
-``$CUSTODES_TILE_URL``).
+URL is configured (``custodes serve --tiles URL``, ``$CUSTODES_TILE_URL`` or
+``tile_url`` in ``DIR/custodes.json``).  The demo city, whose streets are made
+up, draws its own (``/public/basemap.geojson``, :mod:`custodes.web.basemap`).
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@
     return span.innerHTML;
   }
 
+  function plural(n, one) {
+    return Number(n).toLocaleString("en") + " " + (n === 1 ? one : one + "s");
+  }
+
   function recordTable(rec) {
     var rows = [];
     Object.keys(rec).sort().forEach(function (k) {
@@ -87,7 +91,7 @@
       },
       onEachFeature: function (f, lyr) {
         var p = f.properties;
-        lyr.bindTooltip(text(p.name) + ": " + p.cameras + " cameras, " +
+        lyr.bindTooltip(text(p.name) + ": " + plural(p.cameras, "camera") + ", " +
           (p.per_km2 === null ? "—" : p.per_km2) + " per km²");
       },
     }).addTo(map);
@@ -384,7 +388,7 @@
           L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], {
             radius: 9, color: "#5b2a86", weight: 2.5, fill: false, className: "place-marker",
           }).bindPopup("<div class=\"popup\"><strong>" + text(p.name) + "</strong> (" +
-            text(p.category) + ")<br>" + p.cameras + " cameras within 100 m</div>").addTo(map);
+            text(p.category) + ")<br>" + plural(p.cameras, "camera") + " within 100 m</div>").addTo(map);
         });
         cameras = docs[1].features;
         cameras.forEach(function (f) {
