@@ -297,7 +297,7 @@ class RuleChecker:
             t = _ms(obj.get("time"))
             counted = t is not None and (
                 (self.since_ms is None or t >= self.since_ms)
-                and True
+                and (self.until_ms is None or t < self.until_ms)
             )
         return _Judge(self.report, request, (index, obj), counted)
 
