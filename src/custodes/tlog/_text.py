@@ -30,6 +30,7 @@ CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 _DECIMAL = re.compile("(?:0|[1-9][0-9]*)")
 _BASE64 = re.compile("[A-Za-z0-9+/]*={0,2}")
+_ASCII_NAME = re.compile("[\x21-\x7f]+")  # no space, no control (the '+' is checked apart)
 
 
 def encode_base64(data: bytes) -> str:
@@ -65,6 +66,8 @@ def is_valid_key_name(name: str) -> bool:
     """
     if not name or "+" in name:
         return False
+    if name.isascii():
+        return _ASCII_NAME.fullmatch(name) is not None
     for char in name:
         if char.isspace() or ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF:
             return False

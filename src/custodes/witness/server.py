@@ -99,41 +99,64 @@ class WitnessServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        reply = await self._read_and_handle(scope, receive)
+        reply = _too_large(scope["headers"])
         if reply is None:
-            return  # the client went away
-        head = [
-            (b"content-type", reply.content_type.encode("latin-1")),
-            (b"content-length", str(len(reply.body)).encode("ascii")),
-        ]
-        await send({"type": "http.response.start", "status": reply.status, "headers": head})
-        body = b"" if scope["method"] == "HEAD" else reply.body
-        await send({"type": "http.response.body", "body": body})
-
-    async def _read_and_handle(self, scope: Scope, receive: Receive) -> Reply | None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    return Reply.refuse(400, "Malformed Content-Length.")
-                if int(value) > MAX_REQUEST:
-                    return Reply.refuse(413, "The request body is too large.")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_REQUEST:
-                return Reply.refuse(413, "The request body is too large.")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return await self.handle(scope["method"], scope["path"], b"".join(chunks))
+                return
+            first: bytes = message.get("body", b"")
+            body: bytes | Reply | None = first
+            if message.get("more_body", False):  # chunked, or sent in pieces
+                body = await _rest(first, receive)
+            if body is None:
+                return  # the client went away
+            if isinstance(body, Reply):
+                reply = body
+            else:
+                reply = await self.handle(scope["method"], scope["path"], body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", reply.content_type.encode("latin-1")),
+                    (b"content-length", str(len(reply.body)).encode("ascii")),
+                ],
+            }
+        )
+        body_out = b"" if scope["method"] == "HEAD" else reply.body
+        await send({"type": "http.response.body", "body": body_out})
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _too_large(headers: list[tuple[bytes, bytes]]) -> Reply | None:
+    """A refusal if ``Content-Length`` is malformed or above the limit."""
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                return Reply.refuse(400, "Malformed Content-Length.")
+            if int(value) > MAX_REQUEST:
+                return Reply.refuse(413, "The request body is too large.")
+    return None
+
+
+async def _rest(first: bytes, receive: Receive) -> bytes | Reply | None:
+    """The whole body, from its first piece; None if the client disconnected."""
+    chunks = [first]
+    size = len(first)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST:
+            return Reply.refuse(413, "The request body is too large.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def serve(
