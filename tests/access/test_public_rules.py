@@ -110,6 +110,8 @@ def test_an_honest_gateway_log_passes_every_rule(city: City, tmp_path: Path) -> 
                  "enough-approvals", "not-already-released", "approvals-unexpired"):  # fmt: skip
         assert rep.passed[rule] == rep.checked[rule] == 3, rule
     assert rep.passed["denier-role"] == 1 and rep.passed["expired-request-logged"] == 1
+    # the gateway writes v2 releases: each names its request, its approvals and the policy
+    assert rep.passed["release-link"] == rep.passed["policy-in-force"] == 3
     # what the log cannot settle (segment digests are not tied to cameras in v1) is
     # "cannot check", never a pass
     assert {v.rule for v in rep.cannot_check} <= {"disclosed-segments"}
@@ -313,12 +315,14 @@ def test_a_denial_by_someone_who_may_not_decide(city: City) -> None:  # noqa: F8
     d = forge(c, E.access_denied(rid, pseud(c, "olga"), "approver", "no", now_ms()))
     self_d = forge(c, E.access_denied(rid, pseud(c, "ivan"), "approver", "no", now_ms()))
     x = forge(c, E.access_expired("r-never", now_ms()))
+    nobody = forge(c, E.access_denied("r-never", pseud(c, "anna"), "approver", "no", now_ms()))
     rep = report(c)
+    assert indexes(broken(rep, "denied-request-logged")) == [nobody]
     roles = [v for v in rep.violations if v.rule == "denier-role"]
     assert [v.index for v in roles] == [d, self_d]
     assert broken(rep, "denier-not-requester").index == self_d
     assert indexes(broken(rep, "expired-request-logged")) == [x]
-    assert rep.denials == 2 and rep.expiries == 1
+    assert rep.denials == 3 and rep.expiries == 1
 
 
 def test_the_period_limits_what_is_judged(city: City) -> None:  # noqa: F811

@@ -126,6 +126,8 @@ class Report:
     checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
     violations: list[Violation] = field(default_factory=list)
     cannot_check: list[Violation] = field(default_factory=list)
+    judged: list[list[Any]] = field(default_factory=list)
+    """One row per entry judged: [index, type, request, rules passed, rules checked]."""
 
     @property
     def ok(self) -> bool:
@@ -200,21 +202,27 @@ def _ms(value: Any) -> int | None:
         return None
 
 
-def _scope_covers(scope: Any, districts: Any, groups: Any) -> bool | None:
+def _scope_covers(scope: Any, districts: Any, groups: Any, places: Any = None) -> bool | None:
     """Whether ``scope`` (as ``user.added`` logs it) covers a request's places; None: unknown.
 
-    The log holds the request's districts (and, from v2, its camera groups) as
+    From v2 the request logs ``places``, the (district, groups) of its
+    cameras, and the check is exact: every place must be inside the scope.
+    Before, the log holds the request's districts (and perhaps its groups) as
     sets, not per camera, so a scope that leaves a district out but has groups
     can only be settled when none of the request's groups is among them.
     """
     if scope == "all":
         return True
-    if not isinstance(scope, dict) or not isinstance(districts, list):
+    if not isinstance(scope, dict):
         return None
     own_d = set(scope.get("districts") or ())
     own_g = set(scope.get("groups") or ())
     if not own_d and not own_g:
         return True
+    if isinstance(places, list):
+        return all((bool(p[0]) and p[0] in own_d) or bool(own_g.intersection(p[1])) for p in places)
+    if not isinstance(districts, list):
+        return None
     if set(districts) <= own_d:
         return True
     if not own_g:
@@ -227,18 +235,24 @@ def _scope_covers(scope: Any, districts: Any, groups: Any) -> bool | None:
 class _Judge:
     """Records one checked entry's rule outcomes into the report (or nowhere, out of period)."""
 
-    __slots__ = ("checked", "counted", "out", "report", "request")
+    __slots__ = ("checked", "counted", "out", "report", "request", "row")
 
     def __init__(self, report: Report, request: str, checked: Ev, counted: bool) -> None:
         self.report, self.request, self.checked, self.counted = report, request, checked, counted
         self.out: list[Violation] = []
+        self.row: list[Any] | None = None
 
     def __call__(self, rule: str, ok: bool | None, reason: str, *evidence: Ev) -> None:
         if not self.counted:
             return
         rep = self.report
+        if self.row is None:
+            self.row = [self.checked[0], self.checked[1].get("type"), self.request, 0, 0]
+            rep.judged.append(self.row)
+        self.row[4] += 1
         rep.checked[rule] += 1
         if ok is True:
+            self.row[3] += 1
             rep.passed[rule] += 1
             return
         v = Violation(rule, self.request, reason, (*evidence, self.checked), ok is None)
@@ -557,7 +571,8 @@ class RuleChecker:
         unknown_scope: list[Ev] = []
         valid: set[str] = set()
         judges = 0
-        districts, groups = req.body.get("districts"), req.body.get("groups")
+        body = req.body
+        districts, groups, places = body.get("districts"), body.get("groups"), body.get("places")
         for d in used:
             u = d.user
             if u is None or u.revoked or u.role not in DECIDING_ROLES:
@@ -565,7 +580,7 @@ class RuleChecker:
                 if u is not None:
                     bad_role.append((u.index, u.body))
                 continue
-            covered = _scope_covers(u.scope, districts, groups)
+            covered = _scope_covers(u.scope, districts, groups, places)
             if covered is False:
                 bad_scope += [d.ev, (u.index, u.body)]
                 continue

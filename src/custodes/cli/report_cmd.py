@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from custodes.cli.audit_access_cmd import audit_access_cmd
 from custodes.errors import UsageError
 
 __all__ = ["audit_cmd", "report_cmd"]
@@ -110,7 +111,26 @@ def report_cmd(
         )
 
 
-@click.command("audit")
+class _AuditGroup(click.Group):
+    """``audit REPORT.json ...`` (the first form, kept) is ``audit report REPORT.json ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["report", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("audit", cls=_AuditGroup)
+def audit_cmd() -> None:
+    """Check published figures or the public rules against the log itself.
+
+    'custodes audit REPORT.json --source ... --vkey ...' (or 'audit report')
+    recomputes a transparency report; 'custodes audit access' checks every
+    release, denial, expiry and disclosure against the public rules.
+    """
+
+
+@audit_cmd.command("report")
 @click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--source",
@@ -121,7 +141,7 @@ def report_cmd(
 )
 @click.option("--vkey", required=True, help="The log's verifier key (name+id+base64).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def audit_cmd(report: Path, source: str, vkey: str, as_json: bool) -> None:
+def audit_report_cmd(report: Path, source: str, vkey: str, as_json: bool) -> None:
     """Recompute every figure of a JSON report from the log and compare.
 
     Checks that the report's checkpoint is signed by --vkey, that the entries
@@ -146,3 +166,6 @@ def audit_cmd(report: Path, source: str, vkey: str, as_json: bool) -> None:
         f"audited {report}: all {result.figures} figures of {result.period} match the log"
         f" {result.origin} at size {result.size}"
     )
+
+
+audit_cmd.add_command(audit_access_cmd)

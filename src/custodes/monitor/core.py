@@ -12,8 +12,12 @@ One :meth:`Monitor.round`:
 (4) Fetch only the new entries, hash them onto the remembered right edge of
     the old tree, and require the new root: the new tree then both holds
     these entries and extends the old one (``fork`` otherwise).
-(5) Run the entry checks (``schema``, and later the statistics) on each new
-    entry, then their checkpoint hooks.
+(5) Run the entry checks on each new entry (``schema``; ``public-rules``,
+    one alert per violation of DESIGN.md's public rules, with the entries as
+    evidence), then their checkpoint hooks.  A check that follows the whole
+    history (the public rules) and has not seen the entries accepted before,
+    as after a restart, is first fed them again, read from the source and
+    required to give the remembered tree (``fork`` otherwise).
 (6) Accept and persist the new checkpoint.
 (7) If nothing new came for longer than ``stall_after``, raise ``stall``
     once per stall.
@@ -42,7 +46,7 @@ from typing import Any
 from custodes.client.source import TileSource
 from custodes.client.verify import WitnessPolicy
 from custodes.errors import CustodesError, FormatError, NotFoundError, VerificationError
-from custodes.monitor.checks import EntryCheck, Finding, SchemaCheck
+from custodes.monitor.checks import EntryCheck, Finding, PublicRulesCheck, SchemaCheck
 from custodes.monitor.state import MonitorState
 from custodes.tlog import (
     TILE_WIDTH,
@@ -88,7 +92,9 @@ class Monitor:
     witnesses: WitnessPolicy | None = None
     state_path: Path | None = None
     stall_after: float | None = None
-    checks: Sequence[EntryCheck] = field(default_factory=lambda: (SchemaCheck(),))
+    checks: Sequence[EntryCheck] = field(
+        default_factory=lambda: (SchemaCheck(), PublicRulesCheck())
+    )
     clock: Callable[[], float] = time.time
     statistics: Sequence[str] = ()
     """URLs or paths of published reports whose figures are recomputed, step (8)."""
@@ -201,17 +207,27 @@ class Monitor:
             return
         edge, tail, new_entries = entries
         # (5)
+        if not self._prime(old_size):
+            alert(
+                "fork",
+                f"The entries served now below size {old_size} do not give the tree seen before.",
+                both,
+                digest,
+            )
+            return
         suppressed = 0
         for offset, entry in enumerate(new_entries):
             for check in self.checks:
-                found = check.check_entry(old_size + offset, entry)
-                if found is None:
+                result = check.check_entry(old_size + offset, entry)
+                if result is None:
                     continue
-                if suppressed or len(self._round_findings) >= MAX_ENTRY_ALERTS:
-                    suppressed += 1
-                    continue
-                self._round_findings.append(found)
-                self._finding(alert, found, raw, f"{old_size + offset}:{digest}")
+                for found in [result] if isinstance(result, Finding) else result:
+                    if suppressed or len(self._round_findings) >= MAX_ENTRY_ALERTS:
+                        suppressed += 1
+                        continue
+                    self._round_findings.append(found)
+                    key = found.key or f"{old_size + offset}:{digest}"
+                    self._finding(alert, found, raw, key)
         if suppressed:
             alert(
                 "schema",
@@ -288,6 +304,32 @@ class Monitor:
         key: str,
     ) -> None:
         alert(found.kind, found.message, {**found.evidence, "checkpoint": _text(raw)}, key)
+
+    def _prime(self, size: int) -> bool:
+        """Feed the history checks entries ``0 .. size - 1`` if they have not seen them.
+
+        The entries are read again from the source and must hash to the tree
+        accepted before; False if they do not (nothing is fed then).
+        """
+        stale = [c for c in self.checks if isinstance(c, PublicRulesCheck) and c.fed != size]
+        if not stale or size == 0:
+            for c in stale:
+                c.reset()
+            return True
+        from custodes.reports.audit import tile_log_source
+
+        edge = RightEdge()
+        old: list[bytes] = []
+        for bundle in tile_log_source(self.source).bundles(size):
+            edge.extend([leaf_hash(e) for e in bundle])
+            old.extend(bundle)
+        if edge.size != size or edge.root() != self.state.edge.root():
+            return False
+        for c in stale:
+            c.reset()
+            for i, e in enumerate(old):
+                c.prime(i, e)
+        return True
 
     def _extend(self, size: int, root: bytes) -> tuple[RightEdge, list[bytes], list[bytes]] | None:
         """The new entries onto the old edge: (edge, tail, entries), or None if the root differs."""
