@@ -258,3 +258,12 @@ def test_access_rebuild_command(city: City) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["requests"] == 3 and out["verified"] > 0
+
+
+def test_a_request_row_moved_into_an_approvers_scope_is_still_outside_it(city: City) -> None:
+    c = city
+    rid = c.access.request(c.users["ivan"], c.inp(cameras=("cam-s1",)))  # in the south
+    _sql(c, "UPDATE req_requests SET places = ? WHERE id = ?", json.dumps([["north", []]]), rid)
+    with pytest.raises(Forbidden, match="outside your scope"):
+        c.access.approve(c.users["nina"], rid)  # nina decides for the north only
+    assert not [e for e in c.entries() if e["type"] == "access.approved"]

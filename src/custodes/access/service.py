@@ -323,9 +323,12 @@ class AccessService(ReadingMixin):
         again after a revocation is a new person with nothing of the old one."""
         return row.requester == user.name and row.pseudonym == user.pseudonym
 
-    @staticmethod
-    def _covers(user: User, row: RequestRow) -> bool:
-        return all(user.scope.covers(d, g) for d, g in row.places)
+    def _covers(self, user: User, row: RequestRow) -> bool:
+        """The request's places (as access.db has them, and as its logged entry has them)
+        all lie within the user's scope."""
+        req = self.view.request(row.id)
+        logged = req.places if req is not None else []
+        return all(user.scope.covers(d, g) for d, g in [*row.places, *logged])
 
     # -- requests -----------------------------------------------------------------------
 
