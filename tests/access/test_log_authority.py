@@ -267,3 +267,26 @@ def test_a_request_row_moved_into_an_approvers_scope_is_still_outside_it(city: C
     with pytest.raises(Forbidden, match="outside your scope"):
         c.access.approve(c.users["nina"], rid)  # nina decides for the north only
     assert not [e for e in c.entries() if e["type"] == "access.approved"]
+
+
+def test_the_server_does_not_start_on_an_edited_policy_file(city: City) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    c = city
+    c.access.set_policy(c.users["adam"], {"sensitive_zones": [ZONE]})
+    c.close()
+    path = c.data / "policy.json"
+    doc = json.loads(path.read_text())
+    doc["policy"]["sensitive_zones"] = []
+    path.write_text(json.dumps(doc))
+    proc = subprocess.run(
+        [sys.executable, "-m", "custodes", "--data", str(c.data), "serve",
+         "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "policy.json differs from the logged policy version 2 in sensitive_zones" in proc.stderr
+    assert "Traceback" not in proc.stderr
