@@ -18,6 +18,7 @@ from custodes.ledger.witnessing import WitnessClient
 from custodes.tlog import (
     Checkpoint,
     CosignatureVerifier,
+    MLDSA44CosignatureVerifier,
     Signer,
     Verifier,
     format_checkpoint,
@@ -192,3 +193,28 @@ def test_the_log_side_client_keeps_its_connection(
                 assert client.cosign(log.checkpoint(35), 35, log.proof) is not None
         finally:
             client.http.close()
+
+
+def test_an_ml_dsa_44_witness_cosigns_and_both_clients_accept_it(tmp_path: Path) -> None:
+    data = tmp_path / "pq-witness"
+    out = run_cli("witness", "init", "--name", "pq.test/w", "--algorithm", "ml-dsa-44", data=data)
+    wkey = out.stdout.decode().strip().splitlines()[-1]
+    assert isinstance(CosignatureVerifier.from_key(wkey), MLDSA44CosignatureVerifier)
+    log = FakeLog("pq.example/log")
+    log.append(7)
+    run_cli("witness", "add-log", "--origin", log.origin, "--vkey", log.vkey, data=data)
+    with running_witness(data) as port:
+        status, _, line = post(port, log.request(0, 3))
+        assert status == 200 and len(line) > 3000
+        signed = open_checkpoint(
+            log.checkpoint(3) + line,
+            Verifier.from_key(log.vkey),
+            cosigners=[CosignatureVerifier.from_key(wkey)],
+        )
+        assert "pq.test/w" in signed.cosignatures
+        client = WitnessClient(f"http://127.0.0.1:{port}", wkey)
+        try:
+            assert client.cosign(log.checkpoint(7), 7, log.proof) is not None
+        finally:
+            client.http.close()
+        assert _get(port, _monitor_path(log.origin))[0] == 200

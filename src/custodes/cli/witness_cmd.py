@@ -30,15 +30,22 @@ def witness_group() -> None:
 
 @witness_group.command("init")
 @click.option("--name", required=True, help="The witness's key name, e.g. witness.example.org/w1.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["ed25519", "ml-dsa-44"]),
+    default="ed25519",
+    show_default=True,
+    help="The cosignature type (tlog-cosignature).",
+)
 @click.pass_context
-def init_cmd(ctx: click.Context, name: str) -> None:
+def init_cmd(ctx: click.Context, name: str, algorithm: str) -> None:
     """Make a witness; print its cosignature verifier key as the last line.
 
     Refuses to overwrite an existing witness.  Give the verifier key to the
     logs you witness and to everyone who verifies them.
     """
     data = _data(ctx)
-    vkey = init_witness(data, name)
+    vkey = init_witness(data, name, algorithm)
     click.echo(f"created a witness in {data}", err=True)
     click.echo(vkey)
 

@@ -20,10 +20,14 @@ from custodes.tlog.checkpoint import (
 )
 from custodes.tlog.cosignature import (
     COSIGNATURE_KEY_TYPE,
+    MLDSA44_KEY_TYPE,
     CosignatureSigner,
     CosignatureVerifier,
+    MLDSA44CosignatureSigner,
+    MLDSA44CosignatureVerifier,
     cosigned_message,
     generate_cosigner_key,
+    subtree_message,
 )
 from custodes.tlog.merkle import (
     EMPTY_ROOT,
@@ -78,6 +82,9 @@ from custodes.tlog.tiles import (
 
 __all__ = [
     "COSIGNATURE_KEY_TYPE",
+    "MLDSA44_KEY_TYPE",
+    "MLDSA44CosignatureSigner",
+    "MLDSA44CosignatureVerifier",
     "ED25519_KEY_TYPE",
     "EMPTY_ROOT",
     "ENTRIES_LEVEL",
@@ -110,6 +117,7 @@ __all__ = [
     "check_consistency",
     "check_inclusion",
     "cosigned_message",
+    "subtree_message",
     "format_checkpoint",
     "format_entry_bundle",
     "format_hash_tile",

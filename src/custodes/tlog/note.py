@@ -103,8 +103,10 @@ def _format_key(name: str, kid: int, key_type: int, material: bytes, *, private:
     return f"{prefix}{name}+{kid:08x}+{encode_base64(bytes([key_type]) + material)}"
 
 
-def _parse_key(text: str, key_type: int, *, private: bool) -> tuple[str, int, bytes]:
-    """Split a key string into ``(name, key id, 32 bytes of key material)``.
+def _parse_key(
+    text: str, key_type: int, *, private: bool, size: int = _ED25519_SIZE
+) -> tuple[str, int, bytes]:
+    """Split a key string into ``(name, key id, size bytes of key material)``.
 
     The key id is not checked here (a private key needs its public half for
     that); callers compare it with :func:`key_id`.
@@ -132,9 +134,9 @@ def _parse_key(text: str, key_type: int, *, private: bool) -> tuple[str, int, by
     raw = decode_base64(b64)
     if raw is None:
         raise KeyFormatError(f"The {kind} key material is not canonical base64.")
-    if len(raw) != 1 + _ED25519_SIZE:
+    if len(raw) != 1 + size:
         raise KeyFormatError(
-            f"The {kind} key material is {len(raw)} bytes; expected a type byte and 32 bytes."
+            f"The {kind} key material is {len(raw)} bytes; expected a type byte and {size} bytes."
         )
     if raw[0] != key_type:
         raise KeyFormatError(
@@ -222,9 +224,13 @@ class _SigningKey(_KeyPair):
     def from_key(cls, skey: str) -> Self:
         """The signing key a ``PRIVATE+KEY+<name>+<id>+<base64>`` string encodes."""
         name, kid, seed = _parse_key(skey, cls.KEY_TYPE, private=True)
-        signer = cls(name=name, private_key=Ed25519PrivateKey.from_private_bytes(seed))
+        signer = cls(name=name, private_key=cls._load_seed(seed))
         signer._check_id(kid)
         return signer
+
+    @classmethod
+    def _load_seed(cls, seed: bytes) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(seed)
 
     @property
     def verifier_key(self) -> str:
@@ -233,7 +239,13 @@ class _SigningKey(_KeyPair):
 
 
 class _VerifyingKey(_KeyPair):
+    PUBLIC_SIZE = _ED25519_SIZE
+    ALGORITHM = "Ed25519"
     __slots__ = ("_key",)
+
+    @classmethod
+    def _load_public(cls, raw: bytes) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(raw)
 
     def __init__(self, *, name: str, public_key: Ed25519PublicKey) -> None:
         super().__init__(name, public_key.public_bytes_raw())
@@ -242,11 +254,13 @@ class _VerifyingKey(_KeyPair):
     @classmethod
     def from_key(cls, vkey: str) -> Self:
         """The verifier a ``<name>+<keyid>+<base64>`` string encodes."""
-        name, kid, public = _parse_key(vkey, cls.KEY_TYPE, private=False)
+        name, kid, public = _parse_key(vkey, cls.KEY_TYPE, private=False, size=cls.PUBLIC_SIZE)
         try:
-            key = Ed25519PublicKey.from_public_bytes(public)
+            key = cls._load_public(public)
         except ValueError as err:
-            raise KeyFormatError(f"The {cls.LABEL} key is not an Ed25519 public key.") from err
+            raise KeyFormatError(
+                f"The {cls.LABEL} key is not an {cls.ALGORITHM} public key."
+            ) from err
         verifier = cls(name=name, public_key=key)
         verifier._check_id(kid)
         return verifier

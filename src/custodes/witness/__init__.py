@@ -38,12 +38,15 @@ KEY_FILE = "witness.key"
 DB_FILE = "witness.db"
 
 
-def init_witness(data: Path, name: str) -> str:
-    """Make a witness in ``data``; return its cosignature verifier key. Never overwrites."""
+def init_witness(data: Path, name: str, algorithm: str = "ed25519") -> str:
+    """Make a witness in ``data``; return its cosignature verifier key. Never overwrites.
+
+    ``algorithm`` is ``ed25519`` or ``ml-dsa-44`` (which tlog-witness recommends).
+    """
     key_path = data / KEY_FILE
     if key_path.exists() or (data / DB_FILE).exists():
         raise InstanceExistsError(f"{data} already holds a witness; it is never overwritten.")
-    skey, vkey = generate_cosigner_key(name)
+    skey, vkey = generate_cosigner_key(name, algorithm)
     data.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
