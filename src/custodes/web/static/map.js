@@ -224,12 +224,15 @@
     var cameras = [];
     var vis = [];
 
-    function visible(props) {
-      var statuses = Array.prototype.map.call(
-        form.querySelectorAll("input[name=status]:checked"), function (i) { return i.value; });
+    function filter() {
+      var statuses = {};
+      Array.prototype.forEach.call(
+        form.querySelectorAll("input[name=status]:checked"), function (i) { statuses[i.value] = 1; });
       var cap = form.querySelector("#capability").value;
-      if (statuses.indexOf(props.status) < 0) return false;
-      return !cap || (props.capabilities && props.capabilities[cap] === true);
+      return function (props) {
+        if (!statuses[props.status]) return false;
+        return !cap || (props.capabilities && props.capabilities[cap] === true);
+      };
     }
 
     function popupHtml(p) {
@@ -362,6 +365,7 @@
     }
 
     function render() {
+      var visible = filter(); // the form is read once, not once a camera
       vis = cameras.filter(function (f) { return visible(f.properties); });
       layout();
       fillTable();
