@@ -162,21 +162,18 @@ class _User:
     body: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Decision:
     index: int
     body: dict[str, Any]
     request: str
+    who: str
     user: _User | None
     expires_ms: int | None
 
     @property
     def ev(self) -> Ev:
         return (self.index, self.body)
-
-    @property
-    def who(self) -> str:
-        return str(self.body.get("approver"))
 
 
 @dataclass
@@ -193,12 +190,44 @@ class _Request:
         return (self.index, self.body)
 
 
+_MINUTES: dict[str, int] = {}
+
+
 def _ms(value: Any) -> int | None:
+    """Milliseconds of an RFC 3339 time; None if it is not one (a "cannot check", not a crash).
+
+    The form every entry uses (``2026-01-02T03:04:05.678Z`` or without the
+    fraction) is read by slicing, with the minute's start (checked by the
+    strict :func:`custodes.fleet.model.parse_time`) cached; anything else goes
+    through ``parse_time`` itself.
+    """
     if not isinstance(value, str):
         return None
+    n = len(value)
+    if (n == 24 or n == 20) and value[-1] == "Z" and value[16] == ":":
+        minute = _MINUTES.get(value[:16])
+        if minute is None:
+            minute = _ms_slow(value[:16] + ":00Z")
+            if minute is None:
+                return None
+            if len(_MINUTES) > 50_000:
+                _MINUTES.clear()
+            _MINUTES[value[:16]] = minute
+        ss = value[17:19]
+        if n == 20:
+            if ss.isdigit() and ss < "61":
+                return minute + min(int(ss), 59) * 1000
+        else:
+            frac = value[20:23]
+            if value[19] == "." and ss.isdigit() and frac.isdigit() and ss < "61":
+                return minute + min(int(ss), 59) * 1000 + int(frac)
+    return _ms_slow(value)
+
+
+def _ms_slow(value: str) -> int | None:
     try:
         return parse_time(value, "time")
-    except CustodesError:  # a malformed time is a "cannot check", not a crash
+    except CustodesError:
         return None
 
 
@@ -259,6 +288,21 @@ class _Judge:
         (rep.cannot_check if ok is None else rep.violations).append(v)
         self.out.append(v)
 
+    def passed(self, rules: list[str]) -> None:
+        """Count ``rules`` as checked and passed, in one go."""
+        if not self.counted or not rules:
+            return
+        rep = self.report
+        if self.row is None:
+            self.row = [self.checked[0], self.checked[1].get("type"), self.request, 0, 0]
+            rep.judged.append(self.row)
+        self.row[3] += len(rules)
+        self.row[4] += len(rules)
+        checked, passed = rep.checked, rep.passed
+        for r in rules:
+            checked[r] += 1
+            passed[r] += 1
+
 
 class RuleChecker:
     """Feed entries in log order with :meth:`feed`; read :attr:`report` at any point.
@@ -317,7 +361,8 @@ class RuleChecker:
 
     def _counts(self, j: _Judge, what: str) -> None:
         if j.counted:
-            setattr(self.report, what, getattr(self.report, what) + 1)
+            d = self.report.__dict__
+            d[what] += 1
 
     # -- state -----------------------------------------------------------------------
 
@@ -402,9 +447,10 @@ class RuleChecker:
         return []
 
     def _decision(self, index: int, obj: dict[str, Any]) -> _Decision:
-        who = self._users.get(str(obj.get("approver")))
-        d = _Decision(index, obj, str(obj["request"]), who, _ms(obj.get("expires")))
-        return d
+        who = str(obj.get("approver"))
+        return _Decision(
+            index, obj, str(obj["request"]), who, self._users.get(who), _ms(obj.get("expires"))
+        )
 
     def _approved(self, index: int, obj: dict[str, Any]) -> list[Violation]:
         d = self._decision(index, obj)
@@ -453,7 +499,9 @@ class RuleChecker:
 
     # -- releases --------------------------------------------------------------------
 
-    def _used(self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str) -> list[_Decision]:
+    def _used(
+        self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str, ok: list[str]
+    ) -> list[_Decision]:
         """The approvals a release rests on: named (v2) or all logged before it (v1)."""
         named = obj.get("approvals")
         linked = obj.get("requested")
@@ -478,13 +526,10 @@ class RuleChecker:
                     used.append(d)
         else:
             used = list(req.approvals)
-        j(
-            "release-link",
-            not problems,
-            f"the release of {rid} {'; '.join(problems)}",
-            req.ev,
-            *bad,
-        )
+        if problems:
+            j("release-link", False, f"the release of {rid} {'; '.join(problems)}", req.ev, *bad)
+        else:
+            ok.append("release-link")
         return used
 
     def _released(self, index: int, obj: dict[str, Any]) -> list[Violation]:
@@ -496,50 +541,55 @@ class RuleChecker:
         if req is None:
             j("requested-first", False, f"{rid} was released with no access.requested before")
             return j.out
-        j("requested-first", True, "")
+        # Each rule that holds goes into ``ok`` (counted at the end, in one go);
+        # only a rule that fails builds its sentence and evidence.
+        ok = ["requested-first"]
         rq = req.ev
-        t = _ms(obj.get("time"))
-        used = self._used(j, req, obj, rid)
-        j("approvals-logged", bool(used), f"{rid} was released with no logged access.approved", rq)
-        seen: dict[str, _Decision] = {}
-        dups: list[_Decision] = []
-        for d in used:
-            if d.who in seen:
-                dups.append(d)
-            else:
-                seen[d.who] = d
-        j(
-            "distinct-approvers",
-            not dups,
-            f"{rid} counts more than one approval from {', '.join(sorted({d.who for d in dups}))}",
-            rq,
-            *(d.ev for d in used if d.who in {x.who for x in dups}),
-        )
+        used = self._used(j, req, obj, rid, ok)
+        if used:
+            ok.append("approvals-logged")
+        else:
+            j("approvals-logged", False, f"{rid} was released with no logged access.approved", rq)
+        whos = [d.who for d in used]
+        if len(set(whos)) == len(whos):
+            ok.append("distinct-approvers")
+        else:
+            twice = {w for w in whos if whos.count(w) > 1}
+            j(
+                "distinct-approvers",
+                False,
+                f"{rid} counts more than one approval from {', '.join(sorted(twice))}",
+                rq,
+                *(d.ev for d in used if d.who in twice),
+            )
         requester = req.body.get("requester")
-        selfs = [d for d in used if d.who == requester]
-        j(
-            "not-self-approved",
-            not selfs,
-            f"{rid} was approved by its own requester {requester}",
-            rq,
-            *(d.ev for d in selfs),
-        )
-        self._check_deciders(j, req, used, rid, requester)
-        self._check_policy(j, req, obj, rid)
+        if requester not in whos:
+            ok.append("not-self-approved")
+        else:
+            j(
+                "not-self-approved",
+                False,
+                f"{rid} was approved by its own requester {requester}",
+                rq,
+                *(d.ev for d in used if d.who == requester),
+            )
+        self._check_deciders(j, req, used, rid, requester, ok)
+        self._check_policy(j, req, obj, rid, ok)
+        t = _ms(obj.get("time"))
         if t is None:
             j("approvals-unexpired", None, "cannot check: field missing (time)", rq)
         else:
-            missing = [d for d in used if d.expires_ms is None]
             lapsed = [d for d in used if d.expires_ms is not None and d.expires_ms < t]
-            if lapsed or not missing:
+            missing = [d for d in used if d.expires_ms is None]
+            if lapsed:
                 j(
                     "approvals-unexpired",
-                    not lapsed,
+                    False,
                     f"{rid} was released on an approval that had expired",
                     rq,
                     *(d.ev for d in lapsed),
                 )
-            else:
+            elif missing:
                 j(
                     "approvals-unexpired",
                     None,
@@ -547,22 +597,38 @@ class RuleChecker:
                     rq,
                     *(d.ev for d in missing),
                 )
-        ev_d = (req.denied,) if req.denied else ()
-        j("not-denied", req.denied is None, f"{rid} was denied before its release", rq, *ev_d)
-        ev_e = (req.expired,) if req.expired else ()
-        j("not-expired", req.expired is None, f"{rid} had expired before its release", rq, *ev_e)
-        j(
-            "not-already-released",
-            not req.released,
-            f"{rid} was released a second time",
-            rq,
-            *req.released,
-        )
+            else:
+                ok.append("approvals-unexpired")
+        if req.denied is None:
+            ok.append("not-denied")
+        else:
+            j("not-denied", False, f"{rid} was denied before its release", rq, req.denied)
+        if req.expired is None:
+            ok.append("not-expired")
+        else:
+            j("not-expired", False, f"{rid} had expired before its release", rq, req.expired)
+        if not req.released:
+            ok.append("not-already-released")
+        else:
+            j(
+                "not-already-released",
+                False,
+                f"{rid} was released a second time",
+                rq,
+                *req.released,
+            )
         req.released.append(rel)
+        j.passed(ok)
         return j.out
 
     def _check_deciders(
-        self, j: _Judge, req: _Request, used: list[_Decision], rid: str, requester: Any
+        self,
+        j: _Judge,
+        req: _Request,
+        used: list[_Decision],
+        rid: str,
+        requester: Any,
+        ok: list[str],
     ) -> None:
         """approver-role, approver-scope, enough-approvals and judge-present."""
         rq = req.ev
@@ -580,7 +646,9 @@ class RuleChecker:
                 if u is not None:
                     bad_role.append((u.index, u.body))
                 continue
-            covered = _scope_covers(u.scope, districts, groups, places)
+            covered = (
+                True if u.scope == "all" else _scope_covers(u.scope, districts, groups, places)
+            )
             if covered is False:
                 bad_scope += [d.ev, (u.index, u.body)]
                 continue
@@ -589,14 +657,17 @@ class RuleChecker:
             if d.who != requester:
                 valid.add(d.who)
                 judges += u.role == "judge"
-        j(
-            "approver-role",
-            not bad_role,
-            f"{rid} was approved by someone who did not hold approver or judge then"
-            " (unknown, revoked, or another role)",
-            rq,
-            *bad_role,
-        )
+        if not bad_role:
+            ok.append("approver-role")
+        else:
+            j(
+                "approver-role",
+                False,
+                f"{rid} was approved by someone who did not hold approver or judge then"
+                " (unknown, revoked, or another role)",
+                rq,
+                *bad_role,
+            )
         if bad_scope:
             j("approver-scope", False, f"{rid} was approved outside the approver's scope", rq,
               *bad_scope)  # fmt: skip
@@ -610,62 +681,75 @@ class RuleChecker:
                 *unknown_scope,
             )
         else:
-            j("approver-scope", True, "")
-        needs = req.body.get("needs")
+            ok.append("approver-scope")
+        needs = body.get("needs")
         if not isinstance(needs, dict) or not isinstance(needs.get("approvals"), int):
             j("enough-approvals", None, "cannot check: field missing (needs)", rq)
             j("judge-present", None, "cannot check: field missing (needs)", rq)
             return
         want, want_judge = needs["approvals"], bool(needs.get("judge"))
-        want_judge = want_judge or req.body.get("sensitive") is True
-        pv = req.body.get("policy")
+        want_judge = want_judge or body.get("sensitive") is True
+        pv = body.get("policy")
         pol = self._policy(pv) if isinstance(pv, int) else None
-        cams, window = req.body.get("cameras"), req.body.get("window_s")
+        cams, window = body.get("cameras"), body.get("window_s")
         if pol is not None and isinstance(cams, int) and isinstance(window, int):
-            p_want, _judge, _why = pol.needs(cams, window, bool(req.body.get("sensitive")))
+            p_want, _judge, _why = pol.needs(cams, window, bool(body.get("sensitive")))
             want = max(want, p_want)
-        evidence = [d.ev for d in used]
-        j(
-            "enough-approvals",
-            len(valid) >= want,
-            f"{rid} needs {want} approvals and has {len(valid)} valid",
-            rq,
-            *evidence,
-        )
-        j(
-            "judge-present",
-            not want_judge or judges > 0,
-            f"{rid} needs a judge and none approved",
-            rq,
-            *evidence,
-        )
+        if len(valid) >= want:
+            ok.append("enough-approvals")
+        else:
+            j(
+                "enough-approvals",
+                False,
+                f"{rid} needs {want} approvals and has {len(valid)} valid",
+                rq,
+                *(d.ev for d in used),
+            )
+        if not want_judge or judges > 0:
+            ok.append("judge-present")
+        else:
+            j(
+                "judge-present",
+                False,
+                f"{rid} needs a judge and none approved",
+                rq,
+                *(d.ev for d in used),
+            )
 
-    def _check_policy(self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str) -> None:
+    def _check_policy(
+        self, j: _Judge, req: _Request, obj: dict[str, Any], rid: str, ok: list[str]
+    ) -> None:
         rq = req.ev
         pv = req.body.get("policy")
         if not isinstance(pv, int):
             j("policy-logged", None, "cannot check: field missing (policy)", rq)
         else:
             pol = self._policies.get(pv)
-            j(
-                "policy-logged",
-                pol is not None and pol[0] < req.index,
-                f"{rid} was judged under policy version {pv}, which the log did not hold before",
-                rq,
-                *((pol,) if pol else ()),
-            )
+            if pol is not None and pol[0] < req.index:
+                ok.append("policy-logged")
+            else:
+                j(
+                    "policy-logged",
+                    False,
+                    f"{rid} was judged under policy version {pv}, which the log did not hold"
+                    " before",
+                    rq,
+                    *((pol,) if pol else ()),
+                )
         if "policy" in obj:
             named = obj["policy"]
             latest = self._latest_policy
-            ev = (self._policies[latest],) if latest is not None else ()
-            j(
-                "policy-in-force",
-                named == latest and latest is not None,
-                f"the release of {rid} names policy version {named!r}; the log's latest"
-                f" is {latest!r}",
-                rq,
-                *ev,
-            )
+            if named == latest and latest is not None:
+                ok.append("policy-in-force")
+            else:
+                j(
+                    "policy-in-force",
+                    False,
+                    f"the release of {rid} names policy version {named!r}; the log's latest"
+                    f" is {latest!r}",
+                    rq,
+                    *((self._policies[latest],) if latest is not None else ()),
+                )
 
     # -- disclosures -------------------------------------------------------------------
 
