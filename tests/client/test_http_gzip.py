@@ -177,3 +177,35 @@ def test_the_client_survives_pickling_for_worker_processes() -> None:
     client = HttpClient(timeout=3.0, user_agent="x", limit=5)
     copy = pickle.loads(pickle.dumps(client))
     assert (copy.timeout, copy.user_agent, copy.limit) == (3.0, "x", 5)
+
+
+def test_the_proxy_the_environment_names_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            lines.append(self.requestline)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("no_proxy", "direct.invalid")
+        client = HttpClient(timeout=5)
+        assert client.get("http://log.invalid/log/checkpoint").body == b"ok"
+        assert lines == ["GET http://log.invalid/log/checkpoint HTTP/1.1"]
+        with pytest.raises(OSError):  # no_proxy: straight to a host that does not exist
+            client.get("http://direct.invalid/checkpoint")
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()

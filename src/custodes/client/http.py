@@ -6,7 +6,8 @@ serve entry bundles compressed either way).  Each thread keeps one
 connection per host and reuses it; a request that fails on a reused
 connection is sent once more on a fresh one, since the server may have
 closed it while idle.  After a fork the child opens its own connections.
-Redirects are followed (up to :data:`MAX_REDIRECTS`).
+Redirects are followed (up to :data:`MAX_REDIRECTS`), and the proxy named by
+``http_proxy``/``https_proxy`` is used as urllib would (``no_proxy`` too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import http.client
 import os
 import threading
+import urllib.request
 import zlib
 from dataclasses import dataclass
 from email.message import Message
@@ -73,6 +75,23 @@ def decode_body(data: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
+class _ProxiedConnection(http.client.HTTPConnection):
+    """A connection to a plain HTTP proxy (requests name the whole URL)."""
+
+
+def _proxy_for(scheme: str, netloc: str) -> str | None:
+    """The ``host:port`` of the proxy the environment names for this URL, if any.
+
+    As urllib does: ``http_proxy``/``https_proxy``, except hosts in ``no_proxy``.
+    """
+    proxy = urllib.request.getproxies().get(scheme)
+    host = netloc.rsplit("@", 1)[-1]
+    if not proxy or urllib.request.proxy_bypass(host.split(":")[0] if "]" not in host else host):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return parts.netloc.rsplit("@", 1)[-1] or None
+
+
 class HttpClient:
     """GET and POST over one kept-alive connection per host and thread."""
 
@@ -118,7 +137,15 @@ class HttpClient:
                 self._open.add(conn)  # close() may have closed it; it reopens itself
             return conn, conn.sock is not None
         cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        conn = pool[(scheme, netloc)] = cls(netloc, timeout=self.timeout)
+        proxy = _proxy_for(scheme, netloc)
+        if proxy is None:
+            conn = cls(netloc, timeout=self.timeout)
+        elif scheme == "https":  # through the proxy by CONNECT
+            conn = http.client.HTTPSConnection(proxy, timeout=self.timeout)
+            conn.set_tunnel(netloc)
+        else:  # a plain HTTP proxy takes the whole URL as the target
+            conn = _ProxiedConnection(proxy, timeout=self.timeout)
+        pool[(scheme, netloc)] = conn
         with self._lock:
             self._open.add(conn)
         return conn, False
@@ -146,6 +173,7 @@ class HttpClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise OSError(f"{url} is not an http(s) URL")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        full = f"{parts.scheme}://{parts.netloc}{target}"
         send = {
             "Host": parts.netloc,
             "User-Agent": self.user_agent,
@@ -155,7 +183,8 @@ class HttpClient:
         for attempt in (0, 1):
             conn, reused = self._connection(parts.scheme, parts.netloc)
             try:
-                conn.request(method, target, body=body, headers=send)
+                proxied = isinstance(conn, _ProxiedConnection)
+                conn.request(method, full if proxied else target, body=body, headers=send)
                 resp = conn.getresponse()
                 raw = resp.read(self.limit + 1)
                 if not resp.isclosed():
