@@ -69,6 +69,7 @@ def _register() -> None:
     """Add every command group.  Each module imports its heavy libraries lazily."""
     from custodes.cli.access_cmd import access_group
     from custodes.cli.agent_cmd import agent_cmd
+    from custodes.cli.custody_cmd import custodian_group, custody_group
     from custodes.cli.demo_cmd import demo_city_cmd, demo_feed_cmd
     from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
     from custodes.cli.geo_cmd import geo_group
@@ -104,6 +105,8 @@ def _register() -> None:
         shards_group,
         demo_city_cmd,
         demo_feed_cmd,
+        custodian_group,
+        custody_group,
     ):
         cli.add_command(command)
 

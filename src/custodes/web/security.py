@@ -47,7 +47,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PUBLIC_WRITES = frozenset({"/login", "/logout"})
+PUBLIC_WRITES = frozenset({"/login", "/logout", "/custody/entries"})  # signed entries
 UPLOAD_PATHS = frozenset({"/fleet/archive"})
 LOGIN_LIMIT = 64 << 10
 

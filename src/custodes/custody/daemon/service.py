@@ -1,0 +1,430 @@
+"""``custodes custodian serve``: a custodian that follows the log and answers for releases.
+
+It follows the log like a monitor (:class:`~custodes.monitor.Monitor`: every checkpoint
+verified with the log key and the witness policy, every new entry hashed into the tree it
+signs), folds the custody entries (:class:`~.ledger.CustodyLog`), and takes its part in each
+epoch's DKG (:func:`~.custodian.dkg_actions`) by posting signed entries to the log server's
+``POST /custody/entries``.
+
+Routes:
+
+``GET /key``        its name, verifier key and encryption key (for ``custody init``)
+``GET /answers``    every answer it gave, JSON Lines, append-only (no partials in it)
+``GET /status``     what it has followed: size, custodian set, epochs
+``POST /sign-set``  its signature of a first custodian set that names it as it is
+``POST /partials``  partial decryptions for one logged release (:func:`check_release`)
+
+``POST /partials`` answers only when every step of :func:`check_release` passes, and
+otherwise 403 with one sentence saying which did not.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import binascii
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from custodes.client.http import HttpClient
+from custodes.client.source import HttpSource
+from custodes.client.verify import WitnessPolicy
+from custodes.custody.daemon.custodian import CustodianDir, dkg_actions
+from custodes.custody.daemon.entries import CustodianSet, now_ms, sign_set
+from custodes.custody.daemon.ledger import CustodyLog
+from custodes.custody.errors import CustodyFormatError
+from custodes.custody.group import Point, b64decode, b64encode
+from custodes.custody.kem import SegmentId, partial_decrypt
+from custodes.errors import CustodesError
+from custodes.monitor import Monitor
+from custodes.tlog import NoteVerifier, SignedCheckpoint, leaf_hash, open_checkpoint
+from custodes.tlog.merkle import check_inclusion
+
+__all__ = ["Follower", "Refusal", "check_release", "create_custodian_app", "release_name"]
+
+_log = logging.getLogger("custodes.custodian")
+_SKIP = ("segments.batch", "fleet.heard")  # entries the custodian need not keep
+MAX_BODY = 8 << 20
+MAX_SEGMENTS = 10_000
+RESEND_S = 10.0
+
+
+class Refusal(Exception):
+    """Why a custodian will not answer, in one sentence."""
+
+
+def release_name(origin: str, index: int) -> str:
+    """What a partial is bound to: the log and the index of its ``access.released``."""
+    return f"{origin}#{index}"
+
+
+class _Collect:
+    """A monitor check that hands every verified new entry to the follower."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+
+    def check_entry(self, index: int, entry: bytes) -> None:
+        self.follower._entry(index, entry)
+
+    def check_checkpoint(self, signed: SignedCheckpoint) -> list[Any]:
+        self.follower.signed = signed
+        return []
+
+
+@dataclass
+class Follower:
+    me: CustodianDir
+    log_url: str
+    verifier: NoteVerifier
+    witnesses: WitnessPolicy | None = None
+    ahead: int = 1
+    custody: CustodyLog = field(default_factory=CustodyLog)
+    entries: dict[int, bytes] = field(default_factory=dict)
+    signed: SignedCheckpoint | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log_url = self.log_url.rstrip("/")
+        self.monitor = Monitor(
+            source=HttpSource(self.log_url + "/log", timeout=10),
+            verifier=self.verifier,
+            witnesses=self.witnesses,
+            checks=(_Collect(self),),
+        )
+        self.lock = threading.RLock()
+        self.http = HttpClient(timeout=10, user_agent="custodes-custodian")
+        self._sent: dict[str, float] = {}
+
+    @property
+    def size(self) -> int:
+        return self.custody.size
+
+    def _entry(self, index: int, entry: bytes) -> None:
+        try:
+            obj = json.loads(entry)
+        except ValueError:
+            obj = None
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind not in _SKIP:
+            self.entries[index] = entry
+        self.custody.feed(index, obj)
+
+    def follow(self) -> None:
+        """One monitor round: verify and fold what is new."""
+        with self.lock:
+            for alert in self.monitor.round():
+                self.alerts.append(alert.as_json())
+                _log.warning("log alert: %s", alert.message)
+
+    def step(self) -> int:
+        """Follow, then post this custodian's DKG messages; how many were posted."""
+        self.follow()
+        with self.lock:
+            actions = dkg_actions(self.me, self.custody, now_ms(), ahead=self.ahead)
+        posted = 0
+        now = time.monotonic()
+        for key, entry in actions:
+            if now - self._sent.get(key, -RESEND_S) < RESEND_S:
+                continue
+            self._sent[key] = now
+            if self.post(entry):
+                posted += 1
+            else:
+                self._sent.pop(key, None)
+        return posted
+
+    def post(self, entry: dict[str, Any]) -> bool:
+        try:
+            r = self.http.request(
+                "POST",
+                self.log_url + "/custody/entries",
+                body=json.dumps(entry).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except (OSError, CustodesError) as exc:
+            _log.warning("cannot post %s: %s", entry.get("type"), exc)
+            return False
+        if r.status >= 300:
+            _log.warning("the log refused %s: %s", entry.get("type"), r.body[:300])
+        return r.status < 300
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:  # keep following; the next round retries
+                _log.exception("custodian round failed; retrying")
+            stop.wait(interval)
+
+
+def _proof(obj: object, what: str) -> list[bytes]:
+    if not isinstance(obj, list) or len(obj) > 64:
+        raise Refusal(f"the {what} proof is not a list of hashes.")
+    try:
+        return [base64.b64decode(h, validate=True) for h in obj]
+    except (binascii.Error, TypeError, ValueError):
+        raise Refusal(f"the {what} proof is not base64.") from None
+
+
+def _entry_at(obj: object, what: str) -> tuple[int, bytes, list[bytes], dict[str, Any]]:
+    if not isinstance(obj, dict) or set(obj) != {"index", "entry", "proof"}:
+        raise Refusal(f"the {what} must be given as index, entry and proof.")
+    index, text = obj["index"], obj["entry"]
+    if type(index) is not int or index < 0 or not isinstance(text, str):
+        raise Refusal(f"the {what} must be given as a log index and its entry's text.")
+    raw = text.encode()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise Refusal(f"the {what} entry is not JSON.") from None
+    if not isinstance(body, dict):
+        raise Refusal(f"the {what} entry is not a JSON object.")
+    return index, raw, _proof(obj["proof"], what), body
+
+
+def public_rules_violation(entries: list[tuple[int, Any]], index: int) -> str | None:
+    """The public-rules hook: a violation of the rules by the release at ``index``, or None.
+
+    Kept to this one function: it calls ``custodes.access.public_rules.check_log`` if the
+    installed version has it, over the entries this custodian has followed.
+    """
+    try:
+        from custodes.access import public_rules
+    except ImportError:
+        return None
+    check_log = getattr(public_rules, "check_log", None)
+    if check_log is None:
+        return None
+    report = check_log(entries)
+    for v in report.violations:
+        if v.index == index:
+            return f"the release breaks the public rule {v.rule}: {v.reason}"
+    return None
+
+
+def check_release(
+    f: Follower, body: object
+) -> tuple[str, dict[str, Any], list[tuple[SegmentId, Point, str]]]:
+    """Steps that must all pass before a custodian answers; raise :class:`Refusal` if not.
+
+    (1) The checkpoint verifies with the log key and the witness policy.
+    (2) The release is an ``access.released`` entry included in that checkpoint.
+    (3) The custodian has followed the log up to that checkpoint (it follows again if
+        not), the entry at that index is the same, and the public rules hold for it.
+    (4) Each segment record is in a ``segments.batch`` entry included in the checkpoint
+        (the record in the batch's tree, the batch in the log), and the release names
+        its plaintext digest.
+    (5) Each segment's epoch is not shredded here, nor gone in the log, and this
+        custodian holds its share.
+
+    Returns (release name, the release entry, the segments with their ephemeral keys).
+    """
+    if not isinstance(body, dict) or set(body) != {"checkpoint", "release", "segments"}:
+        raise Refusal("the request must give checkpoint, release and segments.")
+    # (1)
+    note = body["checkpoint"]
+    if not isinstance(note, str) or len(note) > 65536:
+        raise Refusal("the checkpoint must be the signed note's text.")
+    cosigners = f.witnesses.witnesses if f.witnesses else ()
+    try:
+        signed = open_checkpoint(note.encode(), f.verifier, cosigners=cosigners)
+        if f.witnesses is not None:
+            f.witnesses.check(signed)
+    except CustodesError as exc:
+        raise Refusal(f"the checkpoint does not verify: {exc}.") from None
+    cp = signed.checkpoint
+    # (2)
+    index, raw, proof, release = _entry_at(body["release"], "release")
+    if release.get("type") != "access.released":
+        raise Refusal(f"entry {index} is not an access.released entry.")
+    try:
+        check_inclusion(proof, index=index, size=cp.size, leaf=leaf_hash(raw), root=cp.root_hash)
+    except CustodesError:
+        raise Refusal(f"the release is not included in the checkpoint of size {cp.size}.") from None
+    # (3)
+    if f.size < cp.size:
+        f.follow()
+    with f.lock:
+        if f.size < cp.size:
+            raise Refusal(
+                f"this custodian has followed the log to size {f.size} only, short of {cp.size}."
+            )
+        if f.entries.get(index) != raw:
+            raise Refusal(f"entry {index} of the log this custodian follows is another entry.")
+        kept = [(i, json.loads(f.entries[i])) for i in sorted(f.entries) if i <= index]
+        custody = f.custody
+    violation = public_rules_violation(kept, index)
+    if violation:
+        raise Refusal(violation[0].upper() + violation[1:].rstrip(".") + ".")
+    named = release.get("segments")
+    if not isinstance(named, list):
+        raise Refusal("the release names no segments.")
+    # (4)
+    segs = body["segments"]
+    if not isinstance(segs, list) or not 0 < len(segs) <= MAX_SEGMENTS:
+        raise Refusal(f"give 1 to {MAX_SEGMENTS} segments.")
+    out: list[tuple[SegmentId, Point, str]] = []
+    for n, s in enumerate(segs):
+        if not isinstance(s, dict) or set(s) != {"record", "position", "proof", "batch"}:
+            raise Refusal(f"segment {n} must give record, position, proof and batch.")
+        bindex, braw, bproof, batch = _entry_at(s["batch"], f"segment {n}'s batch")
+        if batch.get("type") != "segments.batch":
+            raise Refusal(f"entry {bindex} is not a segments.batch entry.")
+        try:
+            check_inclusion(
+                bproof, index=bindex, size=cp.size, leaf=leaf_hash(braw), root=cp.root_hash
+            )
+        except CustodesError:
+            raise Refusal(f"segment {n}'s batch is not included in the checkpoint.") from None
+        record, pos = s["record"], s["position"]
+        if not isinstance(record, str) or type(pos) is not int:
+            raise Refusal(f"segment {n}'s record must be its text and position.")
+        count, root = batch.get("count"), batch.get("root")
+        try:
+            check_inclusion(
+                _proof(s["proof"], f"segment {n}"),
+                index=pos,
+                size=count if type(count) is int else 0,
+                leaf=leaf_hash(record.encode()),
+                root=bytes.fromhex(root) if isinstance(root, str) else b"",
+            )
+        except (CustodesError, ValueError):
+            raise Refusal(f"segment {n} is not in the batch at entry {bindex}.") from None
+        try:
+            rec = json.loads(record)
+        except ValueError:
+            raise Refusal(f"segment {n}'s record is not JSON.") from None
+        if not isinstance(rec, dict):
+            raise Refusal(f"segment {n}'s record is not a JSON object.")
+        if rec.get("sha256") not in named:
+            raise Refusal(
+                f"segment {rec.get('camera')}@{rec.get('start')} is not one the release names."
+            )
+        try:
+            seg = SegmentId(
+                epoch=rec.get("epoch"), camera=rec.get("camera"), start=rec.get("start")
+            )  # type: ignore[arg-type]
+            eph = Point.decode(b64decode(rec.get("ephemeral"), 32, what="ephemeral"))
+        except CustodyFormatError:
+            raise Refusal(f"segment {n}'s record carries no valid custody fields.") from None
+        # (5)
+        if seg.epoch in f.me.state.shredded or custody.gone(seg.epoch):
+            raise Refusal(f"epoch {seg.epoch} was shredded; its footage is gone.")
+        if seg.epoch not in f.me.state.shares:
+            raise Refusal(f"this custodian holds no share of epoch {seg.epoch}.")
+        out.append((seg, eph, rec["sha256"]))
+    return release_name(cp.origin, index), release, out
+
+
+def answer(f: Follower, body: object) -> dict[str, Any]:
+    """Check, record durably, then return the partials (raises :class:`Refusal`)."""
+    name, release, segs = check_release(f, body)
+    partials = [
+        partial_decrypt(f.me.state.shares[seg.epoch], eph, seg, release=name).to_json()
+        for seg, eph, _ in segs
+    ]
+    f.me.append_answer(
+        {
+            "time": now_ms(),
+            "release": name,
+            "request": release.get("request"),
+            "segments": [
+                {"camera": s.camera, "start": s.start, "epoch": s.epoch, "sha256": d}
+                for s, _, d in segs
+            ],
+        }
+    )
+    j = None
+    cset = f.custody.epoch_set(segs[0][0].epoch)
+    if cset is not None:
+        j = cset.position(f.me.name)
+    return {"custodian": f.me.name, "index": j, "release": name, "partials": partials}
+
+
+def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Starlette:
+    stop = threading.Event()
+    thread = threading.Thread(target=f.run, args=(stop, interval), name="follower", daemon=True)
+
+    async def key(request: Request) -> Response:
+        pub = f.me.state.encryption_key.public
+        return JSONResponse(
+            {"name": f.me.name, "vkey": f.me.vkey, "key": b64encode(pub.encode()), "url": url}
+        )
+
+    async def answers(request: Request) -> Response:
+        return Response(f.me.answers(), media_type="application/x-ndjson")
+
+    async def status(request: Request) -> Response:
+        with f.lock:
+            return JSONResponse({"size": f.size, **f.custody.status(), "alerts": f.alerts[-20:]})
+
+    async def partials(request: Request) -> Response:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return JSONResponse({"error": "The request is too large."}, status_code=413)
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"error": "The request is not JSON."}, status_code=400)
+        try:
+            from starlette.concurrency import run_in_threadpool
+
+            result = await run_in_threadpool(answer, f, obj)
+        except Refusal as exc:
+            return JSONResponse({"error": str(exc)}, status_code=403)
+        return JSONResponse(result)
+
+    async def sign(request: Request) -> Response:
+        try:
+            obj = json.loads(await request.body())
+            new = CustodianSet.from_body(obj)
+        except (ValueError, CustodyFormatError) as exc:
+            return JSONResponse({"error": f"Not a custodian set: {exc}."}, status_code=400)
+        with f.lock:
+            current = f.custody.current
+        mine = new.by_name(f.me.name)
+        if current is not None:
+            return JSONResponse(
+                {
+                    "error": "A custodian set is logged already; a change needs its custodians'"
+                    " own decision (custodian sign-set)."
+                },
+                status_code=403,
+            )
+        if mine is None or mine.vkey != f.me.vkey or mine.key != f.me.state.encryption_key.public:
+            return JSONResponse(
+                {"error": "The set does not name this custodian with its keys."}, status_code=403
+            )
+        return JSONResponse(sign_set(obj, f.me.signer))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+    app = Starlette(
+        routes=[
+            Route("/key", key),
+            Route("/answers", answers),
+            Route("/status", status),
+            Route("/healthz", lambda r: JSONResponse({"status": "ok"})),
+            Route("/partials", partials, methods=["POST"]),
+            Route("/sign-set", sign, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    return app

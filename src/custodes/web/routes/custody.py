@@ -1,0 +1,113 @@
+"""``POST /custody/entries``: custodians append their signed entries to the log.
+
+No token: the entry's own signature is its credential.  The server folds the custody
+entries it has sequenced (:class:`~custodes.custody.daemon.ledger.CustodyLog`) and appends
+an entry only if a reader of the log would accept it: a ``custody.set`` signed as
+:func:`~custodes.custody.daemon.entries.accept_set` requires, any other custody entry
+signed by a custodian of the set it names.  A second ``custody.epoch`` for one epoch is
+refused (409), so that custodians racing to log the key leave one entry.  Readers check
+everything again; this only keeps rubbish out of the log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from custodes.custody.daemon.ledger import CustodyLog
+from custodes.errors import CustodesError
+from custodes.records.canonical import canonicalize
+
+router = APIRouter(tags=["custody"])
+
+_MAX_BODY = 64 << 10
+_folds: dict[int, tuple[threading.Lock, CustodyLog]] = {}
+
+
+def _fold(svc: Any) -> tuple[threading.Lock, CustodyLog]:
+    key = id(svc)
+    if key not in _folds:
+        _folds[key] = (threading.Lock(), CustodyLog())
+    return _folds[key]
+
+
+def _catch_up(log: Any, fold: CustodyLog) -> None:
+    end = log.store.next_index()
+    start = fold.size
+    while start < end:
+        stop = min(end, start + 4096)
+        for i, raw in enumerate(log.store.read_entries(start, stop), start):
+            if b'"custody.' not in raw:
+                fold.size = i + 1
+                continue
+            try:
+                fold.feed(i, json.loads(raw))
+            except ValueError:
+                fold.size = i + 1
+        start = stop
+
+
+def _append(svc: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
+    lock, fold = _fold(svc)
+
+    def work(log: Any) -> tuple[int, int | str]:
+        _catch_up(log, fold)
+        before = len(fold.rejected)
+        kind = obj.get("type")
+        if kind == "custody.epoch":
+            view = fold.view(str(obj.get("epoch")))
+            if view is not None and view.logged is not None:
+                return 409, f"the key of epoch {obj.get('epoch')} is logged already"
+        sets, msgs = len(fold.sets), sum(len(fold.messages(e)) for e in fold.epochs())
+        shredded = {e: set(v) for e, v in fold.shredded.items()}
+        fold_size = fold.size
+        fold.feed(fold_size, obj)
+        if len(fold.rejected) > before:
+            reason = fold.rejected.pop()[1]
+            fold.size = fold_size
+            return 403, reason
+        accepted = (
+            len(fold.sets) > sets
+            or sum(len(fold.messages(e)) for e in fold.epochs()) > msgs
+            or fold.shredded != shredded
+        )
+        if not accepted:
+            fold.size = fold_size
+            return 403, "not a custody entry"
+        try:
+            first, _ = log.append([canonicalize(obj)])
+        except BaseException:
+            _folds.pop(id(svc), None)  # the fold took an entry the log did not: refold
+            raise
+        if first != fold_size:  # another writer got in between: refold from the log
+            _folds.pop(id(svc), None)
+        return 200, first
+
+    with lock:
+        result: tuple[int, int | str] = svc.write(work)
+        return result
+
+
+@router.post("/custody/entries", summary="Append a custodian-signed custody entry")
+async def custody_entries(request: Request) -> JSONResponse:
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        return JSONResponse({"error": "the entry is too large"}, status_code=413)
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return JSONResponse({"error": "the entry is not JSON"}, status_code=400)
+    if not isinstance(obj, dict) or not str(obj.get("type", "")).startswith("custody."):
+        return JSONResponse({"error": "expected a custody.* entry"}, status_code=400)
+    try:
+        status, out = await run_in_threadpool(_append, request.app.state.ledger, obj)
+    except CustodesError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    if status != 200:
+        return JSONResponse({"error": out}, status_code=status)
+    return JSONResponse({"index": out})

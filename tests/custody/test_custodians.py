@@ -1,0 +1,252 @@
+"""Custodians as real processes on loopback: the DKG through the log, and who answers what.
+
+One network for the module (a log server, a witness, three custodians, 2 of 3); the tests
+run in order, the destructive ones (a custodian down, shredding, a set change) last.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custodes.custody import NotEnoughPartialsError, decrypt_stream
+from custodes.custody.daemon import ask_custodians, open_segments, partials_request, release_name
+from custodes.custody.daemon.custodian import CustodianDir
+from custodes.custody.daemon.entries import format_ms, now_ms, sign_set
+from tests.conftest import run_cli
+from tests.custody.network import (
+    ORIGIN,
+    Network,
+    http,
+    network,
+    record_segments,
+    release_entries,
+    segment_proofs,
+    today,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.timeout(600) if hasattr(pytest.mark, "timeout") else []
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with network(tmp_path_factory.mktemp("custody")) as n:
+        specs = []
+        for _, vkey, url, _ in n.custodians:
+            specs += ["--custodian", f"{vkey}@{url}"]
+        run_cli(
+            "custody", "init", "--threshold", "2", *specs, "--server", n.url,
+            "--dkg-deadline", "3", data=n.log_data,
+        )  # fmt: skip
+        yield n
+
+
+@pytest.fixture(scope="module")
+def scene(net: Network) -> dict[str, Any]:
+    """The epoch ready; three segments recorded; a release of the first two, logged."""
+    custody = wait_ready(net, [today()])
+    public = custody.epoch_public(today())
+    assert public is not None
+    footage = record_segments(public, 3, now_ms() - 60_000)
+    digests = [json.loads(r)["sha256"] for r in footage.records[:2]]
+    first = net.append_offline([footage.batch, *release_entries(digests, now_ms())])
+    batch, release, bad = first, first + 6, first + 7
+    note = net.wait_size(bad + 1)
+    size = int(note.split(b"\n")[1])
+    return {
+        "footage": footage,
+        "note": note,
+        "size": size,
+        "batch": batch,
+        "release": release,
+        "bad": bad,
+        "proofs": segment_proofs(net, footage, batch, size),
+    }
+
+
+def _body(net: Network, s: dict[str, Any], *, release: str = "release", segs: Any = None,
+          note: bytes | None = None) -> dict[str, Any]:  # fmt: skip
+    index = s[release]
+    proofs = s["proofs"][:2] if segs is None else segs
+    return partials_request(
+        note or s["note"], index, net.entry(index), net.proof(index, s["size"]), proofs
+    )
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    return http("POST", url + "/partials", body)
+
+
+def test_init_makes_a_private_directory_and_prints_the_key_last(tmp_path: Path) -> None:
+    out = run_cli("custodian", "init", "--name", "solo.example", data=tmp_path / "c")
+    assert out.stdout.decode().strip().startswith("solo.example+")
+    assert len(out.stdout.decode().strip().splitlines()) == 1
+    assert b"created" in out.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "c").st_mode) == 0o700
+    for name in ("custodian.key", "state.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / "c" / name).st_mode) == 0o600
+    again = run_cli("custodian", "init", "--name", "solo.example", data=tmp_path / "c", check=False)
+    assert again.returncode != 0
+
+
+def test_a_2_of_3_dkg_completes_through_the_log_and_logs_the_epoch_key(net: Network) -> None:
+    tomorrow = format_ms(now_ms() + 86_400_000)[:10]
+    custody = wait_ready(net, [today(), tomorrow])
+    public = custody.epoch_public(today())
+    assert public is not None and public.threshold == 2 and public.qualified == (1, 2, 3)
+    for cdir, _, _, _ in net.custodians:
+        state = CustodianDir.load(cdir).state
+        assert today() in state.shares and tomorrow in state.shares
+        assert state.shares[today()].public == public
+        assert not list((cdir / "pending").glob("*.json"))
+    out = run_cli("custody", "status", "--server", net.url, "--json", data=net.log_data)
+    status = json.loads(out.stdout)
+    states = {e["epoch"]: e["state"] for e in status["epochs"]}
+    assert states[today()] == "ready" and states[tomorrow] == "ready"
+    assert [c["name"] for c in status["set"]["custodians"]] == [
+        "c1.test.example", "c2.test.example", "c3.test.example",
+    ]  # fmt: skip
+    text = run_cli("custody", "status", "--server", net.url, data=net.log_data).stdout.decode()
+    assert f"epoch {today()}: ready" in text and "2 of 3" in text
+
+
+def test_custodians_answer_for_a_logged_release_and_t_answers_open_it(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    body = _body(net, scene)
+    custody = net.custody()
+    got = ask_custodians(custody.current, body)  # type: ignore[arg-type]
+    assert not got.refused and not got.unreachable, (got.refused, got.unreachable)
+    name = release_name(ORIGIN, scene["release"])
+    opened = open_segments(custody, got, scene["proofs"][:2], release=name)
+    f = scene["footage"]
+    for k, o in enumerate(opened):
+        out = io.BytesIO()
+        decrypt_stream(io.BytesIO(f.cipher[k]), out, key=o.key, segment=str(scene["proofs"][k].segment()[0]))
+        assert out.getvalue() == f.plain[k]
+
+
+def test_a_release_not_in_the_log_is_refused(net: Network, scene: dict[str, Any]) -> None:
+    body = _body(net, scene)
+    forged = json.loads(body["release"]["entry"])
+    forged["request"] = "r-forged"
+    body["release"]["entry"] = json.dumps(forged, separators=(",", ":"))
+    status, out = _post(net.custodians[0][2], body)
+    assert status == 403 and "not included" in out["error"]
+
+
+def test_a_checkpoint_without_the_witness_quorum_is_refused(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    lines = scene["note"].split(b"\n")
+    log_name = ORIGIN.encode()
+    kept = [ln for ln in lines if not ln.startswith(b"\xe2\x80\x94 ") or log_name in ln]
+    status, out = _post(net.custodians[0][2], _body(net, scene, note=b"\n".join(kept)))
+    assert status == 403 and "witness" in out["error"], out
+
+
+def test_a_segment_the_release_does_not_name_is_refused(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    status, out = _post(net.custodians[1][2], _body(net, scene, segs=scene["proofs"]))
+    assert status == 403 and "not one the release names" in out["error"], out
+
+
+def test_a_release_that_breaks_the_public_rules_is_refused(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    status, out = _post(net.custodians[0][2], _body(net, scene, release="bad"))
+    assert status == 403 and "requested-first" in out["error"], out
+
+
+def test_the_answer_record_is_append_only_and_public(net: Network, scene: dict[str, Any]) -> None:
+    url = net.custodians[0][2]
+    before = _answers(url)
+    assert before, "the answers given above are recorded"
+    assert _post(url, _body(net, scene))[0] == 200
+    after = _answers(url)
+    assert after[: len(before)] == before and len(after) == len(before) + 1
+    last = json.loads(after[-1])
+    assert last["release"] == release_name(ORIGIN, scene["release"])
+    assert "partials" not in last and len(last["segments"]) == 2
+
+
+def _answers(url: str) -> list[bytes]:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/answers", timeout=10) as r:
+        return bytes(r.read()).splitlines()
+
+
+def test_with_n_minus_t_custodians_down_the_rest_still_open(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    net.custodians[2][3].stop()
+    try:
+        custody = net.custody()
+        body = _body(net, scene)
+        got = ask_custodians(custody.current, body, timeout=3)  # type: ignore[arg-type]
+        assert list(got.unreachable) == ["c3.test.example"]
+        name = release_name(ORIGIN, scene["release"])
+        assert len(open_segments(custody, got, scene["proofs"][:2], release=name)) == 2
+        net.custodians[1][3].stop()
+        got = ask_custodians(custody.current, body, timeout=3)  # type: ignore[arg-type]
+        with pytest.raises(NotEnoughPartialsError):
+            open_segments(custody, got, scene["proofs"][:2], release=name)
+    finally:
+        for _, _, _, p in net.custodians:
+            if p.proc is None:
+                p.start()
+
+
+def test_a_shredded_epoch_refuses_and_is_gone_once_n_minus_t_plus_1_shred(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    after = format_ms(now_ms() + 86_400_000)[:10]
+    c1 = net.custodians[0]
+    out = run_cli("custodian", "shred", "--before", after, "--log", net.url, data=c1[0])
+    assert json.loads(out.stdout)["shredded"] == [today()]
+    assert today() not in CustodianDir.load(c1[0]).state.shares
+    status, body = _post(c1[2], _body(net, scene))
+    assert status == 403 and "shredded" in body["error"], body
+    run_cli("custodian", "shred", "--before", after, "--log", net.url, data=net.custodians[1][0])
+    net.wait_size(scene["size"] + 2)
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        st = json.loads(
+            run_cli("custody", "status", "--server", net.url, "--json", data=net.log_data).stdout
+        )
+        states = {e["epoch"]: e["state"] for e in st["epochs"]}
+        if states[today()] == "gone":
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    status, body = _post(net.custodians[2][2], _body(net, scene))
+    assert status == 403 and "shredded" in body["error"], body
+
+
+def test_changing_the_set_needs_t_signatures_of_current_custodians(net: Network) -> None:
+    custody = net.custody()
+    current = custody.current
+    assert current is not None
+    from custodes.custody.daemon.entries import CustodianSet
+
+    new = CustodianSet(current.number + 1, 2, 3, current.custodians[:2])
+    body = new.body(format_ms(now_ms()))
+    signers = [CustodianDir.load(c[0]).signer for c in net.custodians]
+    one = {**body, "signatures": [sign_set(body, signers[0])]}
+    status, out = http("POST", net.url + "/custody/entries", one)
+    assert status == 403 and "needs 2 signatures" in out["error"], out
+    two = {**body, "signatures": [sign_set(body, s) for s in signers[:2]]}
+    status, out = http("POST", net.url + "/custody/entries", two)
+    assert status == 200, out
