@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import logging
 import socket
 from pathlib import Path
@@ -218,3 +219,26 @@ def test_an_ml_dsa_44_witness_cosigns_and_both_clients_accept_it(tmp_path: Path)
         finally:
             client.http.close()
         assert _get(port, _monitor_path(log.origin))[0] == 200
+
+
+def test_verify_accepts_an_ml_dsa_44_witness_policy(
+    instance: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, vkey = instance
+    lines = "".join(json.dumps({"n": i}) + "\n" for i in range(300)).encode()
+    run_cli("log", "append", "-", data=data, input=lines)
+    tiles = tmp_path / "tiles"
+    run_cli("log", "export", str(tiles), data=data)
+    wdata = tmp_path / "pq"
+    out = run_cli("witness", "init", "--name", "pq.test/w", "--algorithm", "ml-dsa-44", data=wdata)
+    wkey = out.stdout.decode().split()[-1]
+    note = (tiles / "checkpoint").read_bytes()
+    origin = open_checkpoint(note, Verifier.from_key(vkey)).checkpoint.origin
+    run_cli("witness", "add-log", "--origin", origin, "--vkey", vkey, data=wdata)
+    verify = ("verify", "--source", str(tiles), "--vkey", vkey, "--witness", wkey, "--quorum", "1")
+    assert run_cli(*verify, check=False).returncode == 1  # not cosigned yet
+    with running_witness(wdata) as port:
+        status, _, line = post(port, add_checkpoint_body(0, [], note))
+        assert status == 200
+    (tiles / "checkpoint").write_bytes(note + line)
+    assert json.loads(run_cli(*verify, "--json").stdout)["cosigned_by"] == ["pq.test/w"]
