@@ -32,6 +32,10 @@ pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None, reason="needs Chromium at /usr/bin/chromium"
 )
 
+ONE_MANY = re.compile(
+    r"\b1 (?:cameras|requests|flags|declarations|outage declarations|events|intervals|districts"
+    r"|places|entries|footage requests|anomaly flags|active cameras)\b"
+)
 PUBLIC = ["/", "/coverage", "/outages", "/statistics", "/looked", "/verify", "/login"]
 STAFF = {
     # who: the pages their role has
@@ -180,6 +184,9 @@ def test_every_page_passes_axe_and_fits_a_phone(demo: dict[str, Any], browser: A
                 assert pg.url.startswith(base + path.split("?")[0]), (who, path, pg.url)
                 _settle(pg, path)
                 if width == 1366:
+                    wrong = ONE_MANY.findall(pg.locator("main").inner_text())
+                    if wrong:
+                        problems.append(f"{who or 'public'} {path}: says {wrong}")
                     for v in _axe(pg, base):
                         problems.append(f"{who or 'public'} {path}: axe {v['impact']} {v['id']}"
                                         f" ({v['help']}) at {v['nodes']}")  # fmt: skip
