@@ -265,12 +265,28 @@ def release_entries(digests: list[str], t_ms: int) -> list[dict[str, Any]]:
         A.user_added(anna, "approver", "all", t_ms),
         A.policy_changed(1, DEFAULT_POLICY, t_ms),
         A.access_requested(
-            "r-1", "ab" * 32, ivan, "investigation", cameras=1, districts=["north"],
-            window_s=60, sensitive=False, approvals=1, judge=False, policy_version=1, now_ms=t_ms,
+            "r-1",
+            "ab" * 32,
+            ivan,
+            "investigation",
+            cameras=1,
+            districts=["north"],
+            window_s=60,
+            sensitive=False,
+            approvals=1,
+            judge=False,
+            policy_version=1,
+            now_ms=t_ms,
         ),  # fmt: skip
         A.access_approved(
-            "r-1", anna, "approver", expires_ms=t_ms + 86_400_000, unredacted=False,
-            complete=True, reason="ok", now_ms=t_ms + 1,
+            "r-1",
+            anna,
+            "approver",
+            expires_ms=t_ms + 86_400_000,
+            unredacted=False,
+            complete=True,
+            reason="ok",
+            now_ms=t_ms + 1,
         ),  # fmt: skip
         A.access_released("r-1", ivan, digests, {"method": "none"}, "cd" * 32, 10, t_ms + 2),
         # A release nobody requested: breaks the public rules.

@@ -130,7 +130,9 @@ def test_custodians_answer_for_a_logged_release_and_t_answers_open_it(
     f = scene["footage"]
     for k, o in enumerate(opened):
         out = io.BytesIO()
-        decrypt_stream(io.BytesIO(f.cipher[k]), out, key=o.key, segment=str(scene["proofs"][k].segment()[0]))
+        decrypt_stream(
+            io.BytesIO(f.cipher[k]), out, key=o.key, segment=str(scene["proofs"][k].segment()[0])
+        )
         assert out.getvalue() == f.plain[k]
 
 

@@ -206,10 +206,14 @@ def _feed(custody: Any, i: int, raw: bytes) -> None:
     help="A custodian's verifier key and base URL; repeat for each, in order.",
 )  # fmt: skip
 @click.option("--server", metavar="URL", help="The running log server (else the local log).")
-@click.option("--dkg-deadline", type=click.IntRange(1), default=300, show_default=True,
-              help="Seconds each DKG phase waits for a custodian that does not answer.")  # fmt: skip
-@click.option("--signature", "signatures", multiple=True, metavar="JSON",
-              help="A current custodian's signature of this change (custodian sign-set).")  # fmt: skip
+@click.option(
+    "--dkg-deadline", type=click.IntRange(1), default=300, show_default=True,
+    help="Seconds each DKG phase waits for a custodian that does not answer.",
+)  # fmt: skip
+@click.option(
+    "--signature", "signatures", multiple=True, metavar="JSON",
+    help="A current custodian's signature of this change (custodian sign-set).",
+)  # fmt: skip
 @click.option("--propose", is_flag=True, help="Print the unsigned set and stop.")
 @click.option("--time", "time_text", default=None, help="The set's time (with --signature).")
 @click.pass_context
@@ -226,7 +230,7 @@ def custody_init_cmd(
     """Log the custodian set: each custodian's keys are fetched from its GET /key.
 
     The first set is signed by every custodian it names (each asked at POST /sign-set); a
-    change needs THRESHOLD... of the current custodians' signatures, given with --signature.
+    change needs the current threshold of current custodians' signatures, given with --signature.
     """
     from custodes.custody.daemon.entries import (
         Custodian,

@@ -73,6 +73,7 @@ class CustodianDir:
     path: Path
     signer: Signer
     state: CustodianState
+    _seen: tuple[int, int] = (0, 0)
 
     @property
     def name(self) -> str:
@@ -96,7 +97,9 @@ class CustodianDir:
         state = CustodianState.create(name)
         _write(path / "state.json", state.dumps().encode())
         _write(path / "custodian.key", (skey + "\n").encode())
-        return cls(path, Signer.from_key(skey), state)
+        c = cls(path, Signer.from_key(skey), state)
+        c.refresh()
+        return c
 
     @classmethod
     def load(cls, path: Path) -> CustodianDir:
@@ -108,11 +111,26 @@ class CustodianDir:
         if signer.name != state.name:
             raise UsageError(f"{path}: the signing key and the state name different custodians")
         (path / "pending").mkdir(mode=0o700, exist_ok=True)
-        return cls(path, signer, state)
+        c = cls(path, signer, state)
+        c.refresh()
+        return c
+
+    def refresh(self) -> None:
+        """Reload the state if another process (``custodian shred``) has changed it."""
+        st = os.stat(self.path / "state.json")
+        if (st.st_mtime_ns, st.st_size) != self._seen:
+            self.state = CustodianState.loads((self.path / "state.json").read_bytes())
+            self._seen = (st.st_mtime_ns, st.st_size)
 
     def save(self, state: CustodianState) -> None:
+        """Write ``state``, keeping every shredding on disk: a share never comes back."""
+        disk = CustodianState.loads((self.path / "state.json").read_bytes())
+        if disk.shredded - state.shredded:
+            state = state.shred(disk.shredded)
         _write(self.path / "state.json", state.dumps().encode())
         self.state = state
+        st = os.stat(self.path / "state.json")
+        self._seen = (st.st_mtime_ns, st.st_size)
 
     def pending(self, epoch: str) -> dict[str, Any] | None:
         p = self.path / "pending" / f"{epoch}.json"
@@ -243,14 +261,14 @@ def _step(me: CustodianDir, v: EpochView, now_ms: int) -> list[tuple[str, dict[s
             if kept is not None:
                 post("extraction", Extraction.from_json(kept["extraction"], roster).to_json())
         for x in v.extractions:
-            d = by_dealer.get(x.dealer)
-            if d is None:
+            dx = by_dealer.get(x.dealer)
+            if dx is None:
                 continue
             try:
-                check_extraction(roster, d, x, j, key)
+                check_extraction(roster, dx, x, j, key)
             except DealingError:
                 if x.dealer not in complained:
-                    post(f"complaint:{x.dealer}", make_complaint(roster, d, j, key).to_json())
+                    post(f"complaint:{x.dealer}", make_complaint(roster, dx, j, key).to_json())
         if {x.dealer for x in v.extractions} >= set(qual) and j not in v.checked[2]:
             post("checked:2", {"type": "custody.checked", "epoch": epoch, "phase": 2})
         if now_ms >= v.closed[1] + cset.dkg_deadline_s * 1000:

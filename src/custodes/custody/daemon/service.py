@@ -21,8 +21,8 @@ otherwise 403 with one sentence saying which did not.
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import json
 import logging
 import threading
@@ -45,6 +45,7 @@ from custodes.custody.daemon.ledger import CustodyLog
 from custodes.custody.errors import CustodyFormatError
 from custodes.custody.group import Point, b64decode, b64encode
 from custodes.custody.kem import SegmentId, partial_decrypt
+from custodes.custody.keys import EpochShare
 from custodes.errors import CustodesError
 from custodes.monitor import Monitor
 from custodes.tlog import NoteVerifier, SignedCheckpoint, leaf_hash, open_checkpoint
@@ -131,6 +132,7 @@ class Follower:
         """Follow, then post this custodian's DKG messages; how many were posted."""
         self.follow()
         with self.lock:
+            self.me.refresh()
             actions = dkg_actions(self.me, self.custody, now_ms(), ahead=self.ahead)
         posted = 0
         now = time.monotonic()
@@ -215,7 +217,7 @@ def public_rules_violation(entries: list[tuple[int, Any]], index: int) -> str | 
 
 def check_release(
     f: Follower, body: object
-) -> tuple[str, dict[str, Any], list[tuple[SegmentId, Point, str]]]:
+) -> tuple[str, dict[str, Any], list[tuple[SegmentId, Point, str, EpochShare]]]:
     """Steps that must all pass before a custodian answers; raise :class:`Refusal` if not.
 
     (1) The checkpoint verifies with the log key and the witness policy.
@@ -256,6 +258,8 @@ def check_release(
     if f.size < cp.size:
         f.follow()
     with f.lock:
+        f.me.refresh()
+        state = f.me.state
         if f.size < cp.size:
             raise Refusal(
                 f"this custodian has followed the log to size {f.size} only, short of {cp.size}."
@@ -274,7 +278,7 @@ def check_release(
     segs = body["segments"]
     if not isinstance(segs, list) or not 0 < len(segs) <= MAX_SEGMENTS:
         raise Refusal(f"give 1 to {MAX_SEGMENTS} segments.")
-    out: list[tuple[SegmentId, Point, str]] = []
+    out: list[tuple[SegmentId, Point, str, EpochShare]] = []
     for n, s in enumerate(segs):
         if not isinstance(s, dict) or set(s) != {"record", "position", "proof", "batch"}:
             raise Refusal(f"segment {n} must give record, position, proof and batch.")
@@ -312,18 +316,16 @@ def check_release(
                 f"segment {rec.get('camera')}@{rec.get('start')} is not one the release names."
             )
         try:
-            seg = SegmentId(
-                epoch=rec.get("epoch"), camera=rec.get("camera"), start=rec.get("start")
-            )  # type: ignore[arg-type]
+            seg = SegmentId(epoch=rec.get("epoch", ""), camera=rec["camera"], start=rec["start"])
             eph = Point.decode(b64decode(rec.get("ephemeral"), 32, what="ephemeral"))
-        except CustodyFormatError:
+        except (CustodyFormatError, KeyError):
             raise Refusal(f"segment {n}'s record carries no valid custody fields.") from None
         # (5)
-        if seg.epoch in f.me.state.shredded or custody.gone(seg.epoch):
+        if seg.epoch in state.shredded or custody.gone(seg.epoch):
             raise Refusal(f"epoch {seg.epoch} was shredded; its footage is gone.")
-        if seg.epoch not in f.me.state.shares:
+        if seg.epoch not in state.shares:
             raise Refusal(f"this custodian holds no share of epoch {seg.epoch}.")
-        out.append((seg, eph, rec["sha256"]))
+        out.append((seg, eph, rec["sha256"], state.shares[seg.epoch]))
     return release_name(cp.origin, index), release, out
 
 
@@ -331,8 +333,7 @@ def answer(f: Follower, body: object) -> dict[str, Any]:
     """Check, record durably, then return the partials (raises :class:`Refusal`)."""
     name, release, segs = check_release(f, body)
     partials = [
-        partial_decrypt(f.me.state.shares[seg.epoch], eph, seg, release=name).to_json()
-        for seg, eph, _ in segs
+        partial_decrypt(share, eph, seg, release=name).to_json() for seg, eph, _, share in segs
     ]
     f.me.append_answer(
         {
@@ -341,7 +342,7 @@ def answer(f: Follower, body: object) -> dict[str, Any]:
             "request": release.get("request"),
             "segments": [
                 {"camera": s.camera, "start": s.start, "epoch": s.epoch, "sha256": d}
-                for s, _, d in segs
+                for s, _, d, _ in segs
             ],
         }
     )
