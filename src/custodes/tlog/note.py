@@ -524,6 +524,7 @@ def open_note(message: bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
     return OpenedNote(
         text=note.text,
         signatures=note.signatures,
+        unreadable=note.unreadable,
         verified=tuple(verified.values()),
         unverified=tuple(unverified),
     )
