@@ -42,6 +42,7 @@ from custodes.custody.dkg import (
     open_share,
 )
 from custodes.custody.errors import CustodyFormatError, DealingError
+from custodes.custody.keys import Roster
 from custodes.custody.state import CustodianState
 from custodes.errors import UsageError
 from custodes.tlog import Signer, generate_key
@@ -186,8 +187,8 @@ def epochs_to_prepare(now_ms: int, ahead: int) -> list[str]:
     return [epoch_of(now_ms + k * DAY_MS) for k in range(ahead + 1)]
 
 
-def _signed(me: CustodianDir, cset: CustodianSet, body: dict[str, Any]) -> dict[str, Any]:
-    return sign_entry({**body, "set": cset.number}, me.signer)
+def _signed(me: CustodianDir, cset: CustodianSet, body: dict[str, Any], now: int) -> dict[str, Any]:
+    return sign_entry({**body, "set": cset.number}, me.signer, time_ms=now)
 
 
 def dkg_actions(
@@ -203,17 +204,17 @@ def dkg_actions(
             cset = log.current
             if cset is None or cset.position(me.name) is None:
                 continue
-            out.extend(_deal(me, cset, epoch))
+            out.extend(_deal(me, cset, epoch, now_ms))
             continue
         out.extend(_step(me, view, now_ms))
     return out
 
 
-def _deal(me: CustodianDir, cset: CustodianSet, epoch: str) -> list[tuple[str, dict[str, Any]]]:
+def _deal(
+    me: CustodianDir, cset: CustodianSet, epoch: str, now: int
+) -> list[tuple[str, dict[str, Any]]]:
     j = cset.position(me.name)
     assert j is not None
-    from custodes.custody.keys import Roster
-
     roster = Roster(epoch, cset.threshold, tuple(c.key for c in cset.custodians))
     kept = me.pending(epoch)
     if kept is not None:
@@ -221,7 +222,7 @@ def _deal(me: CustodianDir, cset: CustodianSet, epoch: str) -> list[tuple[str, d
     else:
         dealing, extraction = deal(roster, j)
         me.save_pending(epoch, dealing, extraction)
-    return [(f"{epoch}:dealing", _signed(me, cset, dealing.to_json()))]
+    return [(f"{epoch}:dealing", _signed(me, cset, dealing.to_json(), now))]
 
 
 def _step(me: CustodianDir, v: EpochView, now_ms: int) -> list[tuple[str, dict[str, Any]]]:
@@ -235,12 +236,12 @@ def _step(me: CustodianDir, v: EpochView, now_ms: int) -> list[tuple[str, dict[s
     out: list[tuple[str, dict[str, Any]]] = []
 
     def post(name: str, body: dict[str, Any]) -> None:
-        out.append((f"{epoch}:{name}", _signed(me, cset, body)))
+        out.append((f"{epoch}:{name}", _signed(me, cset, body, now_ms)))
 
     complained = {c.dealer for c in v.complaints1 + v.complaints2 if c.complainer == j}
     if 1 not in v.closed:
         if all(d.dealer != j for d in v.dealings):
-            out.extend(_deal(me, cset, epoch))
+            out.extend(_deal(me, cset, epoch, now_ms))
         for d in v.dealings:
             try:
                 open_share(roster, d, j, key)
