@@ -19,7 +19,7 @@ import pytest
 from custodes.custody import NotEnoughPartialsError, decrypt_stream
 from custodes.custody.daemon import ask_custodians, open_segments, partials_request, release_name
 from custodes.custody.daemon.custodian import CustodianDir
-from custodes.custody.daemon.entries import format_ms, now_ms, sign_set
+from custodes.custody.daemon.entries import format_ms, now_ms, sign_entry, sign_set
 from tests.conftest import run_cli
 from tests.custody.network import (
     ORIGIN,
@@ -116,6 +116,32 @@ def test_a_2_of_3_dkg_completes_through_the_log_and_logs_the_epoch_key(net: Netw
     ]  # fmt: skip
     text = run_cli("custody", "status", "--server", net.url, data=net.log_data).stdout.decode()
     assert f"epoch {today()}: ready" in text and "2 of 3" in text
+
+
+def test_the_log_server_appends_only_custodian_signed_entries(net: Network, tmp_path: Path) -> None:
+    wait_ready(net, [today()])
+    url = net.url + "/custody/entries"
+    me = CustodianDir.load(net.custodians[0][0])
+    stranger = CustodianDir.init(tmp_path / "x", "x.test.example")
+    checked = {"type": "custody.checked", "epoch": today(), "phase": 1, "set": 1}
+    assert http("POST", url, {"type": "test.other"})[0] == 400
+    status, out = http("POST", url, {**checked, "v": 1, "by": me.name})
+    assert status == 403, out
+    status, out = http("POST", url, sign_entry(checked, stranger.signer))
+    assert status == 403 and "not a custodian" in out["error"], out
+    forged = sign_entry(checked, me.signer)
+    forged["phase"] = 2
+    status, out = http("POST", url, forged)
+    assert status == 403 and "does not verify" in out["error"], out
+    key = net.custody().epoch_public(today())
+    assert key is not None
+    again = {"type": "custody.epoch", "epoch": today(), "set": 1, "starts": "", "ends": "",
+             "key": key.to_json()}  # fmt: skip
+    status, out = http("POST", url, sign_entry(again, me.signer))
+    assert status == 409 and "logged already" in out["error"], out
+    status, st = http("GET", net.url + "/custody/status")
+    assert status == 200 and st["custody"] and st["set"]["threshold"] == 2
+    assert {e["epoch"]: e["state"] for e in st["epochs"]}[today()] == "ready"
 
 
 def test_custodians_answer_for_a_logged_release_and_t_answers_open_it(

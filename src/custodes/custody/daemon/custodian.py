@@ -26,9 +26,9 @@ from typing import Any
 from custodes.custody.daemon.entries import (
     CustodianSet,
     epoch_bounds,
-    epoch_of,
     format_ms,
     sign_entry,
+    upcoming,
 )
 from custodes.custody.daemon.ledger import CustodyLog, EpochView
 from custodes.custody.dkg import (
@@ -48,8 +48,6 @@ from custodes.errors import UsageError
 from custodes.tlog import Signer, generate_key
 
 __all__ = ["CustodianDir", "dkg_actions", "epochs_to_prepare"]
-
-DAY_MS = 86_400_000
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -184,7 +182,7 @@ class CustodianDir:
 
 def epochs_to_prepare(now_ms: int, ahead: int) -> list[str]:
     """Today's epoch and the next ``ahead``."""
-    return [epoch_of(now_ms + k * DAY_MS) for k in range(ahead + 1)]
+    return upcoming(now_ms, ahead)
 
 
 def _signed(me: CustodianDir, cset: CustodianSet, body: dict[str, Any], now: int) -> dict[str, Any]:

@@ -52,6 +52,8 @@ __all__ = [
     "parse_ms",
     "set_message",
     "sign_entry",
+    "sign_set",
+    "upcoming",
 ]
 
 _ENTRY_TAG = b"custodes/custody/entry/v1\n"
@@ -92,6 +94,11 @@ def parse_ms(text: object) -> int:
 def epoch_of(ms: int) -> str:
     """The epoch (a UTC day, ``YYYY-MM-DD``) of a time in milliseconds."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def upcoming(now_ms: int, ahead: int) -> list[str]:
+    """Today's epoch and the ``ahead`` after it."""
+    return [epoch_of(now_ms + k * 86_400_000) for k in range(ahead + 1)]
 
 
 def epoch_bounds(epoch: str) -> tuple[int, int]:

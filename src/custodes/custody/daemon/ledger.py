@@ -31,6 +31,7 @@ from custodes.custody.daemon.entries import (
     accept_set,
     check_signed,
     epoch_bounds,
+    upcoming,
 )
 from custodes.custody.dkg import Complaint, Dealing, Extraction, needs_reconstruction, qualify
 from custodes.custody.dkg import epoch_key as compute_epoch_key
@@ -168,6 +169,16 @@ class CustodyLog:
         """The epoch's key, once logged (and equal to the DKG's recomputation); not if gone."""
         v = self.view(epoch)
         return None if v is None or self.gone(epoch) else v.logged
+
+    def unready(self, now_ms: int, ahead: int = 1) -> list[str]:
+        """Today's and the next ``ahead`` epochs whose key is not logged yet.
+
+        With custody on, an agent cannot record into such an epoch: the log server reports
+        them (``GET /custody/status``) so that an operator sees a stalled DKG in time.
+        """
+        if self.current is None:
+            return []
+        return [e for e in upcoming(now_ms, ahead) if self.epoch_public(e) is None]
 
     def status(self) -> dict[str, Any]:
         """Custodians and epochs, as ``custody status --json`` prints them."""

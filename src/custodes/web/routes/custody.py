@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from custodes.custody.daemon.entries import now_ms
 from custodes.custody.daemon.ledger import CustodyLog
 from custodes.errors import CustodesError
 from custodes.records.canonical import canonicalize
@@ -91,6 +92,20 @@ def _append(svc: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
     with lock:
         result: tuple[int, int | str] = svc.write(work)
         return result
+
+
+def _status(svc: Any) -> dict[str, Any]:
+    lock, fold = _fold(svc)
+    with lock:
+        svc.read(lambda log: _catch_up(log, fold))
+        return {**fold.status(), "unready": fold.unready(now_ms(), ahead=1)}
+
+
+@router.get("/custody/status", summary="The custodian set, the epochs and their state")
+async def custody_status(request: Request) -> JSONResponse:
+    """As ``custodes custody status --json``, plus ``unready``: today's and tomorrow's epochs
+    whose key is not logged yet (with custody on, nothing can be recorded into them)."""
+    return JSONResponse(await run_in_threadpool(_status, request.app.state.ledger))
 
 
 @router.post("/custody/entries", summary="Append a custodian-signed custody entry")
