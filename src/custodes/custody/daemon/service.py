@@ -94,6 +94,7 @@ class Follower:
     entries: dict[int, bytes] = field(default_factory=dict)
     signed: SignedCheckpoint | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    rules: tuple[int, dict[int, str]] = (-1, {})
 
     def __post_init__(self) -> None:
         self.log_url = self.log_url.rstrip("/")
@@ -195,24 +196,23 @@ def _entry_at(obj: object, what: str) -> tuple[int, bytes, list[bytes], dict[str
     return index, raw, _proof(obj["proof"], what), body
 
 
-def public_rules_violation(entries: list[tuple[int, Any]], index: int) -> str | None:
-    """The public-rules hook: a violation of the rules by the release at ``index``, or None.
+def public_rules_violations(entries: list[tuple[int, Any]]) -> dict[int, str]:
+    """The public-rules hook: each entry index that breaks a rule, with a sentence.
 
-    Kept to this one function: it calls ``custodes.access.public_rules.check_log`` if the
+    Kept to this one function: it calls ``custodes.access.public_rules.check_log``, if the
     installed version has it, over the entries this custodian has followed.
     """
     try:
         from custodes.access import public_rules
     except ImportError:
-        return None
+        return {}
     check_log = getattr(public_rules, "check_log", None)
     if check_log is None:
-        return None
-    report = check_log(entries)
-    for v in report.violations:
-        if v.index == index:
-            return f"the release breaks the public rule {v.rule}: {v.reason}"
-    return None
+        return {}
+    out: dict[int, str] = {}
+    for v in check_log(entries).violations:
+        out.setdefault(v.index, f"The release breaks the public rule {v.rule}: {v.reason}.")
+    return out
 
 
 def check_release(
@@ -266,11 +266,13 @@ def check_release(
             )
         if f.entries.get(index) != raw:
             raise Refusal(f"entry {index} of the log this custodian follows is another entry.")
-        kept = [(i, json.loads(f.entries[i])) for i in sorted(f.entries) if i <= index]
+        if f.rules[0] != f.size:  # the rules over the whole log, once per new size
+            kept = [(i, json.loads(f.entries[i])) for i in sorted(f.entries)]
+            f.rules = (f.size, public_rules_violations(kept))
+        violation = f.rules[1].get(index)
         custody = f.custody
-    violation = public_rules_violation(kept, index)
     if violation:
-        raise Refusal(violation[0].upper() + violation[1:].rstrip(".") + ".")
+        raise Refusal(violation)
     named = release.get("segments")
     if not isinstance(named, list):
         raise Refusal("the release names no segments.")
