@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from custodes.custody import NotEnoughPartialsError, decrypt_stream
+from custodes.custody import NotEnoughPartialsError, Partial, decrypt_stream
 from custodes.custody.daemon import ask_custodians, open_segments, partials_request, release_name
 from custodes.custody.daemon.custodian import CustodianDir
 from custodes.custody.daemon.entries import format_ms, now_ms, sign_entry, sign_set
@@ -162,6 +162,25 @@ def test_custodians_answer_for_a_logged_release_and_t_answers_open_it(
         assert out.getvalue() == f.plain[k]
 
 
+def test_a_custodian_whose_partial_is_wrong_is_named_and_the_others_still_open(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    custody = net.custody()
+    got = ask_custodians(custody.current, _body(net, scene))  # type: ignore[arg-type]
+    liar = got.partials["c2.test.example"]
+    other = got.partials["c1.test.example"]
+    got.partials["c2.test.example"] = [
+        Partial(p.custodian, o.point, p.proof) for p, o in zip(liar, other, strict=True)
+    ]
+    name = release_name(ORIGIN, scene["release"])
+    opened = open_segments(custody, got, scene["proofs"][:2], release=name)
+    assert list(got.wrong) == ["c2.test.example"] and opened[0].used == (1, 3)
+    # An answer given for one release does not open a segment for another.
+    got = ask_custodians(custody.current, _body(net, scene))  # type: ignore[arg-type]
+    with pytest.raises(NotEnoughPartialsError):
+        open_segments(custody, got, scene["proofs"][:2], release=release_name(ORIGIN, 1))
+
+
 def test_a_release_not_in_the_log_is_refused(net: Network, scene: dict[str, Any]) -> None:
     body = _body(net, scene)
     forged = json.loads(body["release"]["entry"])
@@ -278,3 +297,11 @@ def test_changing_the_set_needs_t_signatures_of_current_custodians(net: Network)
     two = {**body, "signatures": [sign_set(body, s) for s in signers[:2]]}
     status, out = http("POST", net.url + "/custody/entries", two)
     assert status == 200, out
+
+
+def test_without_a_custodian_set_custody_is_off_and_says_so(instance: tuple[Path, str]) -> None:
+    data, _ = instance
+    out = run_cli("custody", "status", data=data).stdout.decode()
+    assert "custody is off" in out and "unencrypted" in out
+    st = json.loads(run_cli("custody", "status", "--json", data=data).stdout)
+    assert st == {"custody": False, "set": None, "epochs": []}
