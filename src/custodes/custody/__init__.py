@@ -12,6 +12,9 @@ The cryptographic core, pure functions over values, no I/O beyond file objects:
 * :mod:`~custodes.custody.stream`: STREAM chunked AES-256-GCM over file objects;
 * :mod:`~custodes.custody.state`: a custodian's key material as one JSON document.
 
+The custodian daemon, the custody log entries and the gateway's client sit apart, in
+:mod:`custodes.custody.daemon`, since they talk HTTP and follow the log.
+
 The path of one segment (``k1``, ``k2``, ``k3`` are the custodians' :class:`EncryptionKey`)::
 
     roster = Roster(epoch="2026-12-03", threshold=2, keys=(k1.public, k2.public, k3.public))

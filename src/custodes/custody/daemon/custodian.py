@@ -17,8 +17,11 @@ record of what it has sent, see :class:`~.service.Follower`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,16 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -122,10 +135,19 @@ class CustodianDir:
             self._seen = (st.st_mtime_ns, st.st_size)
 
     def save(self, state: CustodianState) -> None:
-        """Write ``state``, keeping every shredding on disk: a share never comes back."""
+        """Write ``state``, merged with the file: the serve process and ``custodian shred``
+        both write it, so a shredding on disk is kept (a share never comes back) and so is a
+        share the other process added."""
+        with _locked(self.path / "state.lock"):
+            self._save(state)
+
+    def _save(self, state: CustodianState) -> None:
         disk = CustodianState.loads((self.path / "state.json").read_bytes())
         if disk.shredded - state.shredded:
             state = state.shred(disk.shredded)
+        for epoch, share in disk.shares.items():  # one written meanwhile by the other process
+            if epoch not in state.shares and epoch not in state.shredded:
+                state = state.add_share(share)
         _write(self.path / "state.json", state.dumps().encode())
         self.state = state
         st = os.stat(self.path / "state.json")
