@@ -244,7 +244,7 @@ def check_release(
         if f.witnesses is not None:
             f.witnesses.check(signed)
     except CustodesError as exc:
-        raise Refusal(f"the checkpoint does not verify: {exc}.") from None
+        raise Refusal(f"the checkpoint does not verify: {str(exc).rstrip('.')}.") from None
     cp = signed.checkpoint
     # (2)
     index, raw, proof, release = _entry_at(body["release"], "release")
@@ -385,7 +385,8 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
 
             result = await run_in_threadpool(answer, f, obj)
         except Refusal as exc:
-            return JSONResponse({"error": str(exc)}, status_code=403)
+            reason = str(exc)
+            return JSONResponse({"error": reason[:1].upper() + reason[1:]}, status_code=403)
         return JSONResponse(result)
 
     async def sign(request: Request) -> Response:
