@@ -173,7 +173,7 @@ def _read_log(ctx: click.Context, server: str | None) -> Any:
         i = 0
         for bundle in tile_log_source(source).bundles(size):
             for e in bundle:
-                _feed(custody, i, e)
+                custody.feed_raw(i, e)
                 i += 1
         return custody
     from custodes.ledger.instance import Instance
@@ -183,20 +183,10 @@ def _read_log(ctx: click.Context, server: str | None) -> Any:
         end = reader.store.next_index()
         for start in range(0, end, 4096):
             for i, e in enumerate(reader.store.read_entries(start, min(end, start + 4096)), start):
-                _feed(custody, i, e)
+                custody.feed_raw(i, e)
     finally:
         reader.store.close()
     return custody
-
-
-def _feed(custody: Any, i: int, raw: bytes) -> None:
-    if b'"custody.' in raw:
-        try:
-            custody.feed(i, json.loads(raw))
-            return
-        except ValueError:
-            pass
-    custody.size = i + 1
 
 
 @custody_group.command("init")

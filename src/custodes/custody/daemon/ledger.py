@@ -22,6 +22,7 @@ fewer than ``t`` shares can remain.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,17 @@ class CustodyLog:
             self._feed(index, kind, obj)
         except CustodyFormatError as exc:
             self.rejected.append((index, str(exc)))
+
+    def feed_raw(self, index: int, raw: bytes) -> None:
+        """Entry ``index`` as the log stores it; entries of other kinds are skipped unparsed."""
+        if b'"custody.' not in raw:
+            self.size = index + 1
+            return
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            obj = None
+        self.feed(index, obj)
 
     def _feed(self, index: int, kind: str, obj: dict[str, Any]) -> None:
         if kind == "custody.set":

@@ -27,14 +27,17 @@ from custodes.records.canonical import canonicalize
 router = APIRouter(tags=["custody"])
 
 _MAX_BODY = 64 << 10
-_folds: dict[int, tuple[threading.Lock, CustodyLog]] = {}
+_MAKING = threading.Lock()
 
 
-def _fold(svc: Any) -> tuple[threading.Lock, CustodyLog]:
-    key = id(svc)
-    if key not in _folds:
-        _folds[key] = (threading.Lock(), CustodyLog())
-    return _folds[key]
+def _fold(state: Any) -> tuple[threading.Lock, CustodyLog]:
+    """The app's fold of the custody entries (on ``app.state``), made on first use."""
+    with _MAKING:
+        if getattr(state, "custody_lock", None) is None:
+            state.custody_lock = threading.Lock()
+        if getattr(state, "custody_fold", None) is None:
+            state.custody_fold = CustodyLog()
+        return state.custody_lock, state.custody_fold
 
 
 def _catch_up(log: Any, fold: CustodyLog) -> None:
@@ -43,18 +46,13 @@ def _catch_up(log: Any, fold: CustodyLog) -> None:
     while start < end:
         stop = min(end, start + 4096)
         for i, raw in enumerate(log.store.read_entries(start, stop), start):
-            if b'"custody.' not in raw:
-                fold.size = i + 1
-                continue
-            try:
-                fold.feed(i, json.loads(raw))
-            except ValueError:
-                fold.size = i + 1
+            fold.feed_raw(i, raw)
         start = stop
 
 
-def _append(svc: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
-    lock, fold = _fold(svc)
+def _append(state: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
+    svc = state.ledger
+    lock, fold = _fold(state)
 
     def work(log: Any) -> tuple[int, int | str]:
         _catch_up(log, fold)
@@ -79,14 +77,14 @@ def _append(svc: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
         )
         if not accepted:
             fold.size = fold_size
-            return 403, "not a custody entry"
+            return 403, "the entry says nothing the log does not say already"
         try:
             first, _ = log.append([canonicalize(obj)])
         except BaseException:
-            _folds.pop(id(svc), None)  # the fold took an entry the log did not: refold
+            state.custody_fold = None  # the fold took an entry the log did not: refold
             raise
         if first != fold_size:  # another writer got in between: refold from the log
-            _folds.pop(id(svc), None)
+            state.custody_fold = None
         return 200, first
 
     with lock:
@@ -94,8 +92,9 @@ def _append(svc: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
         return result
 
 
-def _status(svc: Any) -> dict[str, Any]:
-    lock, fold = _fold(svc)
+def _status(state: Any) -> dict[str, Any]:
+    svc = state.ledger
+    lock, fold = _fold(state)
     with lock:
         svc.read(lambda log: _catch_up(log, fold))
         return {**fold.status(), "unready": fold.unready(now_ms(), ahead=1)}
@@ -105,7 +104,7 @@ def _status(svc: Any) -> dict[str, Any]:
 async def custody_status(request: Request) -> JSONResponse:
     """As ``custodes custody status --json``, plus ``unready``: today's and tomorrow's epochs
     whose key is not logged yet (with custody on, nothing can be recorded into them)."""
-    return JSONResponse(await run_in_threadpool(_status, request.app.state.ledger))
+    return JSONResponse(await run_in_threadpool(_status, request.app.state))
 
 
 @router.post("/custody/entries", summary="Append a custodian-signed custody entry")
@@ -120,7 +119,7 @@ async def custody_entries(request: Request) -> JSONResponse:
     if not isinstance(obj, dict) or not str(obj.get("type", "")).startswith("custody."):
         return JSONResponse({"error": "expected a custody.* entry"}, status_code=400)
     try:
-        status, out = await run_in_threadpool(_append, request.app.state.ledger, obj)
+        status, out = await run_in_threadpool(_append, request.app.state, obj)
     except CustodesError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     if status != 200:
