@@ -175,3 +175,25 @@ def test_shredding_makes_an_epoch_gone_at_n_minus_t_plus_1(tmp_path: Path) -> No
     assert c.epoch_public(EPOCH) is None
     assert {e["epoch"]: e["state"] for e in c.status()["epochs"]}[EPOCH] == "gone"
     assert EPOCH not in w.dirs[0].state.shares and EPOCH in w.dirs[0].state.shredded
+
+
+def test_a_dealer_with_a_bad_share_is_complained_about_and_left_out(tmp_path: Path) -> None:
+    import dataclasses
+
+    from custodes.custody.dkg import deal
+    from custodes.custody.keys import Roster
+
+    w = World(tmp_path, deadline=3)
+    cset = accept_set(w.log[0], None)
+    for epoch in ("2026-12-04", EPOCH):
+        roster = Roster(epoch, cset.threshold, tuple(c.key for c in cset.custodians))
+        dealing, extraction = deal(roster, 2)
+        other, _ = deal(roster, 2)
+        bad = dataclasses.replace(dealing, shares=(other.shares[0], *dealing.shares[1:]))
+        w.dirs[1].save_pending(epoch, bad, extraction)  # custodian 2 deals this, as if its own
+    c = w.run(rounds=25)
+    v = c.view(EPOCH)
+    assert v is not None and [x.complainer for x in v.complaints1] == [1]
+    assert v.qualified == (1, 3) and c.epoch_public(EPOCH) is not None
+    for d in w.dirs:
+        assert d.state.shares[EPOCH].public.qualified == (1, 3)
