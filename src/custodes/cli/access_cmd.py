@@ -8,6 +8,7 @@ server's one-sentence reason.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -240,6 +241,21 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
         return
     receipt_path.write_text(json.dumps(receipt, indent=2) + "\n")
     click.echo(f"wrote {receipt_path}: the release entry, its inclusion proof and checkpoint")
+    from custodes.tlog.proof import TlogProof, format_proof
+
+    proof_path = out.with_name(out.name + ".tlog-proof")
+    try:
+        proof = TlogProof(
+            index=int(receipt["entry"]["index"]),
+            inclusion=tuple(base64.b64decode(h, validate=True) for h in receipt["inclusion"]),
+            checkpoint=str(receipt["checkpoint"]).encode("utf-8"),
+            extra=str(receipt["entry"]["json"]).encode("utf-8"),
+        )
+        proof_path.write_bytes(format_proof(proof))
+    except (CustodesError, OSError, ValueError, KeyError, TypeError) as err:
+        click.echo(f"custodes: no tlog-proof written: {err}", err=True)
+        return
+    click.echo(f"wrote {proof_path}: the same, as a c2sp.org/tlog-proof@v1 file")
 
 
 @access_group.command("check-receipt")
@@ -248,33 +264,97 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
 @click.option(
     "--clip",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The released clip; default: the receipt's name without .release.json, if present.",
+    help="The released clip; default: the receipt's name without .tlog-proof or"
+    " .release.json, if present.",
+)
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    metavar="VKEY",
+    help="A witness's cosignature verifier key; repeat for each witness.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(0),
+    default=None,
+    help="How many of the --witness keys must have cosigned (default: all of them).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the release entry as JSON.")
-def check_receipt_cmd(receipt: Path, vkey: str, clip: Path | None, as_json: bool) -> None:
+def check_receipt_cmd(
+    receipt: Path,
+    vkey: str,
+    clip: Path | None,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    as_json: bool,
+) -> None:
     """Check that a clip's release is in the log: signature, inclusion proof, digest.
 
-    Needs no server and no account: only the receipt, the clip and the log's key.
+    RECEIPT is a c2sp.org/tlog-proof@v1 file (clip.mp4.tlog-proof) or the older
+    JSON receipt (clip.mp4.release.json); which one is told from its content.
+    With --witness, the checkpoint must also carry cosignatures by --quorum of
+    those witnesses.  Needs no server and no account: only the receipt, the
+    clip and the keys.
     """
     from custodes.access.receipt import check_receipt
+    from custodes.tlog import CosignatureVerifier, Verifier, open_checkpoint
+    from custodes.tlog.proof import check_proof, is_tlog_proof, parse_proof
 
-    if clip is None and receipt.name.endswith(".release.json"):
-        guess = receipt.with_name(receipt.name.removesuffix(".release.json"))
-        clip = guess if guess.exists() else None
-    try:
-        doc = json.loads(receipt.read_text())
-    except ValueError:
-        raise UsageError(f"{receipt} is not JSON") from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{receipt} is not a release receipt")
+    witnesses = [CosignatureVerifier.from_key(k) for k in witness_keys]
+    need = len(witnesses) if quorum is None else quorum
+    if need > len(witnesses):
+        raise UsageError(f"--quorum {need} cannot be met by {len(witnesses)} --witness key(s)")
+    if clip is None:
+        for suffix in (".tlog-proof", ".release.json"):
+            if receipt.name.endswith(suffix):
+                guess = receipt.with_name(receipt.name.removesuffix(suffix))
+                clip = guess if guess.exists() else None
+    data = receipt.read_bytes()
+    if is_tlog_proof(data):
+        proof = parse_proof(data)
+        check_proof(proof, proof.extra, Verifier.from_key(vkey), witnesses=witnesses, quorum=need)
+        # The entry (the extra data) is now authenticated by the inclusion proof; the JSON
+        # receipt's checks of what it says are the same, so run them on the same fields.
+        try:
+            entry_doc = json.loads(proof.extra)
+            output = entry_doc["output"]
+            doc: dict[str, Any] = {
+                "format": "custodes-release-receipt/1",
+                "request": entry_doc["request"],
+                "clip": {"sha256": output["sha256"], "bytes": output["bytes"]},
+                "entry": {"index": proof.index, "json": proof.extra.decode("utf-8")},
+                "checkpoint": proof.checkpoint.decode("utf-8"),
+                "inclusion": [base64.b64encode(h).decode() for h in proof.inclusion],
+            }
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{receipt}: the logged entry is not a release entry") from None
+    else:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise UsageError(f"{receipt} is neither a tlog-proof nor a JSON receipt") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"{receipt} is not a release receipt")
     entry = check_receipt(doc, clip, vkey)
+    if witnesses:
+        signed = open_checkpoint(
+            str(doc["checkpoint"]).encode("utf-8"), Verifier.from_key(vkey), cosigners=witnesses
+        )
+        if len(signed.cosignatures) < need:
+            raise UsageError(
+                f"the checkpoint is cosigned by {len(signed.cosignatures)} of the given"
+                f" witnesses, fewer than the {need} required"
+            )
     if as_json:
         click.echo(json.dumps(entry))
         return
     what = f"{clip} is" if clip else "the receipt names"
+    cosigned = f" and {need} witness(es)" if need else ""
     click.echo(
         f"{what} the clip released for request {entry['request']}, logged at index"
         f" {doc['entry']['index']} ({entry['time']}) under a checkpoint signed by the log key"
+        f"{cosigned}"
     )
 
 
