@@ -233,7 +233,7 @@ class Footage:
 def record_segments(public: EpochPublic, n: int, t0_ms: int) -> Footage:
     records, plain, cipher = [], [], []
     for k in range(n):
-        data = bytes([65 + k]) * (100_000 + k)
+        data = bytes([65 + k % 26]) * (100_000 + k)
         start = format_ms(t0_ms + 10_000 * k).replace(".000Z", "Z")
         seg = SegmentId(epoch=public.epoch, camera="cam-n1", start=start)
         out = io.BytesIO()

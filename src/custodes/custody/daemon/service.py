@@ -273,26 +273,30 @@ def check_release(
         custody = f.custody
     if violation:
         raise Refusal(violation)
-    named = release.get("segments")
-    if not isinstance(named, list):
+    listed = release.get("segments")
+    if not isinstance(listed, list):
         raise Refusal("the release names no segments.")
+    named = {d for d in listed if isinstance(d, str)}
     # (4)
     segs = body["segments"]
     if not isinstance(segs, list) or not 0 < len(segs) <= MAX_SEGMENTS:
         raise Refusal(f"give 1 to {MAX_SEGMENTS} segments.")
     out: list[tuple[SegmentId, Point, str, EpochShare]] = []
+    batches: dict[int, bytes] = {}
     for n, s in enumerate(segs):
         if not isinstance(s, dict) or set(s) != {"record", "position", "proof", "batch"}:
             raise Refusal(f"segment {n} must give record, position, proof and batch.")
         bindex, braw, bproof, batch = _entry_at(s["batch"], f"segment {n}'s batch")
         if batch.get("type") != "segments.batch":
             raise Refusal(f"entry {bindex} is not a segments.batch entry.")
-        try:
-            check_inclusion(
-                bproof, index=bindex, size=cp.size, leaf=leaf_hash(braw), root=cp.root_hash
-            )
-        except CustodesError:
-            raise Refusal(f"segment {n}'s batch is not included in the checkpoint.") from None
+        if batches.get(bindex) != braw:  # each batch once per request
+            try:
+                check_inclusion(
+                    bproof, index=bindex, size=cp.size, leaf=leaf_hash(braw), root=cp.root_hash
+                )
+            except CustodesError:
+                raise Refusal(f"segment {n}'s batch is not included in the checkpoint.") from None
+            batches[bindex] = braw
         record, pos = s["record"], s["position"]
         if not isinstance(record, str) or type(pos) is not int:
             raise Refusal(f"segment {n}'s record must be its text and position.")
