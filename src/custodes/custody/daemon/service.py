@@ -158,6 +158,8 @@ class Follower:
         except (OSError, CustodesError) as exc:
             _log.warning("cannot post %s: %s", entry.get("type"), exc)
             return False
+        if r.status == 409:
+            return True  # another custodian logged the same thing first
         if r.status >= 300:
             _log.warning("the log refused %s: %s", entry.get("type"), r.body[:300])
         return r.status < 300
