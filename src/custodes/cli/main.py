@@ -74,6 +74,7 @@ def _register() -> None:
     from custodes.cli.fleet_cmd import agents_group, cameras_group, fleet_group, simulate_cmd
     from custodes.cli.geo_cmd import geo_group
     from custodes.cli.log_cmd import init_cmd, log_group
+    from custodes.cli.mirror_cmd import mirror_group
     from custodes.cli.monitor_cmd import monitor_cmd
     from custodes.cli.redact_cmd import redact_cmd, verify_export_cmd
     from custodes.cli.report_cmd import audit_cmd, report_cmd
@@ -107,6 +108,7 @@ def _register() -> None:
         demo_feed_cmd,
         custodian_group,
         custody_group,
+        mirror_group,
     ):
         cli.add_command(command)
 

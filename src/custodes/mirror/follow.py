@@ -1,0 +1,253 @@
+"""Following an origin log: copy what it publishes, verify all of it, then cosign.
+
+One :meth:`Mirror.update` round:
+
+1. Fetch the origin's checkpoint; it must be signed by the log key.  A
+   smaller size than the mirror checkpoint is a rollback, the same size with
+   another root a fork: the round fails with the evidence
+   (:class:`InconsistentLogError`) and the mirror keeps serving what it has.
+2. Fetch every entry bundle and hash tile that changed between the mirror's
+   size and the new one (the partial ones at the new size's widths), in an
+   order that lets each hash tile be checked as soon as the entries under it
+   are hashed; every byte is checked against the hashes recomputed from the
+   entries, starting from the entries the mirror already holds.
+3. The root recomputed over all the mirror's entries must be the new
+   checkpoint's root.  Since the tree grew from the entries already mirrored,
+   this proves the new checkpoint consistent with the mirror checkpoint and
+   every copied entry included in it.
+4. Only then are the new objects written (each file atomically, synced),
+   and last the mirror checkpoint: the origin's signed note with the
+   mirror's cosignature added (tlog-mirror: the checkpoint served MUST
+   include a cosignature from the mirror, made only once all entries are
+   durably committed).
+
+A failed round leaves nothing written, and the verifier is rebuilt from the
+files on disk, so the next round starts from the mirror checkpoint again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from custodes.errors import InconsistentLogError, ProofError, VerificationError
+from custodes.tlog import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    CosignatureSigner,
+    CosignatureVerifier,
+    NoteVerifier,
+    SignedCheckpoint,
+    Tile,
+    TreeVerifier,
+    format_note,
+    open_checkpoint,
+    parse_entry_bundle,
+    parse_hash_tile,
+    tile_path,
+)
+
+__all__ = ["Mirror", "Round", "Source", "changed_tiles", "origin_hash"]
+
+
+class Source(Protocol):
+    """Where the origin log is read: one tlog-tiles object by its relative path."""
+
+    def fetch(self, path: str) -> bytes: ...
+
+
+def origin_hash(origin: str) -> str:
+    """The mirror's URL prefix for a log: SHA-256 of its origin, lowercase hex."""
+    return hashlib.sha256(origin.encode("utf-8")).hexdigest()
+
+
+def _width(level: int, index: int, size: int) -> int:
+    """The width of tile ``index`` of ``level`` (-1: bundles) in the tree of ``size``."""
+    n = size >> (TILE_HEIGHT * max(level, 0))
+    full = n >> TILE_HEIGHT
+    if index < full:
+        return TILE_WIDTH
+    return n & (TILE_WIDTH - 1) if index == full else 0
+
+
+def changed_tiles(old: int, new: int) -> list[Tile]:
+    """The bundles and hash tiles the tree of ``new`` publishes that the tree of ``old`` lacks.
+
+    Ordered by the last entry each covers, bundles before the tiles above
+    them, so that each hash tile comes right after the entries under it.
+    """
+    out: list[tuple[int, int, Tile]] = []
+    for level in range(-1, 64):
+        shift = TILE_HEIGHT * max(level, 0)
+        if new >> shift == 0:
+            break
+        first = (old >> shift) >> TILE_HEIGHT
+        last = ((new >> shift) - 1) >> TILE_HEIGHT
+        for index in range(first, last + 1):
+            width = _width(level, index, new)
+            if width == 0 or width == _width(level, index, old):
+                continue
+            end = ((index << TILE_HEIGHT) + width) << shift
+            out.append((end, level, Tile(level=level, index=index, width=width)))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return [t for _, _, t in out]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Round:
+    """What one update did: the sizes before and after, and how many objects were copied."""
+
+    old_size: int
+    new_size: int
+    objects: int
+    seconds: float
+
+
+class Mirror:
+    """A verified copy of one log in ``root`` (tlog-tiles layout), cosigned by ``signer``."""
+
+    def __init__(
+        self,
+        root: Path,
+        log_key: NoteVerifier,
+        signer: CosignatureSigner,
+        *,
+        clock: Callable[[], float] = time.time,
+        fsync: bool = True,
+    ) -> None:
+        self.root = root
+        self.log_key = log_key
+        self.signer = signer
+        self.clock = clock
+        self.fsync = fsync
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.checkpoint: SignedCheckpoint | None = None
+        self._tv = TreeVerifier()
+        self._load()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """The mirror checkpoint's tree size (0 before the first round)."""
+        return self.checkpoint.checkpoint.size if self.checkpoint else 0
+
+    @property
+    def cosigner(self) -> CosignatureVerifier:
+        return self.signer.verifier()
+
+    def served_checkpoint(self) -> bytes | None:
+        """The mirror checkpoint as served: the log's note with the mirror's cosignature."""
+        try:
+            return (self.root / "checkpoint").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _load(self) -> None:
+        """Open the stored checkpoint and rebuild the verifier from the stored bundles."""
+        self._tv = TreeVerifier()
+        raw = self.served_checkpoint()
+        if raw is None:
+            self.checkpoint = None
+            return
+        signed = open_checkpoint(raw, self.log_key, cosigners=[self.cosigner])
+        size = signed.checkpoint.size
+        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = _width(-1, index, size)
+            data = (self.root / tile_path(Tile(level=-1, index=index, width=width))).read_bytes()
+            self._tv.add_bundle(index, parse_entry_bundle(data, width))
+        if self._tv.root() != signed.checkpoint.root_hash:
+            raise ProofError(
+                f"The mirror's stored entries at {self.root} do not hash to its checkpoint's root."
+            )
+        self.checkpoint = signed
+
+    # -- one round -------------------------------------------------------------------------
+
+    def update(self, source: Source) -> Round:
+        """Bring the mirror up to the origin's checkpoint; see the module's steps."""
+        t0 = time.perf_counter()
+        # (1) the origin's checkpoint
+        raw = source.fetch("checkpoint")
+        new = open_checkpoint(raw, self.log_key)
+        cp = new.checkpoint
+        old_size = self.size
+        if self.checkpoint is not None:
+            mine = self.checkpoint.checkpoint
+            if cp.origin != mine.origin:
+                raise VerificationError(
+                    f"The origin now serves the log {cp.origin!r}, not {mine.origin!r}."
+                )
+            if cp.size < mine.size:
+                raise InconsistentLogError(
+                    f"Rollback: the log {cp.origin} shrank from {mine.size} entries to {cp.size}.",
+                    old_checkpoint=self.checkpoint.raw,
+                    new_checkpoint=raw,
+                )
+            if cp.size == mine.size:
+                if cp.root_hash != mine.root_hash:
+                    raise InconsistentLogError(
+                        f"Fork: the log {cp.origin} signed two roots for size {cp.size}.",
+                        old_checkpoint=self.checkpoint.raw,
+                        new_checkpoint=raw,
+                    )
+                return Round(old_size=old_size, new_size=old_size, objects=0, seconds=0.0)
+        # (2) every changed object, checked against the entries
+        staged: list[tuple[str, bytes]] = []
+        try:
+            for tile in changed_tiles(old_size, cp.size):
+                path = tile_path(tile)
+                data = source.fetch(path)
+                if tile.level < 0:
+                    self._tv.add_bundle(tile.index, parse_entry_bundle(data, tile.width))
+                else:
+                    parse_hash_tile(data, tile.width)
+                    self._tv.check_hash_tile(tile.level, tile.index, data)
+                staged.append((path, data))
+            # (3) the root over everything mirrored
+            if self._tv.root() != cp.root_hash:
+                raise InconsistentLogError(
+                    f"The log {cp.origin}'s tiles do not hash to its signed root for size"
+                    f" {cp.size}; nothing was mirrored.",
+                    old_checkpoint=self.checkpoint.raw if self.checkpoint else b"",
+                    new_checkpoint=raw,
+                )
+        except BaseException:
+            self._load()
+            raise
+        # (4) write, then cosign and publish
+        for path, data in staged:
+            self._write(path, data)
+        served = self._cosign(new)
+        self._write("checkpoint", served)
+        self.checkpoint = open_checkpoint(served, self.log_key, cosigners=[self.cosigner])
+        return Round(
+            old_size=old_size,
+            new_size=cp.size,
+            objects=len(staged),
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _cosign(self, signed: SignedCheckpoint) -> bytes:
+        """The log's note with its signature lines kept and the mirror's cosignature added."""
+        note = signed.note
+        mine = (self.signer.name, self.signer.key_id)
+        kept = [s for s in note.signatures if (s.name, s.key_id) != mine]
+        cosig = self.signer.cosign(note.text, int(self.clock()))
+        return format_note(note.text, [*kept, cosig])
+
+    def _write(self, path: str, data: bytes) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
