@@ -5,9 +5,11 @@
 Builds a city of that many cameras (the demo city's generator, registered in a
 real log and fleet database), starts ``custodes serve`` on it, and measures:
 
-1. the server: the first ``/public/cameras.geojson`` (which replays the log into
-   the public state), then the median of ``--runs`` more (the state is kept);
-   the bytes sent, as sent and gzip-compressed;
+1. the server: the first ``/public/map/cameras.json`` (the map's compact columns;
+   it replays the log into the public state and builds them), then the median of
+   ``--runs`` more (kept until the registry changes) sent gzip-compressed; the
+   bytes, as built and as sent; a conditional GET with the ETag (304); and
+   ``/public/map/status.json`` (one status digit a camera);
 2. Chromium (``/usr/bin/chromium``, headless): from navigation to the map being
    drawn (``#map[data-ready=true]``: every request answered, every camera placed,
    clusters drawn), median of ``--runs`` page loads; then, on the drawn map, the
@@ -20,7 +22,6 @@ It prints one JSON object.  Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -83,12 +85,22 @@ def _free_port() -> int:
         return port
 
 
-def _get(url: str, gzip_ok: bool = False) -> tuple[float, bytes, dict[str, str]]:
+def _get(
+    url: str, gzip_ok: bool = False, etag: str | None = None
+) -> tuple[float, bytes, dict[str, str], int]:
     headers = {"Accept-Encoding": "gzip"} if gzip_ok else {}
+    if etag:
+        headers["If-None-Match"] = etag
     t = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=600) as r:
-        body = r.read()
-        return time.perf_counter() - t, body, {k.lower(): v for k, v in r.headers.items()}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=600) as r:
+            body = r.read()
+            hdrs = {k.lower(): v for k, v in r.headers.items()}
+            return time.perf_counter() - t, body, hdrs, r.status
+    except urllib.error.HTTPError as err:  # 304 Not Modified
+        if err.code != 304:
+            raise
+        return time.perf_counter() - t, b"", {k.lower(): v for k, v in err.headers.items()}, 304
 
 
 def serve(data: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -115,18 +127,23 @@ def serve(data: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def server_figures(url: str, runs: int) -> dict[str, Any]:
-    first, body, _ = _get(url + "/public/cameras.geojson")
-    times = [_get(url + "/public/cameras.geojson")[0] for _ in range(runs)]
-    _, sent, headers = _get(url + "/public/cameras.geojson", gzip_ok=True)
+    cams = url + "/public/map/cameras.json"
+    first, body, _, _ = _get(cams)  # replays the log, builds the compact columns once
+    times = [_get(cams, gzip_ok=True)[0] for _ in range(runs)]
+    _, sent, headers, _ = _get(cams, gzip_ok=True)
+    again, _, _, code = _get(cams, gzip_ok=True, etag=headers.get("etag"))
+    status_t, status_sent, _, _ = _get(url + "/public/map/status.json", gzip_ok=True)
     return {
         "first_s": round(first, 2),
-        "median_s": round(statistics.median(times), 2),
-        "runs_s": [round(t, 2) for t in times],
+        "median_s": round(statistics.median(times), 3),
+        "runs_s": [round(t, 3) for t in times],
         "bytes": len(body),
         "bytes_sent_with_accept_gzip": len(sent),
         "content_encoding": headers.get("content-encoding", "identity"),
-        "bytes_if_gzipped": len(gzip.compress(body, 6)),
-        "features": len(json.loads(body)["features"]),
+        "conditional_get": {"status": code, "s": round(again, 3)},
+        "status_s": round(status_t, 3),
+        "status_bytes_sent_with_accept_gzip": len(status_sent),
+        "cameras": json.loads(body)["count"],
     }
 
 

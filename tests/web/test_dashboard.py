@@ -294,4 +294,5 @@ def test_no_generated_query_makes_a_public_endpoint_fail(site: tuple[str, Path, 
             assert response.status_code < 500, (case.path, case.query, response.text[:300])
 
         run()
-    assert len(seen) == 9  # with /public/basemap.geojson (the demo city's streets)
+    # with /public/basemap.geojson (the demo city's streets) and the map's own data
+    assert len(seen) == 12

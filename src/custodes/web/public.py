@@ -30,6 +30,7 @@ __all__ = [
     "PublicView",
     "Snapshot",
     "access_statistics",
+    "camera_feature",
     "camera_features",
     "outage_timeline",
     "who_looked",
@@ -120,45 +121,52 @@ STATUS_LABELS = {
 }
 
 
+def camera_feature(
+    cid: str, cam: dict[str, Any], live: str | None, *, cone_range_m: float = 40.0
+) -> dict[str, Any]:
+    """One camera as a GeoJSON Point, with its record, status and view cone.
+
+    ``live`` is the fleet's current status of the camera (``up``, ``silent``,
+    ``unknown`` or None); the feature's ``status`` is ``recording`` (up),
+    ``silent``, ``unknown`` (never heard) or ``retired`` (whatever the fleet says).
+    """
+    record = {k: v for k, v in cam.items() if k not in ("status", "retired_reason", "index")}
+    raw = "retired" if cam.get("status") == "retired" else (live or "unknown")
+    status = "recording" if raw == "up" else raw
+    cone = None
+    direction = cam.get("direction")
+    if isinstance(direction, int | float) and not isinstance(direction, bool):
+        fov = cam.get("field_of_view")
+        fov = float(fov) if isinstance(fov, int | float) and not isinstance(fov, bool) else 60.0
+        cone = view_cone(float(cam["lat"]), float(cam["lon"]), float(direction), fov, cone_range_m)
+    return {
+        "type": "Feature",
+        "id": cid,
+        "geometry": {"type": "Point", "coordinates": [cam["lon"], cam["lat"]]},
+        "properties": {
+            "id": cid,
+            "status": status,
+            "status_label": STATUS_LABELS.get(status, status),
+            "capabilities": cam.get("capabilities") or {},
+            "record": record,
+            "retired_reason": cam.get("retired_reason"),
+            "index": cam.get("index"),
+            "cone": cone,
+        },
+    }
+
+
 def camera_features(
     state: PublicState, live: dict[str, str], *, cone_range_m: float = 40.0
 ) -> dict[str, Any]:
-    """Every camera in the log as a GeoJSON Point, with its record, status and view cone.
+    """Every camera in the log as a GeoJSON Point (:func:`camera_feature`), sorted by id.
 
-    ``live`` maps camera ids to the fleet's current status (``up``, ``silent``,
-    ``unknown``); the feature's ``status`` is ``recording`` (up), ``silent``,
-    ``unknown`` (never heard) or ``retired`` (whatever the fleet says).
+    ``live`` maps camera ids to the fleet's current status.
     """
-    feats = []
-    for cid in sorted(state.cameras):
-        cam = state.cameras[cid]
-        record = {k: v for k, v in cam.items() if k not in ("status", "retired_reason", "index")}
-        raw = "retired" if cam.get("status") == "retired" else live.get(cid, "unknown")
-        status = "recording" if raw == "up" else raw
-        cone = None
-        direction = cam.get("direction")
-        if isinstance(direction, int | float) and not isinstance(direction, bool):
-            fov = cam.get("field_of_view")
-            fov = float(fov) if isinstance(fov, int | float) and not isinstance(fov, bool) else 60.0
-            cone = view_cone(float(cam["lat"]), float(cam["lon"]), float(direction), fov,
-                             cone_range_m)  # fmt: skip
-        feats.append(
-            {
-                "type": "Feature",
-                "id": cid,
-                "geometry": {"type": "Point", "coordinates": [cam["lon"], cam["lat"]]},
-                "properties": {
-                    "id": cid,
-                    "status": status,
-                    "status_label": STATUS_LABELS.get(status, status),
-                    "capabilities": cam.get("capabilities") or {},
-                    "record": record,
-                    "retired_reason": cam.get("retired_reason"),
-                    "index": cam.get("index"),
-                    "cone": cone,
-                },
-            }
-        )
+    feats = [
+        camera_feature(cid, state.cameras[cid], live.get(cid), cone_range_m=cone_range_m)
+        for cid in sorted(state.cameras)
+    ]
     return {"type": "FeatureCollection", "features": feats}
 
 

@@ -30,11 +30,22 @@ from custodes.fleet.model import format_time, now_ms, parse_time
 from custodes.geo.coverage import place_coverage
 from custodes.reports.figures import coverage, place_categories
 from custodes.reports.replay import PublicState
+from custodes.web.map_data import (
+    STATUSES,
+    Body,
+    BodyCache,
+    compact_cameras,
+    dumps,
+    registry_version,
+    respond,
+    status_codes,
+)
 from custodes.web.public import (
     PublicView,
     Snapshot,
     access_statistics,
     active_cameras,
+    camera_feature,
     camera_features,
     disclosure_policy,
     outage_chart,
@@ -54,6 +65,7 @@ PLACE_RADIUS_M = 100.0
 def install(app: FastAPI) -> None:
     """Add the public view, the static files and the public pages to the app."""
     app.state.public = PublicView(app.state.ledger)
+    app.state.map_cache = BodyCache()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
 
@@ -146,6 +158,30 @@ def _live_status(request: Request) -> dict[str, str]:
     step = st.settings.interval_s * 1000
     rows = st.svc.read(lambda _log: st.db.cameras(include_retired=True, step_ms=step))
     return {r["camera"]["id"]: r["status"] for r in rows}
+
+
+def _live_codes(request: Request) -> dict[str, str]:
+    """The same as :func:`_live_status`, read as two columns (no record parsed)."""
+    st = getattr(request.app.state, "fleet", None)
+    if st is None:
+        return {}
+    sql = "SELECT id, status FROM cameras"
+    rows = st.svc.read(lambda _log: st.db.conn.execute(sql).fetchall())
+    return {str(cid): str(status) for cid, status in rows}
+
+
+def _live_one(request: Request, cid: str) -> str | None:
+    st = getattr(request.app.state, "fleet", None)
+    if st is None:
+        return None
+    sql = "SELECT status FROM cameras WHERE id = ?"
+    row = st.svc.read(lambda _log: st.db.conn.execute(sql, (cid,)).fetchone())
+    return None if row is None else str(row[0])
+
+
+def _cache(request: Request) -> BodyCache:
+    cache: BodyCache = request.app.state.map_cache
+    return cache
 
 
 def _checkpoint(snap: Snapshot | None) -> dict[str, Any] | None:
@@ -425,13 +461,61 @@ def _geojson(doc: dict[str, Any]) -> Response:
     )
 
 
-@router.get("/public/cameras.geojson", summary="Every camera: record, status and view cone")
+@router.get(
+    "/public/cameras.geojson", summary="Every camera: record, status and view cone (a download)"
+)
 def cameras_geojson(request: Request) -> Response:
-    live = _live_status(request)
-    doc = _view(request).use(
-        lambda state, snap: {**camera_features(state, live), "checkpoint": _checkpoint(snap)}
-    )
-    return _geojson(doc)
+    live = _live_codes(request)
+
+    def build(state: PublicState, snap: Snapshot | None) -> Body:
+        def make() -> Body:
+            doc = {**camera_features(state, live), "checkpoint": _checkpoint(snap)}
+            return Body.of(dumps(doc), "application/geo+json")
+
+        key = (registry_version(state), status_codes(state, _cache(request).ids(state), live))
+        return _cache(request).get("cameras.geojson", key, make)
+
+    return respond(request, _view(request).use(build))
+
+
+@router.get("/public/map/cameras.json", summary="The map's cameras, as compact columns")
+def map_cameras(request: Request) -> Response:
+    def build(state: PublicState, snap: Snapshot | None) -> Body:
+        def make() -> Body:
+            doc = compact_cameras(state, _checkpoint(snap))
+            doc["version"] = "-".join(map(str, registry_version(state)))
+            return Body.of(dumps(doc), "application/json")
+
+        return _cache(request).get("map-cameras", registry_version(state), make)
+
+    return respond(request, _view(request).use(build))
+
+
+@router.get("/public/map/status.json", summary="Each camera's status, one digit a camera")
+def map_status(request: Request) -> Response:
+    live = _live_codes(request)
+
+    def build(state: PublicState, _snap: Snapshot | None) -> Body:
+        codes = status_codes(state, _cache(request).ids(state), live)
+        version = "-".join(map(str, registry_version(state)))
+        doc = {"version": version, "statuses": list(STATUSES), "codes": codes}
+        make = lambda: Body.of(dumps(doc), "application/json")  # noqa: E731
+        return _cache(request).get("map-status", (version, codes), make)
+
+    return respond(request, _view(request).use(build))
+
+
+@router.get("/public/cameras/{cid}.json", summary="One camera: record, status and view cone")
+def camera_json(request: Request, cid: str) -> Response:
+    live = _live_one(request, cid)
+
+    def build(state: PublicState, snap: Snapshot | None) -> dict[str, Any]:
+        cam = state.cameras.get(cid)
+        if cam is None:
+            raise NotFoundError(f"no camera {cid!r} in the public log")
+        return {**camera_feature(cid, cam, live), "checkpoint": _checkpoint(snap)}
+
+    return _geojson(_view(request).use(build))
 
 
 @router.get(
@@ -460,7 +544,12 @@ def districts_geojson(request: Request) -> Response:
         ]
         return {"type": "FeatureCollection", "features": feats, "checkpoint": _checkpoint(snap)}
 
-    return _geojson(_view(request).use(build))
+    def cached(state: PublicState, snap: Snapshot | None) -> Body:
+        make = lambda: Body.of(dumps(build(state, snap)), "application/geo+json")  # noqa: E731
+        return _cache(request).get("districts.geojson", registry_version(state), make)
+
+    # Built once per registry change; the checkpoint named is the one it was built at.
+    return respond(request, _view(request).use(cached))
 
 
 @router.get("/public/places.geojson", summary="Categorised places and the cameras near each")
@@ -478,7 +567,12 @@ def places_geojson(request: Request) -> Response:
         ]
         return {"type": "FeatureCollection", "features": feats, "checkpoint": _checkpoint(snap)}
 
-    return _geojson(_view(request).use(build))
+    def cached(state: PublicState, snap: Snapshot | None) -> Body:
+        make = lambda: Body.of(dumps(build(state, snap)), "application/geo+json")  # noqa: E731
+        return _cache(request).get("places.geojson", registry_version(state), make)
+
+    # Built once per registry change; the checkpoint named is the one it was built at.
+    return respond(request, _view(request).use(cached))
 
 
 @router.get("/public/coverage.json", summary="Cameras per district and per category of place")

@@ -224,15 +224,64 @@
     var cameras = [];
     var vis = [];
 
+    var capNames = [];
+    var operators = [];
+    var records = {}; // camera id -> its GeoJSON feature, fetched when its popup first opens
+
     function filter() {
       var statuses = {};
       Array.prototype.forEach.call(
         form.querySelectorAll("input[name=status]:checked"), function (i) { statuses[i.value] = 1; });
       var cap = form.querySelector("#capability").value;
-      return function (props) {
-        if (!statuses[props.status]) return false;
-        return !cap || (props.capabilities && props.capabilities[cap] === true);
+      var bit = cap ? capNames.indexOf(cap) : -1;
+      var mask = bit < 0 ? 0 : Math.pow(2, bit);
+      return function (c) {
+        if (!statuses[c.status]) return false;
+        return !cap || (mask !== 0 && Math.floor(c.caps / mask) % 2 === 1);
       };
+    }
+
+    // The map's data: compact columns (built once per registry change) and one status digit
+    // a camera (GET /public/map/cameras.json and /public/map/status.json).
+    function unpack(doc, st) {
+      var col = doc.columns, out = new Array(doc.count);
+      var codes = st.codes, statuses = st.statuses, labels = doc.status_labels;
+      for (var i = 0; i < doc.count; i++) {
+        var code = +codes.charAt(i);
+        out[i] = {
+          id: col.id[i], lon: col.lon[i], lat: col.lat[i], dir: col.direction[i], fov: col.fov[i],
+          caps: col.caps[i], op: col.operator[i], index: col.index[i],
+          status: statuses[code] || "unknown", status_label: labels[code] || "not heard yet",
+        };
+      }
+      capNames = doc.capabilities;
+      operators = doc.operators;
+      return out;
+    }
+
+    function loadCameras(again) {
+      return Promise.all([getJSON("/public/map/cameras.json"), getJSON("/public/map/status.json")])
+        .then(function (docs) {
+          // The registry changed between the two answers: ask once more.
+          if (docs[0].version !== docs[1].version && !again) return loadCameras(true);
+          return unpack(docs[0], docs[1]);
+        });
+    }
+
+    // What the camera sees: its apex and an arc 40 m out (as the GeoJSON download's cone).
+    function cone(c) {
+      if (c.dir === null || c.dir === undefined) return null;
+      var fov = Math.min(Math.max(c.fov === null || c.fov === undefined ? 60 : c.fov, 1), 360);
+      var R = 6371008.8, d = 40 / R, p1 = c.lat * Math.PI / 180, l1 = c.lon * Math.PI / 180;
+      var steps = fov >= 360 ? 32 : 8, pts = fov >= 360 ? [] : [[c.lat, c.lon]];
+      for (var i = 0; i <= steps; i++) {
+        var b = (c.dir - fov / 2 + fov * i / steps) * Math.PI / 180;
+        var p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
+        var l2 = l1 + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1),
+          Math.cos(d) - Math.sin(p1) * Math.sin(p2));
+        pts.push([p2 * 180 / Math.PI, l2 * 180 / Math.PI]);
+      }
+      return pts;
     }
 
     function popupHtml(p) {
@@ -242,12 +291,28 @@
         "<p>Log entry " + text(p.index) + "</p></div>";
     }
 
-    function cameraMarker(f, withCone) {
-      var p = f.properties;
-      var ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
+    // A camera's record is fetched when its popup first opens; the popup opens once it is here.
+    function openRecord(m, p) {
+      var shown = function (feature) {
+        if (!m.getPopup()) m.bindPopup(popupHtml(feature.properties));
+        m.openPopup();
+      };
+      if (records[p.id]) { shown(records[p.id]); return; }
+      getJSON("/public/cameras/" + encodeURIComponent(p.id) + ".json").then(function (feature) {
+        records[p.id] = feature;
+        shown(feature);
+      }).catch(function (err) {
+        m.bindPopup("<div class=\"popup\">The record of " + text(p.id) + " could not be loaded: " +
+          text(err.message) + "</div>").openPopup();
+      });
+    }
+
+    function cameraMarker(p, withCone) {
+      var ll = [p.lat, p.lon];
       var colour = COLOURS[p.status] || "#333";
-      if (withCone && p.cone) {
-        L.polygon(p.cone.map(function (c) { return [c[1], c[0]]; }), {
+      var ring = withCone ? cone(p) : null;
+      if (ring) {
+        L.polygon(ring, {
           color: colour, weight: 1, fillOpacity: 0.15, interactive: false, className: "cam-cone",
         }).addTo(cones);
       }
@@ -255,18 +320,17 @@
         radius: RADIUS, shape: SHAPES[p.status] || "circle", color: "#ffffff", weight: 2,
         fillColor: colour, fillOpacity: 1, className: "cam-marker cam-" + p.status,
       });
-      m.bindPopup(popupHtml(p));
       m.bindTooltip(text(p.id) + " · " + text(p.status_label), { direction: "top" });
       m.addTo(markers);
       var node = m.getElement();
       if (node) {
         node.setAttribute("aria-label", "Camera " + p.id + ", " + p.status_label);
         var s = { el: node, id: p.id, ll: ll };
-        s.open = function () { opener = node; m.openPopup(); };
+        s.open = function () { opener = node; openRecord(m, p); };
         wire(node, s);
         node.addEventListener("focus", function () { m.openTooltip(); });
         node.addEventListener("blur", function () { m.closeTooltip(); });
-        m.on("click", function () { opener = node; });
+        m.on("click", function () { opener = node; openRecord(m, p); });
         return s;
       }
       return null;
@@ -275,10 +339,10 @@
     function clusterMarker(group, key) {
       var counts = {};
       var sumLat = 0, sumLon = 0;
-      group.forEach(function (f) {
-        counts[f.properties.status_label] = (counts[f.properties.status_label] || 0) + 1;
-        sumLat += f.geometry.coordinates[1];
-        sumLon += f.geometry.coordinates[0];
+      group.forEach(function (c) {
+        counts[c.status_label] = (counts[c.status_label] || 0) + 1;
+        sumLat += c.lat;
+        sumLon += c.lon;
       });
       var ll = [sumLat / group.length, sumLon / group.length];
       var words = Object.keys(counts).sort().map(function (k) { return counts[k] + " " + k; });
@@ -298,9 +362,7 @@
       node.setAttribute("title", label);
       var s = { el: node, id: "cluster:" + key, ll: ll };
       s.open = function () {
-        var b = L.latLngBounds(group.map(function (f) {
-          return [f.geometry.coordinates[1], f.geometry.coordinates[0]];
-        }));
+        var b = L.latLngBounds(group.map(function (c) { return [c.lat, c.lon]; }));
         map.fitBounds(b.pad(0.1), { maxZoom: Math.max(map.getZoom() + 2, 15) });
         setTimeout(function () { if (stops.length) focusStop(stops[0]); }, 400);
       };
@@ -322,13 +384,12 @@
         var zoom = map.getZoom();
         var cells = {};
         var order = [];
-        vis.forEach(function (f) {
-          var c = f.geometry.coordinates;
-          if (!view.contains([c[1], c[0]])) return;
-          var pt = map.project([c[1], c[0]], zoom);
+        vis.forEach(function (c) {
+          if (!view.contains([c.lat, c.lon])) return;
+          var pt = map.project([c.lat, c.lon], zoom);
           var key = Math.floor(pt.x / CLUSTER_PX) + ":" + Math.floor(pt.y / CLUSTER_PX);
           if (!cells[key]) { cells[key] = []; order.push(key); }
-          cells[key].push(f);
+          cells[key].push(c);
         });
         var drawn = 0;
         order.forEach(function (key) { drawn += cells[key].length === 1 ? 1 : 0; });
@@ -348,12 +409,13 @@
     function fillTable() {
       if (!listBody || !list.open) return;
       var rows = [];
-      vis.slice(0, TABLE_ROWS).forEach(function (f) {
-        var p = f.properties, rec = p.record;
-        rows.push("<tr><th scope=\"row\">" + text(p.id) + "</th><td>" + text(p.status_label) +
-          "</td><td>" + text(rec.operator || "") + "</td><td>" +
-          text(rec.direction === undefined ? "" : rec.direction + "°") + "</td><td>" +
-          (p.capabilities && p.capabilities.face_recognition_capable ? "yes" : "no") + "</td></tr>");
+      var face = capNames.indexOf("face_recognition_capable");
+      var faceMask = face < 0 ? 0 : Math.pow(2, face);
+      vis.slice(0, TABLE_ROWS).forEach(function (c) {
+        rows.push("<tr><th scope=\"row\">" + text(c.id) + "</th><td>" + text(c.status_label) +
+          "</td><td>" + text(c.op >= 0 ? operators[c.op] : "") + "</td><td>" +
+          text(c.dir === null || c.dir === undefined ? "" : c.dir + "°") + "</td><td>" +
+          (faceMask && Math.floor(c.caps / faceMask) % 2 === 1 ? "yes" : "no") + "</td></tr>");
       });
       listBody.innerHTML = rows.join("");
       if (listNote) {
@@ -366,7 +428,7 @@
 
     function render() {
       var visible = filter(); // the form is read once, not once a camera
-      vis = cameras.filter(function (f) { return visible(f.properties); });
+      vis = cameras.filter(visible);
       layout();
       fillTable();
       if (shown) {
@@ -381,7 +443,7 @@
     map.on("moveend", function () { if (vis.length > CLUSTER_ABOVE) layout(); });
     Promise.all([
       getJSON("/public/districts.geojson"),
-      getJSON("/public/cameras.geojson"),
+      loadCameras(false),
       getJSON("/public/places.geojson"),
       drawBasemap(),
     ])
@@ -394,10 +456,8 @@
           }).bindPopup("<div class=\"popup\"><strong>" + text(p.name) + "</strong> (" +
             text(p.category) + ")<br>" + plural(p.cameras, "camera") + " within 100 m</div>").addTo(map);
         });
-        cameras = docs[1].features;
-        cameras.forEach(function (f) {
-          bounds.extend([f.geometry.coordinates[1], f.geometry.coordinates[0]]);
-        });
+        cameras = docs[1];
+        cameras.forEach(function (c) { bounds.extend([c.lat, c.lon]); });
         fit();
         render();
         el.dataset.ready = "true";
