@@ -4,6 +4,10 @@ These logs are built by hand (no gateway), so that each test can place an
 entry exactly where the rule under test needs it.  v2 adds ``user.changed``,
 the request's camera ``groups``, the expiry's ``reason``, and the release's
 ``requested``, ``approvals`` and ``policy``; v1 entries stay valid.
+
+Each rule of :mod:`custodes.access.public_rules` was broken on purpose, one at a
+time, in a copy of the module put first on ``PYTHONPATH``; for every one, a
+test here or in ``test_public_rules.py`` failed.
 """
 
 from __future__ import annotations
