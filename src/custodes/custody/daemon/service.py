@@ -141,13 +141,15 @@ class Follower:
             if now - self._sent.get(key, -RESEND_S) < RESEND_S:
                 continue
             self._sent[key] = now
-            if self.post(entry):
+            result = self.post(entry)
+            if result is True:
                 posted += 1
-            else:
-                self._sent.pop(key, None)
+            elif result is None:
+                self._sent.pop(key, None)  # unreachable: try again next round
         return posted
 
-    def post(self, entry: dict[str, Any]) -> bool:
+    def post(self, entry: dict[str, Any]) -> bool | None:
+        """True if logged, False if refused (tried again after RESEND_S), None if unreachable."""
         try:
             r = self.http.request(
                 "POST",
@@ -157,7 +159,7 @@ class Follower:
             )
         except (OSError, CustodesError) as exc:
             _log.warning("cannot post %s: %s", entry.get("type"), exc)
-            return False
+            return None
         if r.status == 409:
             return True  # another custodian logged the same thing first
         if r.status >= 300:
