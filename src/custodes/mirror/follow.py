@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -119,12 +121,14 @@ class Mirror:
         *,
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
+        window: int = 8,
     ) -> None:
         self.root = root
         self.log_key = log_key
         self.signer = signer
         self.clock = clock
         self.fsync = fsync
+        self.window = window
         self.root.mkdir(parents=True, exist_ok=True)
         self.checkpoint: SignedCheckpoint | None = None
         self._tv = TreeVerifier()
@@ -200,9 +204,9 @@ class Mirror:
         # (2) every changed object, checked against the entries
         staged: list[tuple[str, bytes]] = []
         try:
-            for tile in changed_tiles(old_size, cp.size):
+            tiles = changed_tiles(old_size, cp.size)
+            for tile, data in zip(tiles, self._fetch_all(source, tiles), strict=True):
                 path = tile_path(tile)
-                data = source.fetch(path)
                 if tile.level < 0:
                     self._tv.add_bundle(tile.index, parse_entry_bundle(data, tile.width))
                 else:
@@ -232,6 +236,25 @@ class Mirror:
             objects=len(staged),
             seconds=time.perf_counter() - t0,
         )
+
+    def _fetch_all(self, source: Source, tiles: list[Tile]) -> Iterator[bytes]:
+        """The objects of ``tiles`` in order, with up to ``window`` fetches in flight."""
+        if self.window <= 1 or len(tiles) <= 1:
+            for tile in tiles:
+                yield source.fetch(tile_path(tile))
+            return
+        with ThreadPoolExecutor(max_workers=self.window) as pool:
+            pending: deque[Future[bytes]] = deque()
+            try:
+                for tile in tiles:
+                    pending.append(pool.submit(source.fetch, tile_path(tile)))
+                    if len(pending) >= 2 * self.window:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for f in pending:
+                    f.cancel()
 
     def _cosign(self, signed: SignedCheckpoint) -> bytes:
         """The log's note with its signature lines kept and the mirror's cosignature added."""

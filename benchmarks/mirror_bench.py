@@ -1,0 +1,281 @@
+"""Mirror benchmark: does ``custodes mirror serve`` keep up with a log appending 10,000 entries/s?
+
+Run by hand (not a timed test)::
+
+    .venv/bin/python benchmarks/mirror_bench.py --rate 10000 --seconds 30 --preload 200000
+
+An origin process serves a tlog-tiles log over HTTP (ThreadingHTTPServer,
+tiles made with custodes.tlog from an in-memory tree) that appends
+``--rate`` entries a second (about 110-byte JSON entries) and signs a new
+checkpoint every ``--every`` seconds, as ``custodes serve --interval`` does.
+``custodes mirror serve`` follows it as a user would start it (its own
+process, polling every 0.2 s, fsync on).  The benchmark measures:
+
+* catch-up: with ``--preload`` entries already published, how fast the
+  mirror copies and verifies them from a cold start (entries a second);
+* keeping up: for each checkpoint the origin publishes, how long until the
+  mirror serves a checkpoint at least that large (lag; median, 95th
+  percentile and the maximum), and the mirror's CPU time per entry (user +
+  system from /proc), which says more than the wall clock on a busy machine.
+
+It prints the machine (cores, load average before and after) with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from custodes.tlog import (
+    Checkpoint,
+    MemoryTree,
+    Signer,
+    format_entry_bundle,
+    format_hash_tile,
+    generate_key,
+    leaf_hash,
+    parse_tile_path,
+    sign_checkpoint,
+)
+
+ORIGIN = "bench.custodes.example/mirror"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _entry(i: int) -> bytes:
+    return json.dumps(
+        {"type": "recording.segment", "camera": f"cam-{i % 5000:05d}", "n": i, "sha256": "ab" * 20},
+        separators=(",", ":"),
+    ).encode()
+
+
+class Origin:
+    """An in-memory log that grows at ``rate`` entries a second and serves tlog-tiles."""
+
+    def __init__(self, skey: str, rate: int, every: float, preload: int) -> None:
+        self.signer = Signer.from_key(skey)
+        self.rate, self.every = rate, every
+        self.entries: list[bytes] = []
+        self.tree = MemoryTree()
+        self.lock = threading.Lock()
+        self.grow(preload)
+        self.publish()
+        self.growing = False
+
+    def grow(self, n: int) -> None:
+        start = len(self.entries)
+        new = [_entry(i) for i in range(start, start + n)]
+        leaves = [leaf_hash(e) for e in new]
+        with self.lock:
+            self.entries.extend(new)
+            for h in leaves:
+                self.tree.append(h)
+
+    def publish(self) -> None:
+        with self.lock:
+            cp = Checkpoint(origin=ORIGIN, size=self.tree.size, root_hash=self.tree.root())
+            self.size = cp.size
+            self.note = sign_checkpoint(cp, self.signer)
+        sys.stdout.write(f"published {cp.size} {time.time():.6f}\n")
+        sys.stdout.flush()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        made = 0
+        nxt = t0 + self.every
+        while True:
+            if self.growing:
+                want = int((time.monotonic() - t0) * self.rate)
+                if want > made:
+                    self.grow(want - made)
+                    made = want
+            else:
+                t0 = time.monotonic()
+            if time.monotonic() >= nxt:
+                if self.growing:
+                    self.publish()
+                nxt += self.every
+            time.sleep(0.005)
+
+    def get(self, path: str) -> bytes | None:
+        if path == "checkpoint":
+            return self.note
+        try:
+            t = parse_tile_path(path)
+        except Exception:  # noqa: BLE001
+            return None
+        start = t.index * 256
+        with self.lock:
+            if t.level < 0:
+                if start + t.width > self.size:
+                    return None
+                return format_entry_bundle(self.entries[start : start + t.width])
+            level = 8 * t.level
+            if (start + t.width) << level > self.size:
+                return None
+            return format_hash_tile(
+                self.tree.read_hashes([(level, start + j) for j in range(t.width)])
+            )
+
+
+def origin_main(port: int, skey: str, rate: int, every: float, preload: int) -> None:
+    origin = Origin(skey, rate, every, preload)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/start":
+                origin.growing = True
+                body: bytes | None = b"ok"
+            else:
+                body = origin.get(self.path.removeprefix("/log/"))
+            # One write for head and body (no Nagle / delayed-ACK stall between them).
+            status = "200 OK" if body is not None else "404 Not Found"
+            body = body or b""
+            head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n"
+            self.wfile.write(head.encode() + body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=origin.run, daemon=True).start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _mirror_size(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
+            return int(r.read())
+    except OSError:
+        return -1
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    skey, vkey = generate_key(ORIGIN)
+    oport, mport = _free_port(), _free_port()
+    load_before = os.getloadavg()
+    origin = subprocess.Popen(
+        [sys.executable, __file__, "--origin-only", str(oport), "--skey", skey,
+         "--rate", str(args.rate), "--every", str(args.every), "--preload", str(args.preload)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert origin.stdout is not None
+    published: list[tuple[int, float]] = []
+
+    def read_origin() -> None:
+        assert origin.stdout is not None
+        for line in origin.stdout:
+            if line.startswith("published"):
+                _, size, at = line.split()
+                published.append((int(size), float(at)))
+
+    first = origin.stdout.readline()  # the preload's checkpoint
+    assert first.startswith("published"), first
+    assert origin.stdout.readline().strip() == "ready"
+    threading.Thread(target=read_origin, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        mirror = subprocess.Popen(
+            [sys.executable, "-m", "custodes", "mirror", "serve",
+             "--log", f"http://127.0.0.1:{oport}/log", "--log-vkey", vkey,
+             "--data", str(Path(tmp) / "m"), "--port", str(mport), "--interval", "0.2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{mport}"
+        try:
+            # catch-up from a cold start
+            while _mirror_size(url) < 0:
+                time.sleep(0.02)
+            cpu0, t0 = _cpu(mirror.pid), time.perf_counter()
+            while _mirror_size(url) < args.preload:
+                time.sleep(0.02)
+            catch_s = time.perf_counter() - t0
+            catch_cpu = _cpu(mirror.pid) - cpu0
+            # keeping up
+            urllib.request.urlopen(f"http://127.0.0.1:{oport}/start", timeout=5).read()
+            cpu1 = _cpu(mirror.pid)
+            seen: dict[int, float] = {}
+            end = time.monotonic() + args.seconds
+            while time.monotonic() < end:
+                size = _mirror_size(url)
+                now = time.time()
+                for s, _at in list(published):
+                    if s <= size and s not in seen:
+                        seen[s] = now
+                time.sleep(0.01)
+            grown = published[-1][0] - args.preload if published else 0
+            cpu_keep = _cpu(mirror.pid) - cpu1
+            lags = [seen[s] - at for s, at in published if s in seen and s > args.preload]
+            missed = [s for s, _ in published if s not in seen and s > args.preload]
+        finally:
+            mirror.terminate()
+            mirror.wait(timeout=20)
+            origin.terminate()
+            origin.wait(timeout=20)
+    lags.sort()
+    return {
+        "rate": args.rate,
+        "catch_up_entries": args.preload,
+        "catch_up_s": round(catch_s, 2),
+        "catch_up_per_s": round(args.preload / catch_s),
+        "catch_up_cpu_us_per_entry": round(catch_cpu / args.preload * 1e6, 2),
+        "checkpoints": len(published) - 1,
+        "entries_appended": grown,
+        "mirrored_checkpoints": len(lags),
+        "not_mirrored_at_end": len(missed),
+        "lag_median_s": round(statistics.median(lags), 3) if lags else None,
+        "lag_p95_s": round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
+        "lag_max_s": round(lags[-1], 3) if lags else None,
+        "keep_up_cpu_us_per_entry": round(cpu_keep / grown * 1e6, 2) if grown else None,
+        "keep_up_cpu_share": round(cpu_keep / args.seconds, 2),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "cores": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=int, default=10_000)
+    p.add_argument("--every", type=float, default=1.0)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--preload", type=int, default=200_000)
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--origin-only", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--skey", default="", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.origin_only is not None:
+        origin_main(args.origin_only, args.skey, args.rate, args.every, args.preload)
+        return
+    for _ in range(args.runs):
+        print(json.dumps(run(args)), flush=True)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
