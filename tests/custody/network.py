@@ -311,3 +311,23 @@ def segment_proofs(net: Network, f: Footage, batch_index: int, size: int) -> lis
 
 def today() -> str:
     return epoch_of(now_ms())
+
+
+def init_set(net: Network, tmp: Path) -> dict[str, Any]:
+    """custody init --propose, each custodian's sign-set, custody init with the signatures."""
+    specs = []
+    for _, vkey, url, _ in net.custodians:
+        specs += ["--custodian", f"{vkey}@{url}"]
+    base = ["custody", "init", "--threshold", "2", *specs, "--server", net.url]
+    base += ["--dkg-deadline", "3"]
+    proposed = run_cli(*base, "--propose", data=net.log_data).stdout
+    (tmp / "set.json").write_bytes(proposed)
+    sigs: list[str] = []
+    for cdir, _, _, _ in net.custodians:
+        out = run_cli("custodian", "sign-set", str(tmp / "set.json"), data=cdir)
+        sigs += ["--signature", out.stdout.decode()]
+    body: dict[str, Any] = json.loads(proposed)
+    short = run_cli(*base, "--time", body["time"], *sigs[:4], data=net.log_data, check=False)
+    assert short.returncode == 1 and b"signed by all it names" in short.stderr
+    run_cli(*base, "--time", body["time"], *sigs, data=net.log_data)
+    return body

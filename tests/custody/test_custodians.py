@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.custody.network import (
     ORIGIN,
     Network,
     http,
+    init_set,
     network,
     record_segments,
     release_entries,
@@ -34,19 +36,11 @@ from tests.custody.network import (
     wait_ready,
 )
 
-pytestmark = pytest.mark.timeout(600) if hasattr(pytest.mark, "timeout") else []
-
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     with network(tmp_path_factory.mktemp("custody")) as n:
-        specs = []
-        for _, vkey, url, _ in n.custodians:
-            specs += ["--custodian", f"{vkey}@{url}"]
-        run_cli(
-            "custody", "init", "--threshold", "2", *specs, "--server", n.url,
-            "--dkg-deadline", "3", data=n.log_data,
-        )  # fmt: skip
+        init_set(n, n.root)
         yield n
 
 
@@ -104,8 +98,11 @@ def test_a_2_of_3_dkg_completes_through_the_log_and_logs_the_epoch_key(net: Netw
     public = custody.epoch_public(today())
     assert public is not None and public.threshold == 2 and public.qualified == (1, 2, 3)
     for cdir, _, _, _ in net.custodians:
+        deadline = time.monotonic() + 30  # each takes its share on its next round
+        while not {today(), tomorrow} <= set(CustodianDir.load(cdir).state.shares):
+            assert time.monotonic() < deadline, f"{cdir.name} never took its shares"
+            time.sleep(0.2)
         state = CustodianDir.load(cdir).state
-        assert today() in state.shares and tomorrow in state.shares
         assert state.shares[today()].public == public
         assert not list((cdir / "pending").glob("*.json"))
     out = run_cli("custody", "status", "--server", net.url, "--json", data=net.log_data)
@@ -279,8 +276,6 @@ def test_a_shredded_epoch_refuses_and_is_gone_once_n_minus_t_plus_1_shred(
     assert status == 403 and "shredded" in body["error"], body
     run_cli("custodian", "shred", "--before", after, "--log", net.url, data=net.custodians[1][0])
     net.wait_size(scene["size"] + 2)
-    import time
-
     deadline = time.monotonic() + 30
     while True:
         st = json.loads(

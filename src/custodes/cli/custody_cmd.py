@@ -142,14 +142,24 @@ def custodian_shred_cmd(ctx: click.Context, before: str, log_url: str) -> None:
 @click.argument("body", type=click.File("rb"))
 @click.pass_context
 def custodian_sign_set_cmd(ctx: click.Context, body: Any) -> None:
-    """Sign a proposed custodian set (JSON, from custody init --propose): this custodian's
-    decision to change the set; prints the signature for custody init --signature."""
+    """Sign a proposed custodian set (from custody init --propose), if this custodian agrees.
+
+    Shows the set on stderr and prints the signature for custody init --signature.  This
+    is the custodian's own decision: nothing signs a set for it, since a set with the
+    operator's own keys in it would let the operator open footage.
+    """
     from custodes.custody.daemon.custodian import CustodianDir
     from custodes.custody.daemon.entries import CustodianSet, sign_set
 
     me = CustodianDir.load(_data(ctx))
     obj = json.loads(body.read())
-    CustodianSet.from_body(obj)
+    cset = CustodianSet.from_body(obj)
+    click.echo(f"custodian set {cset.number}: {cset.threshold} of {cset.n}", err=True)
+    for j, c in enumerate(cset.custodians, 1):
+        click.echo(f"  {j}. {c.name}  {c.url}", err=True)
+    mine = cset.by_name(me.name)
+    if mine is not None and (mine.vkey != me.vkey or mine.key != me.state.encryption_key.public):
+        raise UsageError("the set names this custodian with keys that are not its own")
     click.echo(json.dumps(sign_set(obj, me.signer)))
 
 
@@ -219,8 +229,11 @@ def custody_init_cmd(
 ) -> None:
     """Log the custodian set: each custodian's keys are fetched from its GET /key.
 
-    The first set is signed by every custodian it names (each asked at POST /sign-set); a
-    change needs the current threshold of current custodians' signatures, given with --signature.
+    Run it with --propose first, and give the printed set to the custodians: each decides
+    for itself and, if it agrees, runs `custodian sign-set` and sends back the signature.
+    Then run it again with --time (the proposal's) and one --signature for each.  The first
+    set needs the signature of every custodian it names; a change, of the current
+    threshold of current custodians.
     """
     from custodes.custody.daemon.entries import (
         Custodian,
@@ -252,12 +265,6 @@ def custody_init_cmd(
         click.echo(json.dumps(body))
         return
     sigs = [json.loads(s) for s in signatures]
-    if current is None:
-        for c in members:
-            status, sig = _http_json("POST", c.url.rstrip("/") + "/sign-set", body)
-            if status != 200:
-                raise UsageError(f"custodian {c.name} will not sign the set: {sig.get('error')}")
-            sigs.append(sig)
     body["signatures"] = sigs
     accept_set(body, current)
     if server:

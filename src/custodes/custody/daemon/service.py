@@ -11,7 +11,6 @@ Routes:
 ``GET /key``        its name, verifier key and encryption key (for ``custody init``)
 ``GET /answers``    every answer it gave, JSON Lines, append-only (no partials in it)
 ``GET /status``     what it has followed: size, custodian set, epochs
-``POST /sign-set``  its signature of a first custodian set that names it as it is
 ``POST /partials``  partial decryptions for one logged release (:func:`check_release`)
 
 ``POST /partials`` answers only when every step of :func:`check_release` passes, and
@@ -40,7 +39,7 @@ from custodes.client.http import HttpClient
 from custodes.client.source import HttpSource
 from custodes.client.verify import WitnessPolicy
 from custodes.custody.daemon.custodian import CustodianDir, dkg_actions
-from custodes.custody.daemon.entries import CustodianSet, now_ms, sign_set
+from custodes.custody.daemon.entries import now_ms
 from custodes.custody.daemon.ledger import CustodyLog
 from custodes.custody.errors import CustodyFormatError
 from custodes.custody.group import Point, b64decode, b64encode
@@ -397,29 +396,6 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
             return JSONResponse({"error": reason[:1].upper() + reason[1:]}, status_code=403)
         return JSONResponse(result)
 
-    async def sign(request: Request) -> Response:
-        try:
-            obj = json.loads(await request.body())
-            new = CustodianSet.from_body(obj)
-        except (ValueError, CustodyFormatError) as exc:
-            return JSONResponse({"error": f"Not a custodian set: {exc}."}, status_code=400)
-        with f.lock:
-            current = f.custody.current
-        mine = new.by_name(f.me.name)
-        if current is not None:
-            return JSONResponse(
-                {
-                    "error": "A custodian set is logged already; a change needs its custodians'"
-                    " own decision (custodian sign-set)."
-                },
-                status_code=403,
-            )
-        if mine is None or mine.vkey != f.me.vkey or mine.key != f.me.state.encryption_key.public:
-            return JSONResponse(
-                {"error": "The set does not name this custodian with its keys."}, status_code=403
-            )
-        return JSONResponse(sign_set(obj, f.me.signer))
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         thread.start()
@@ -435,7 +411,6 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
             Route("/status", status),
             Route("/healthz", lambda r: JSONResponse({"status": "ok"})),
             Route("/partials", partials, methods=["POST"]),
-            Route("/sign-set", sign, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
