@@ -81,9 +81,11 @@ def monitor_cmd(
 
     Each alert is one JSON object on stdout: {"alert": KIND, "message": ...,
     "evidence": {...}, "time": ...}.  KIND is fork, rollback, stall, schema,
-    bad-signature, witness, bad-entries, statistics or unreachable; fork and rollback
-    carry both signed checkpoints verbatim; statistics names the published
-    figure that the log does not give.
+    bad-signature, witness, bad-entries, statistics, public-rules or unreachable;
+    fork and rollback carry both signed checkpoints verbatim; statistics names the
+    published figure that the log does not give; public-rules names a release,
+    denial, expiry or disclosure that breaks the two-person rule or another public
+    rule, with the entries that show it.
     """
     policy = None
     if witness_keys:
