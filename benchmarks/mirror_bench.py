@@ -19,6 +19,13 @@ process, polling every 0.2 s, fsync on).  The benchmark measures:
   system from /proc), which says more than the wall clock on a busy machine.
 
 It prints the machine (cores, load average before and after) with the figures.
+
+``--verify N`` instead measures verification from tiles over HTTP with and
+without compression, in the same run: a log of N entries is made with
+``custodes log append`` and served by ``custodes serve``; then ``verify_log``
+(what ``custodes verify --source URL`` runs) reads it ``--runs`` times each
+way, alternating, with ``Accept-Encoding: gzip, identity`` (bundles come
+gzip-compressed) and ``identity`` (they come plain).
 """
 
 from __future__ import annotations
@@ -260,6 +267,65 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def verify_main(n: int, runs: int) -> None:
+    """Verification from tiles over HTTP, gzip on and off, alternating in one run."""
+    import custodes.client.http as client_http
+    from custodes.client.source import HttpSource
+    from custodes.client.verify import verify_log
+    from custodes.tlog import Verifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        cli = [sys.executable, "-m", "custodes", "--data", str(data)]
+        out = subprocess.run([*cli, "init", "--origin", ORIGIN], check=True, capture_output=True)
+        vkey = out.stdout.decode().strip().splitlines()[-1]
+        lines = Path(tmp) / "entries.jsonl"
+        with open(lines, "wb") as f:
+            for i in range(n):
+                f.write(_entry(i) + b"\n")
+        subprocess.run([*cli, "log", "append", str(lines)], check=True, capture_output=True)
+        port = _free_port()
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(url + "/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            results: dict[str, list[float]] = {"gzip": [], "identity": []}
+            load_before = os.getloadavg()
+            for _ in range(runs):
+                for mode, accept in (("gzip", "gzip, identity"), ("identity", "identity")):
+                    client_http.ACCEPT_ENCODING = accept  # read per request; forked workers too
+                    source = HttpSource(url + "/log")
+                    r = verify_log(source, Verifier.from_key(vkey))
+                    source.close()
+                    assert r.size == n
+                    results[mode].append(n / r.seconds)
+                    print(json.dumps({"mode": mode, "entries_per_s": round(n / r.seconds)}))  # noqa: T201
+            print(  # noqa: T201
+                json.dumps(
+                    {
+                        "entries": n,
+                        "median_gzip": round(statistics.median(results["gzip"])),
+                        "median_identity": round(statistics.median(results["identity"])),
+                        "load_before": [round(x, 2) for x in load_before],
+                        "load_after": [round(x, 2) for x in os.getloadavg()],
+                        "cores": os.cpu_count(),
+                    }
+                )
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=int, default=10_000)
@@ -267,11 +333,15 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--preload", type=int, default=200_000)
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--verify", type=int, default=0, metavar="N", help="Measure verify_log instead.")
     p.add_argument("--origin-only", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skey", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.origin_only is not None:
         origin_main(args.origin_only, args.skey, args.rate, args.every, args.preload)
+        return
+    if args.verify:
+        verify_main(args.verify, args.runs)
         return
     for _ in range(args.runs):
         print(json.dumps(run(args)), flush=True)  # noqa: T201
