@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -29,7 +31,7 @@ PARTIAL = "public, max-age=86400"
 """A partial tile's hashes cannot change; only the full tile may replace it later."""
 CHECKPOINT = "no-cache"
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Encoding"}
-_READ = ["GET", "HEAD"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tile_cache_control(width: int) -> str:
@@ -53,13 +55,24 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+def _read(path: str, **kw: Any) -> Callable[[F], F]:
+    """A read-only log path: GET (in the API's schema) and HEAD (not listed, so the
+    schema has one operation per path)."""
+
+    def register(fn: F) -> F:
+        router.add_api_route(path, fn, methods=["GET"], **kw)
+        router.add_api_route(path, fn, methods=["HEAD"], include_in_schema=False, **kw)
+        return fn
+
+    return register
+
+
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-@router.api_route(
+@_read(
     "/checkpoint",
-    methods=_READ,
     response_class=Response,
     summary="The latest signed checkpoint",
 )
@@ -72,9 +85,8 @@ def checkpoint(request: Request) -> Response:
     )
 
 
-@router.api_route(
+@_read(
     "/tile/{path:path}",
-    methods=_READ,
     response_class=Response,
     summary="A hash tile or entry bundle",
 )
@@ -92,7 +104,7 @@ def tile(path: str, request: Request) -> Response:
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-@router.api_route("/proof/inclusion", methods=_READ, summary="An RFC 9162 inclusion proof")
+@_read("/proof/inclusion", summary="An RFC 9162 inclusion proof")
 def inclusion(
     request: Request,
     response: Response,
@@ -104,7 +116,7 @@ def inclusion(
     return {"index": index, "size": size, "proof": _b64(proof)}
 
 
-@router.api_route("/proof/consistency", methods=_READ, summary="An RFC 9162 consistency proof")
+@_read("/proof/consistency", summary="An RFC 9162 consistency proof")
 def consistency(
     request: Request,
     response: Response,
@@ -116,9 +128,7 @@ def consistency(
     return {"old_size": old, "new_size": new, "proof": _b64(proof)}
 
 
-@router.api_route(
-    "/entry/{index}", methods=_READ, summary="One integrated entry, as its canonical JSON"
-)
+@_read("/entry/{index}", summary="One integrated entry, as its canonical JSON")
 def entry(index: int, request: Request) -> Response:
     def read(r: object) -> bytes:
         size = r.size()  # type: ignore[attr-defined]
