@@ -267,8 +267,24 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def verify_main(n: int, runs: int) -> None:
-    """Verification from tiles over HTTP, gzip on and off, alternating in one run."""
+def _wait(url: str, size: int = 0) -> None:
+    for _ in range(6000):
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if size == 0 or int(r.read() or 0) >= size:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def verify_main(n: int, runs: int, via: str) -> None:
+    """Verification from tiles over HTTP, gzip on and off, alternating in one run.
+
+    ``via``: ``serve`` reads ``custodes serve`` itself; ``mirror`` first copies the
+    log into ``custodes mirror serve`` and reads the mirror (static files, uvicorn).
+    """
     import custodes.client.http as client_http
     from custodes.client.source import HttpSource
     from custodes.client.verify import verify_log
@@ -291,19 +307,27 @@ def verify_main(n: int, runs: int) -> None:
             stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
+        base = url + "/log"
+        mirror = None
         try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen(url + "/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            _wait(url)
+            if via == "mirror":
+                mport = _free_port()
+                mirror = subprocess.Popen(
+                    [sys.executable, "-m", "custodes", "mirror", "serve", "--log", base,
+                     "--log-vkey", vkey, "--data", str(Path(tmp) / "m"), "--port", str(mport)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                base = f"http://127.0.0.1:{mport}"
+                t0 = time.perf_counter()
+                _wait(base, n)
+                print(json.dumps({"mirror_copied_s": round(time.perf_counter() - t0, 1)}))  # noqa: T201
             results: dict[str, list[float]] = {"gzip": [], "identity": []}
             load_before = os.getloadavg()
             for _ in range(runs):
                 for mode, accept in (("gzip", "gzip, identity"), ("identity", "identity")):
                     client_http.ACCEPT_ENCODING = accept  # read per request; forked workers too
-                    source = HttpSource(url + "/log")
+                    source = HttpSource(base)
                     r = verify_log(source, Verifier.from_key(vkey))
                     source.close()
                     assert r.size == n
@@ -313,6 +337,7 @@ def verify_main(n: int, runs: int) -> None:
                 json.dumps(
                     {
                         "entries": n,
+                        "via": via,
                         "median_gzip": round(statistics.median(results["gzip"])),
                         "median_identity": round(statistics.median(results["identity"])),
                         "load_before": [round(x, 2) for x in load_before],
@@ -322,6 +347,9 @@ def verify_main(n: int, runs: int) -> None:
                 )
             )
         finally:
+            if mirror is not None:
+                mirror.terminate()
+                mirror.wait(timeout=30)
             server.terminate()
             server.wait(timeout=30)
 
@@ -334,6 +362,7 @@ def main() -> None:
     p.add_argument("--preload", type=int, default=200_000)
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--verify", type=int, default=0, metavar="N", help="Measure verify_log instead.")
+    p.add_argument("--via", choices=["serve", "mirror"], default="serve")
     p.add_argument("--origin-only", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skey", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -341,7 +370,7 @@ def main() -> None:
         origin_main(args.origin_only, args.skey, args.rate, args.every, args.preload)
         return
     if args.verify:
-        verify_main(args.verify, args.runs)
+        verify_main(args.verify, args.runs, args.via)
         return
     for _ in range(args.runs):
         print(json.dumps(run(args)), flush=True)  # noqa: T201
