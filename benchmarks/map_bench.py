@@ -133,6 +133,9 @@ def server_figures(url: str, runs: int) -> dict[str, Any]:
     _, sent, headers, _ = _get(cams, gzip_ok=True)
     again, _, _, code = _get(cams, gzip_ok=True, etag=headers.get("etag"))
     status_t, status_sent, _, _ = _get(url + "/public/map/status.json", gzip_ok=True)
+    # The districts' coverage and the places' camera counts, built once per registry change.
+    districts_t = _get(url + "/public/districts.geojson", gzip_ok=True)[0]
+    places_t = _get(url + "/public/places.geojson", gzip_ok=True)[0]
     return {
         "first_s": round(first, 2),
         "median_s": round(statistics.median(times), 3),
@@ -143,6 +146,8 @@ def server_figures(url: str, runs: int) -> dict[str, Any]:
         "conditional_get": {"status": code, "s": round(again, 3)},
         "status_s": round(status_t, 3),
         "status_bytes_sent_with_accept_gzip": len(status_sent),
+        "first_districts_s": round(districts_t, 2),
+        "first_places_s": round(places_t, 2),
         "cameras": json.loads(body)["count"],
     }
 
@@ -210,10 +215,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cameras", type=int, default=189_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--keep", type=Path, help="Build the city in this folder, or reuse the one built there."
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "city"
-        built = build(data, args.cameras)
+        data = args.keep or Path(tmp) / "city"
+        if args.keep and (data / "custodes.json").exists():
+            built = {"cameras": args.cameras, "reused": str(data)}
+        else:
+            built = build(data, args.cameras)
         proc, url = serve(data)
         try:
             server = server_figures(url, args.runs)

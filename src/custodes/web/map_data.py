@@ -14,8 +14,9 @@ It reads two small documents:
 ``/public/map/status.json``
     one character per camera, in the same order: ``statuses[int(c)]`` is its
     status (``recording``, ``silent``, ``unknown``, ``retired``).  The fleet's
-    live status changes all the time, so this document is small and rebuilt
-    when it changes.
+    live status changes all the time, so this document is small, and it is
+    rebuilt in the background once it is a few seconds old (the answer is the
+    last one built, never more than a rebuild behind).
 
 A camera's record is read when its popup opens (``/public/cameras/{id}.json``).
 Every body is sent gzip-compressed to a client that accepts it (compressed
@@ -29,6 +30,7 @@ import gzip
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +91,8 @@ class BodyCache:
     def __init__(self) -> None:
         self._items: dict[str, tuple[Hashable, Body]] = {}
         self._ids: tuple[Hashable, list[str]] | None = None
+        self._born: dict[str, float] = {}
+        self._refreshing: set[str] = set()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -102,6 +106,39 @@ class BodyCache:
             body = build()
             self._items[name] = (key, body)
             return body
+
+    def get_fresh(
+        self, name: str, key: Hashable, build: Callable[[], Body], max_age_s: float
+    ) -> Body:
+        """Like :meth:`get`, but a body older than ``max_age_s`` is still answered while a
+        background thread builds its successor (stale while revalidating).
+
+        Only a body of the same ``key`` is answered stale; a new key builds at once.
+        """
+        now = time.monotonic()
+        with self._guard:
+            item = self._items.get(name)
+            born = self._born.get(name, 0.0)
+            stale = item is not None and item[0] == key
+            if stale and now - born > max_age_s and name not in self._refreshing:
+                self._refreshing.add(name)
+                threading.Thread(target=self._refresh, args=(name, key, build), daemon=True).start()
+        if stale and item is not None:
+            return item[1]
+        body = self.get(name, key, build)
+        with self._guard:
+            self._born[name] = now
+        return body
+
+    def _refresh(self, name: str, key: Hashable, build: Callable[[], Body]) -> None:
+        try:
+            body = build()
+            with self._guard:
+                self._items[name] = (key, body)
+                self._born[name] = time.monotonic()
+        finally:
+            with self._guard:
+                self._refreshing.discard(name)
 
     def ids(self, state: PublicState) -> list[str]:
         """The camera ids in order, sorted once per registry change."""

@@ -68,6 +68,9 @@ def install(app: FastAPI) -> None:
     app.state.map_cache = BodyCache()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    from custodes.web.routes.reports import router as reports_router
+
+    app.include_router(reports_router)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -491,18 +494,26 @@ def map_cameras(request: Request) -> Response:
     return respond(request, _view(request).use(build))
 
 
+STATUS_MAX_AGE_S = 5.0
+"""How old the map's status digits may be before they are rebuilt (in the background)."""
+
+
 @router.get("/public/map/status.json", summary="Each camera's status, one digit a camera")
 def map_status(request: Request) -> Response:
-    live = _live_codes(request)
+    cache, view = _cache(request), _view(request)
+    version = view.use(lambda state, _snap: "-".join(map(str, registry_version(state))))
 
-    def build(state: PublicState, _snap: Snapshot | None) -> Body:
-        codes = status_codes(state, _cache(request).ids(state), live)
-        version = "-".join(map(str, registry_version(state)))
-        doc = {"version": version, "statuses": list(STATUSES), "codes": codes}
-        make = lambda: Body.of(dumps(doc), "application/json")  # noqa: E731
-        return _cache(request).get("map-status", (version, codes), make)
+    def make() -> Body:
+        live = _live_codes(request)  # read outside the view's lock: it takes a while
 
-    return respond(request, _view(request).use(build))
+        def digits(state: PublicState, _snap: Snapshot | None) -> dict[str, Any]:
+            codes = status_codes(state, cache.ids(state), live)
+            return {"version": "-".join(map(str, registry_version(state))), "codes": codes}
+
+        doc = {**view.use(digits), "statuses": list(STATUSES)}
+        return Body.of(dumps(doc), "application/json")
+
+    return respond(request, cache.get_fresh("map-status", version, make, STATUS_MAX_AGE_S))
 
 
 @router.get("/public/cameras/{cid}.json", summary="One camera: record, status and view cone")

@@ -457,7 +457,14 @@
             text(p.category) + ")<br>" + plural(p.cameras, "camera") + " within 100 m</div>").addTo(map);
         });
         cameras = docs[1];
-        cameras.forEach(function (c) { bounds.extend([c.lat, c.lon]); });
+        if (cameras.length) {
+          var s = 90, w = 180, n = -90, e = -180;
+          cameras.forEach(function (c) {
+            if (c.lat < s) s = c.lat; if (c.lat > n) n = c.lat;
+            if (c.lon < w) w = c.lon; if (c.lon > e) e = c.lon;
+          });
+          bounds.extend([[s, w], [n, e]]);
+        }
         fit();
         render();
         el.dataset.ready = "true";
