@@ -173,7 +173,7 @@ def test_a_pdf_needs_an_output_file_and_a_bad_period_is_refused(city: tuple[Path
 
 def test_text_from_the_log_cannot_inject_markup_into_the_html(tmp_path: Path) -> None:
     from custodes.reports.audit import open_log_source, open_signed, read_state
-    from custodes.reports.render import build_report, render_html
+    from custodes.reports.render import Verify, build_report, render_html
 
     evil = "--><script>alert(1)</script><!--"
     when = t("2026-11-02T00:00:00Z")
@@ -187,6 +187,7 @@ def test_text_from_the_log_cannot_inject_markup_into_the_html(tmp_path: Path) ->
         state = read_state(src, signed)
     finally:
         src.close()
-    html = render_html(build_report(state, signed, "2026-11"))
+    verify = Verify(json_name="r.json", source=str(inst.path), vkey=inst.verifier_key)
+    html = render_html(build_report(state, signed, "2026-11"), verify=verify)
     assert "<svg" in html and "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

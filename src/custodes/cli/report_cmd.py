@@ -43,6 +43,12 @@ __all__ = ["audit_cmd", "report_cmd"]
 )
 @click.option("--vkey", help="The log's verifier key; needed with --source.")
 @click.option("--json", "as_json", is_flag=True, help="With --out, print a summary as JSON.")
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also put the JSON form in DIR/reports/, where 'custodes serve' lists it at /reports"
+    " (with HTML and PDF beside it).",
+)
 @click.pass_context
 def report_cmd(
     ctx: click.Context,
@@ -52,6 +58,7 @@ def report_cmd(
     source: str | None,
     vkey: str | None,
     as_json: bool,
+    publish: bool,
 ) -> None:
     """Compute the transparency report of a period from the public log.
 
@@ -67,7 +74,7 @@ def report_cmd(
         read_state,
     )
     from custodes.reports.figures import parse_period
-    from custodes.reports.render import build_report, render_html, render_pdf
+    from custodes.reports.render import Verify, build_report, render_html, render_pdf
 
     parse_period(period)
     if fmt == "pdf" and out is None:
@@ -83,13 +90,23 @@ def report_cmd(
         log.close()
     report = build_report(state, signed, period)
     names = {k: str(d.get("name") or k) for k, d in state.districts.items()}
+    json_name = out.with_suffix(".json").name if out is not None else f"report-{period}.json"
+    where = source if source is not None else str(Path(ctx.obj["data"]).absolute())
+    verify = Verify(json_name=json_name, source=where, vkey=key)
+    if publish:
+        from custodes.reports.publish import publish as publish_report
+
+        path = publish_report(ctx.obj["data"], report)
+        click.echo(f"published {path.name}: 'custodes serve' lists it at /reports", err=True)
+        if out is None and fmt == "json":
+            return
     data: bytes
     if fmt == "json":
         data = json.dumps(report, indent=2, ensure_ascii=False).encode() + b"\n"
     elif fmt == "html":
-        data = render_html(report, names).encode()
+        data = render_html(report, names, verify=verify).encode()
     else:
-        data = render_pdf(report, names)
+        data = render_pdf(report, names, verify=verify)
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -131,7 +148,7 @@ def audit_cmd() -> None:
 
 
 @audit_cmd.command("report")
-@click.argument("report", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("report", metavar="REPORT.json|URL")
 @click.option(
     "--source",
     required=True,
@@ -141,18 +158,36 @@ def audit_cmd() -> None:
 )
 @click.option("--vkey", required=True, help="The log's verifier key (name+id+base64).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def audit_report_cmd(report: Path, source: str, vkey: str, as_json: bool) -> None:
+def audit_report_cmd(report: str, source: str, vkey: str, as_json: bool) -> None:
     """Recompute every figure of a JSON report from the log and compare.
 
     Checks that the report's checkpoint is signed by --vkey, that the entries
     read from --source hash to it, then replays them and recomputes each
     figure.  Exits 1 naming the first figure that differs, with both values.
     """
-    from custodes.reports.audit import FigureMismatchError, audit, open_log_source
+    from custodes.reports.audit import (
+        FigureMismatchError,
+        audit_report,
+        load_report,
+        open_log_source,
+        parse_report,
+    )
 
+    if report.startswith(("http://", "https://")):  # a published report, such as /reports/...
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(report, timeout=60) as resp:
+                loaded = parse_report(resp.read(), report)
+        except OSError as err:
+            raise UsageError(f"the report at {report} cannot be read: {err}") from None
+    else:
+        if not Path(report).is_file():
+            raise UsageError(f"there is no report file {report}")
+        loaded = load_report(Path(report))
     log = open_log_source(source)
     try:
-        result = audit(report, log, vkey)
+        result = audit_report(loaded, log, vkey)
     except FigureMismatchError as err:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(err), "differences": err.differences}))

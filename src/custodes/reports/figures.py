@@ -45,8 +45,10 @@ Use (``access.*``)
                                 approval, over approvals in the period, 2 dp
 Sharing (``sharing.*``)
     ``releases``, ``releases.redacted``, ``releases.unredacted`` (redaction
-    method ``none``), ``segments`` (segments used), ``bytes`` (released
-    output), ``unredacted_granted`` (approvals granting an unredacted export),
+    method ``none``), ``releases.faces_masked`` and ``releases.plates_masked``
+    (releases whose ``redaction`` says ``faces`` / ``plates`` is true),
+    ``segments`` (segments used), ``bytes`` (released output),
+    ``unredacted_granted`` (approvals granting an unredacted export),
     ``disclosed`` and ``revealed`` (entries in the period)
 Violations (``violations.*``), from the log's own order
     ``self_approval``           approvals in the period by the requester
@@ -406,7 +408,8 @@ def _complete_before(req: dict[str, Any], index: int) -> dict[str, Any] | None:
 def _use(state: PublicState, lo: int, hi: int, inside: Any, fig: Figures, bump: Any) -> None:
     for key in ("requests", "approvals", "denials", "expired", "releases"):
         fig[f"access.{key}"] = 0
-    for key in ("releases", "releases.redacted", "releases.unredacted", "segments", "bytes"):
+    released = ("releases", "releases.redacted", "releases.unredacted", "releases.faces_masked")
+    for key in (*released, "releases.plates_masked", "segments", "bytes"):
         fig[f"sharing.{key}"] = 0
     for key in ("unredacted_granted", "disclosed", "revealed"):
         fig[f"sharing.{key}"] = 0
@@ -461,6 +464,9 @@ def _use(state: PublicState, lo: int, hi: int, inside: Any, fig: Figures, bump: 
             redaction = rel.get("redaction")
             plain = isinstance(redaction, dict) and redaction.get("method") == "none"
             bump("sharing.releases.unredacted" if plain else "sharing.releases.redacted")
+            for part in ("faces", "plates"):  # what the entry says was masked, nothing assumed
+                if not plain and isinstance(redaction, dict) and redaction.get(part) is True:
+                    bump(f"sharing.releases.{part}_masked")
             bump("sharing.segments", len(rel["segments"]))
             output = rel.get("output")
             size = output.get("bytes") if isinstance(output, dict) else None

@@ -29,7 +29,7 @@ from custodes.reports.figures import Figures, compute, parse_period
 from custodes.reports.replay import PublicState
 from custodes.tlog import SignedCheckpoint
 
-__all__ = ["Section", "build_report", "render_html", "render_pdf", "sections"]
+__all__ = ["Section", "Verify", "build_report", "render_html", "render_pdf", "sections"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -46,6 +46,31 @@ def build_report(state: PublicState, signed: SignedCheckpoint, period: str) -> d
         "figures": compute(state, lo, hi),
         "generated": format_time(now_ms()),
     }
+
+
+@dataclass(frozen=True)
+class Verify:
+    """What a reader needs to check the report: the JSON's name, the log and its key.
+
+    ``json_name`` is the file name of the report's JSON form (published beside
+    the HTML and PDF); ``source`` is the log's tlog-tiles URL (or a directory);
+    ``vkey`` the log's verifier key.
+    """
+
+    json_name: str
+    source: str
+    vkey: str
+
+    @property
+    def command(self) -> str:
+        return f"custodes audit {self.json_name} --source {self.source} --vkey '{self.vkey}'"
+
+
+def root_hex(report: dict[str, Any]) -> str:
+    """The checkpoint's root hash in hex, as ``custodes verify`` and the pages print it."""
+    import base64
+
+    return base64.b64decode(report["checkpoint"]["root"]).hex()
 
 
 # -- the sections, shared by HTML and PDF ---------------------------------------
@@ -179,9 +204,24 @@ def sections(report: dict[str, Any], names: dict[str, str] | None = None) -> lis
     out.append(use)
 
     share = Section("sharing", "Sharing", "Footage that left the system, and how it was redacted.")
+    # Each line says only what the release entries say (their ``redaction``): a release
+    # counts as masking plates when its entry says plates were masked, and not otherwise.
+    redacted = g("sharing.releases.redacted", 0)
+    faces, plates = g("sharing.releases.faces_masked"), g("sharing.releases.plates_masked")
     share.facts = [
         ("Releases", _num(g("sharing.releases", 0))),
-        ("Released with faces and plates masked", _num(g("sharing.releases.redacted", 0))),
+        ("Released redacted", _num(redacted)),
+    ]
+    if faces is not None and plates is not None:  # reports made before these figures lack them
+        share.facts += [
+            ("Released with faces masked", _num(faces)),
+            ("Released with licence plates masked", _num(plates)),
+        ]
+        if redacted and not plates:
+            share.notes.append(
+                "No release in the period masked licence plates: the release entries say so."
+            )
+    share.facts += [
         ("Released unredacted", _num(g("sharing.releases.unredacted", 0))),
         ("Approvals granting an unredacted export", _num(g("sharing.unredacted_granted", 0))),
         ("Recorded segments released", _num(g("sharing.segments", 0))),
@@ -193,7 +233,7 @@ def sections(report: dict[str, Any], names: dict[str, str] | None = None) -> lis
         Chart(
             "Releases by redaction",
             [
-                ("masked", g("sharing.releases.redacted", 0)),
+                ("redacted", g("sharing.releases.redacted", 0)),
                 ("unredacted", g("sharing.releases.unredacted", 0)),
             ],
         )
@@ -354,7 +394,9 @@ def chart_png(chart: Chart) -> bytes:
 # -- HTML and PDF ----------------------------------------------------------------
 
 
-def render_html(report: dict[str, Any], names: dict[str, str] | None = None) -> str:
+def render_html(
+    report: dict[str, Any], names: dict[str, str] | None = None, *, verify: Verify
+) -> str:
     """A self-contained HTML page: no scripts, no fonts, no images from elsewhere."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -362,7 +404,11 @@ def render_html(report: dict[str, Any], names: dict[str, str] | None = None) -> 
     secs = sections(report, names)
     charts = {id(c): chart_svg(c) for s in secs for c in s.charts}
     return env.get_template("report.html").render(
-        report=report, sections=secs, svg=lambda c: charts[id(c)]
+        report=report,
+        sections=secs,
+        svg=lambda c: charts[id(c)],
+        verify=verify,
+        root_hex=root_hex(report),
     )
 
 
@@ -376,7 +422,9 @@ def _unicode_fonts(pdf: Any) -> str:
     return "DejaVu"
 
 
-def render_pdf(report: dict[str, Any], names: dict[str, str] | None = None) -> bytes:
+def render_pdf(
+    report: dict[str, Any], names: dict[str, str] | None = None, *, verify: Verify
+) -> bytes:
     """The report as PDF, with the same sections and charts (as PNG) as the HTML."""
     from fpdf import FPDF
 
@@ -393,9 +441,9 @@ def render_pdf(report: dict[str, Any], names: dict[str, str] | None = None) -> b
         0,
         5,
         f"Covering {report['from']} to {report['to']} (UTC). Computed from the public log "
-        f"{cp['origin']} at its signed checkpoint of size {cp['size']}, root {cp['root']}. "
-        "Anyone can recompute every figure with: "
-        "custodes audit REPORT.json --source LOG --vkey KEY.",
+        f"{cp['origin']} at its signed checkpoint of size {cp['size']}, root"
+        f" {root_hex(report)}. Anyone can recompute every figure from {verify.json_name}"
+        f" (this report's JSON form) with: {verify.command}",
         new_x="LMARGIN",
         new_y="NEXT",
     )
