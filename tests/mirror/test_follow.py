@@ -121,3 +121,40 @@ def test_a_fork_a_rollback_and_bad_tiles_are_refused_and_nothing_is_written(tmp_
     assert mirror.served_checkpoint() == held
     origin.entries[650] = b"entry 650"
     assert mirror.update(origin).new_size == 700
+
+
+def test_the_server_sends_stored_gzip_bundles_and_refuses_writes_and_bad_paths(
+    tmp_path: Path,
+) -> None:
+    import gzip
+    import warnings
+
+    with warnings.catch_warnings():  # starlette asks for httpx2; httpx works the same here
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from custodes.mirror import origin_hash
+    from custodes.mirror.server import create_app
+
+    origin = MemoryOrigin()
+    origin.append(_entries(0, 300))
+    origin.publish()
+    mirror = _mirror(tmp_path / "m", origin)
+    mirror.update(origin)
+    client = TestClient(create_app(mirror, origin.origin))
+    plain = client.get("/tile/entries/000", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    assert plain.content == origin.fetch("tile/entries/000")
+    zipped = client.get("/tile/entries/001.p/44", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == origin.fetch("tile/entries/001.p/44")  # decoded by the client
+    assert (tmp_path / "m" / "tile" / "entries" / "001.p" / "44.gz").exists()
+    assert gzip.decompress((tmp_path / "m" / "tile/entries/001.p/44.gz").read_bytes())
+    prefix = origin_hash(origin.origin)
+    assert client.get(f"/{prefix}/checkpoint").content == mirror.served_checkpoint()
+    assert client.get("/tile/0/000").headers["cache-control"].endswith("immutable")
+    assert client.get("/tile/0/001.p/44").status_code == 200
+    assert client.head("/checkpoint").status_code == 200
+    assert client.post("/checkpoint").status_code == 405
+    for bad in ("/tile/entries/000.gz", "/tile/0/..%2F..%2Fcheckpoint", "/tile/0/x", "/tile/0/002"):
+        assert client.get(bad).status_code == 404, bad

@@ -15,7 +15,8 @@ One :meth:`Mirror.update` round:
    checkpoint's root.  Since the tree grew from the entries already mirrored,
    this proves the new checkpoint consistent with the mirror checkpoint and
    every copied entry included in it.
-4. Only then are the new objects written (each file atomically, synced),
+4. Only then are the new objects written (each file atomically, synced;
+   entry bundles also gzip-compressed beside them, ``<path>.gz``),
    and last the mirror checkpoint: the origin's signed note with the
    mirror's cosignature added (tlog-mirror: the checkpoint served MUST
    include a cosignature from the mirror, made only once all entries are
@@ -27,6 +28,7 @@ files on disk, so the next round starts from the mirror checkpoint again.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import time
@@ -227,6 +229,9 @@ class Mirror:
         # (4) write, then cosign and publish
         for path, data in staged:
             self._write(path, data)
+            if path.startswith("tile/entries/"):
+                # Stored compressed too, so the server sends gzip without compressing again.
+                self._write(path + ".gz", gzip.compress(data, compresslevel=6, mtime=0))
         served = self._cosign(new)
         self._write("checkpoint", served)
         self.checkpoint = open_checkpoint(served, self.log_key, cosigners=[self.cosigner])

@@ -76,6 +76,22 @@ class Follower:
             self._stop.wait(self.interval_s)
 
 
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it)."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
 def create_app(mirror: Mirror, origin: str) -> Any:
     """The read-only Starlette app serving ``mirror`` for the log ``origin``."""
     from starlette.applications import Starlette
@@ -104,16 +120,23 @@ def create_app(mirror: Mirror, origin: str) -> Any:
             t = parse_tile_path(path)
         except FormatError as err:
             return _missing(str(err))
+        headers = {"Cache-Control": IMMUTABLE if t.width == TILE_WIDTH else PARTIAL, **CORS}
         try:
-            data = (mirror.root / path).read_bytes()
+            if t.level < 0:
+                headers["Vary"] = "Accept-Encoding"
+                if accepts_gzip(request.headers.get("accept-encoding")):
+                    try:
+                        data = (mirror.root / (path + ".gz")).read_bytes()
+                        headers["Content-Encoding"] = "gzip"
+                    except FileNotFoundError:  # copied before bundles were stored compressed
+                        data = gzip.compress((mirror.root / path).read_bytes(), mtime=0)
+                        headers["Content-Encoding"] = "gzip"
+                else:
+                    data = (mirror.root / path).read_bytes()
+            else:
+                data = (mirror.root / path).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return _missing(f"The mirror holds no {path}.")
-        headers = {"Cache-Control": IMMUTABLE if t.width == TILE_WIDTH else PARTIAL, **CORS}
-        if t.level < 0:
-            headers["Vary"] = "Accept-Encoding"
-            if "gzip" in request.headers.get("accept-encoding", "").lower():
-                data = gzip.compress(data, compresslevel=1, mtime=0)
-                headers["Content-Encoding"] = "gzip"
         return Response(data, media_type="application/octet-stream", headers=headers)
 
     async def health(request: Request) -> Response:
@@ -144,10 +167,25 @@ def serve(
     import uvicorn
 
     follower = Follower(mirror, source_url, interval_s=interval_s)
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    try:
+        import httptools  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+
+        http = "httptools"
+    except ImportError:
+        http = "h11"
     config = uvicorn.Config(
         create_app(mirror, origin),
         host=host,
         port=port,
+        loop=loop,
+        http=http,
+        backlog=1024,
         lifespan="off",
         log_config=None,
         access_log=False,
