@@ -221,12 +221,14 @@ def export_cmd(ctx: click.Context, out: Path, server: str | None) -> None:
 @cameras_group.command("retire")
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--reason", required=True, help="Why the cameras leave the network.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_server_opts
 @click.pass_context
 def retire_cmd(
     ctx: click.Context,
     ids: tuple[str, ...],
     reason: str,
+    as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
@@ -238,7 +240,10 @@ def retire_cmd(
         done = _remote(server, "POST", "/fleet/cameras/retire", token=token, body=body)["retired"]
     else:
         done = _write(ctx, lambda log, db: retire_cameras(log, db, list(ids), reason))
-    click.echo(f"retired {', '.join(done)}")
+    if as_json:
+        click.echo(json.dumps({"retired": list(done), "reason": reason}))
+    else:
+        click.echo(f"retired {', '.join(done)}")
 
 
 # -- agents ------------------------------------------------------------------------------
@@ -273,6 +278,9 @@ _DISTRICT_HELP = "Or: every camera registered in this district."
 )
 @click.option("--cameras", metavar="ID,ID,...", help=_CAMERAS_HELP)
 @click.option("--district", metavar="D", help=_DISTRICT_HELP)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the agent, its role and its token as JSON."
+)
 @_server_opts
 @click.pass_context
 def agents_add_cmd(
@@ -281,6 +289,7 @@ def agents_add_cmd(
     role: str,
     cameras: str | None,
     district: str | None,
+    as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
@@ -301,6 +310,11 @@ def agents_add_cmd(
         agent, token = rep["agent"], rep["token"]
     else:
         agent, token = _write(ctx, lambda log, db: add_agent(log, db, name, role, **bind))
+    if as_json:
+        click.echo(json.dumps({"agent": agent, "name": name, "role": role, **bind,
+                               "token": token}))  # fmt: skip
+        return
+    # The token alone on standard output (so that $(...) captures it), the prose on stderr.
     click.echo(f"{role} agent {agent} ({name}) registered; its token (shown once):", err=True)
     click.echo(token)
 

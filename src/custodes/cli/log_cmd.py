@@ -45,8 +45,11 @@ def _data(ctx: click.Context) -> Path:
     help="Where entries and tiles live: 'sqlite' (default, inside the data directory)"
     " or postgresql://USER:PASS@HOST/DB.",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the data directory, origin and key as JSON."
+)
 @click.pass_context
-def init_cmd(ctx: click.Context, origin: str | None, store: str | None) -> None:
+def init_cmd(ctx: click.Context, origin: str | None, store: str | None, as_json: bool) -> None:
     """Make a new instance; print the log's verifier key as the last line.
 
     Refuses to overwrite an existing instance.  Give the verifier key to
@@ -54,6 +57,12 @@ def init_cmd(ctx: click.Context, origin: str | None, store: str | None) -> None:
     """
     data = _data(ctx)
     inst = Instance.init(data, origin=origin, store=store)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"data": str(data), "origin": inst.origin,
+                               "verifier_key": inst.verifier_key}))  # fmt: skip
+        return
     click.echo(f"created a custodes instance in {data}", err=True)
     click.echo(f"origin: {inst.origin}", err=True)
     click.echo(inst.verifier_key)

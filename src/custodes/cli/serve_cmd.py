@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from custodes.errors import UsageError
 from custodes.ledger.instance import Instance
 
 __all__ = ["serve_cmd"]
@@ -65,6 +66,7 @@ def serve_cmd(
         os.environ["CUSTODES_TILE_URL"] = check_tile_url(tiles)
         os.environ["CUSTODES_TILE_ATTRIBUTION"] = tiles_attribution or ""
     inst = Instance.load(data)
+    _port_free(host, port)
     url = f"http://{host}:{port}"
     service = LedgerService(inst, interval=interval)  # fails here, in one sentence, if busy
     app = create_app(
@@ -72,3 +74,26 @@ def serve_cmd(
     )
     click.echo(f"custodes: serving {inst.origin} on {url}  (Ctrl-C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse, in one sentence, a port another program is listening on."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise UsageError(f"cannot serve on {host}: no such host or address") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} on {host} is already in use by another program;"
+                    " stop it or choose another port with --port"
+                ) from None
+            raise UsageError(f"cannot serve on {host} port {port}: {err.strerror}") from None

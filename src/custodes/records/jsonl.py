@@ -32,12 +32,42 @@ _INLINE_LIMIT = 1 << 18
 """Inputs smaller than this are not worth starting workers for."""
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def read_blocks(stream: IO[bytes], block_size: int = BLOCK_SIZE) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first_line_number, block)``; each block holds whole lines."""
+    """Yield ``(first_line_number, block)``; each block holds whole lines.
+
+    A UTF-8 byte-order mark before the first line (as some editors on Windows
+    write) and blank lines at the very end of the stream are not entries, and
+    are dropped; a blank line anywhere else is still refused.
+    """
+    held: tuple[int, bytes] | None = None  # the last block: its blank tail is not known yet
+    for item in _raw_blocks(stream, block_size):
+        if held is not None:
+            yield held
+        held = item
+    if held is not None:
+        lineno, block = held
+        body = block.rstrip(b" \t\r\n")
+        if body:
+            yield lineno, body + b"\n"
+
+
+def _raw_blocks(stream: IO[bytes], block_size: int) -> Iterator[tuple[int, bytes]]:
     lineno = 1
     carry = b""
+    first = True
     while True:
         chunk = stream.read(block_size)
+        if first:
+            while len(chunk) < len(BOM) and chunk and BOM.startswith(chunk):
+                more = stream.read(block_size)
+                if not more:
+                    break
+                chunk += more
+            chunk = chunk.removeprefix(BOM)
+            first = False
         if not chunk:
             if carry:
                 yield lineno, carry
