@@ -53,6 +53,10 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       requests' later disclosure), ``reason`` (a sentence that
                       uses pseudonyms only), ``requests`` (ids)
 ``anomaly.resolved``  ``flag``, ``by``, ``resolution``
+``access.downloaded`` ``request``, ``by``, ``sha256``: the requester fetched the
+                      released clip again (kept until the approval's expiry, byte
+                      for byte what ``access.released`` names); logged before
+                      it is sent
 ``access.details_read`` ``request``, ``by`` (pseudonym), ``role`` and ``why``:
                       a request's sealed details were read by someone other
                       than its requester; logged durably before they are shown
@@ -251,6 +255,10 @@ def access_disclosed(
         "from": format_time(from_ms),
         "to": format_time(to_ms),
     }
+
+
+def access_downloaded(request: str, by: str, sha256: str, now_ms: int) -> dict[str, Any]:
+    return {**_base("access.downloaded", now_ms), "request": request, "by": by, "sha256": sha256}
 
 
 def access_details_read(request: str, by: str, role: str, why: str, now_ms: int) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class RequestView:
     decisions: list[Decided] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    release_entry: dict[str, Any] | None = None
+    """The first ``access.released`` entry (what left, and its digest)."""
     disclosed: list[int] = field(default_factory=list)
     revealed: list[int] = field(default_factory=list)
 
@@ -237,6 +239,8 @@ class LogView:
             req.expired.append(index)
         elif kind == "access.released":
             req.released.append(index)
+            if req.release_entry is None:
+                req.release_entry = obj
         elif kind == "access.disclosed":
             req.disclosed.append(index)
         elif kind == "access.revealed":

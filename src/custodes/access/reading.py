@@ -9,12 +9,14 @@ other than the requester is logged first (``access.details_read``).
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custodes.access import entries as E
 from custodes.access.identity import User
 from custodes.access.requests import Forbidden, RequestRow, check_text, public_view
-from custodes.errors import ConflictError, FormatError, NotFoundError
+from custodes.errors import ConflictError, FormatError, NotFoundError, VerificationError
 from custodes.fleet.model import format_time
 from custodes.fleet.model import now_ms as _now_ms
 
@@ -36,6 +38,7 @@ class ReadingMixin:
 
     db: AccessDB
     ids: Identities
+    data: Path
     view: LogView
     _case_key: bytes
 
@@ -153,6 +156,7 @@ class ReadingMixin:
     def sweep(self, now_ms: int | None = None) -> dict[str, int]:
         """Log ``access.expired`` for lapses; ``access.disclosed`` when due."""
         now = _now_ms() if now_ms is None else now_ms
+        self._drop_expired_clips(now)
         rows = self.db.requests("expired_ms IS NULL OR disclosed_ms IS NULL")
         if not rows:  # nothing to do, and no reason to log a default policy yet
             return {"expired": 0, "disclosed": 0}
@@ -183,6 +187,70 @@ class ReadingMixin:
         if items:
             self._commit(items)
         return [str(entry["flag"]) for entry, _, _ in items]
+
+    # -- the released clip, kept until the approval expires ------------------------------
+
+    def _kept(self, rid: str) -> Path:
+        folder = self.data / "releases"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / f"{rid}.mp4"
+
+    def download(self, user: User, rid: str, now_ms: int | None = None) -> dict[str, Any]:
+        """The released clip again, for its requester, until the approval's expiry.
+
+        It is byte for byte what ``access.released`` names (its sha256 is checked
+        first), and ``access.downloaded`` is logged durably before it is handed out.
+        Returns the path and the facts to send with it.
+        """
+        me = self._fresh(user, ("investigator",), "receive footage")
+        row = self._row(rid)
+        if not self._made_by(me, row):
+            raise Forbidden("only the investigator who made the request may receive its footage")
+        now = _now_ms() if now_ms is None else now_ms
+        st = self.view.status(rid, now, self.policy(now)["request_ttl_s"])
+        req = self.view.request(rid)
+        if st is None or req is None or req.release_entry is None:
+            raise ConflictError(f"request {rid} was not released, so there is no clip to fetch")
+        expires = st["expires"]
+        path = self._kept(rid)
+        if expires is not None and now >= expires:
+            path.unlink(missing_ok=True)
+            raise Forbidden(
+                f"the approval of request {rid} expired at {format_time(expires)}, and its clip"
+                " with it"
+            )
+        digest = str(req.release_entry["output"]["sha256"])
+        try:
+            h = hashlib.sha256()
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"the clip of request {rid} is no longer kept on this server"
+            ) from None
+        if h.hexdigest() != digest:
+            raise VerificationError(
+                f"the kept clip of request {rid} is not the one the log names, so it is not sent"
+            )
+        entry = E.access_downloaded(rid, me.pseudonym, digest, now)
+        index = self._commit([(entry, "", "")])
+        return {"path": path, "request": rid, "index": index, "sha256": digest,
+                "released": req.released[0]}  # fmt: skip
+
+    def _drop_expired_clips(self, now: int) -> int:
+        """Delete kept clips whose approval has expired (the sweep calls this)."""
+        folder = self.data / "releases"
+        if not folder.is_dir():
+            return 0
+        gone = 0
+        ttl = self.policy(now)["request_ttl_s"]
+        for path in folder.glob("r-*.mp4"):
+            st = self.view.status(path.stem, now, ttl)
+            if st is None or (st["expires"] is not None and now >= st["expires"]):
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
 
     def _zone_moves(self, now: int) -> list[tuple[dict[str, Any], str, str]]:
         """A camera moved into or out of a sensitive zone is itself a finding (rule

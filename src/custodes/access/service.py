@@ -517,13 +517,18 @@ class AccessService(AuthorityMixin, ReadingMixin):
             ]
         )
         tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+        kept = self._kept(rid)
+        keep = kept.with_name(f".{kept.name}.{secrets.token_hex(4)}.partial")
         try:
             with self._cutting:
                 built = build_clip(self.data, rows, plan, tmp)
+            os.link(tmp, keep)  # kept for the requester, from before the entry is logged
             info = self.commit_release(
                 user, plan, built.segments, built.redaction, built.sha256, built.size, now_ms
             )
+            os.replace(keep, kept)
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
+            keep.unlink(missing_ok=True)
         return info

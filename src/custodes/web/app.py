@@ -17,6 +17,7 @@ from custodes.errors import CustodesError, PushbackError, http_status, public_me
 from custodes.ledger.instance import Instance
 from custodes.web import auth
 from custodes.web.routes import access as access_routes
+from custodes.web.routes import clips as clip_routes
 from custodes.web.routes import custody as custody_routes
 from custodes.web.routes import dashboard as dashboard_routes
 from custodes.web.routes import fleet as fleet_routes
@@ -135,6 +136,7 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
     auth.install(app)
     access_routes.install(app)
     app.include_router(access_routes.router)
+    app.include_router(clip_routes.router)
     app.include_router(internal_routes.router)
     app.include_router(custody_routes.router)
     dashboard_routes.install(app)  # the public pages, /static and / (the map)
