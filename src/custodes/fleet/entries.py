@@ -18,7 +18,14 @@ written, UTC).  The types:
                         over the batch's segment records (each record is the
                         canonical JSON of {camera, start, duration, bytes, sha256}),
                         in the order of their position in the batch; from v2,
-                        ``agent``: the pseudonym of the agent that sent it (or null)
+                        ``agent``: the pseudonym of the agent that sent it (or null);
+                        v3, only for a batch holding segments encrypted under custody,
+                        adds ``encrypted``: how many of its records are.  An encrypted
+                        segment's record adds ``epoch``, ``ephemeral`` (base64 of the
+                        32-byte ephemeral key of :mod:`custodes.custody.kem`) and
+                        ``ciphertext``: {``sha256``, ``bytes``} of the stored file;
+                        ``sha256`` and ``bytes`` stay the plaintext's.  Readers accept
+                        v1, v2 and v3
 ``fleet.heard``         ``interval`` (start), ``seconds``, ``shard``,
                         ``first_seq``, ``count`` and ``bitmap`` (base64): bit i
                         (LSB first within each byte) is set when the camera
@@ -38,12 +45,14 @@ names the same agent across entries without its name.  Readers accept v1 and v2.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 from custodes.fleet.model import Camera, format_time
 from custodes.records.canonical import canonicalize
 
 __all__ = [
+    "Sealing",
     "agent_added",
     "agent_bound",
     "agent_revoked",
@@ -125,29 +134,63 @@ def agent_revoked(agent_id: str, pseudonym: str, reason: str, now_ms: int) -> di
     }
 
 
-def segment_record(camera: str, start_ms: int, duration: float, size: int, sha256: str) -> bytes:
-    """The canonical bytes of one segment: the leaf of its batch's Merkle tree."""
-    return canonicalize(
-        {
-            "camera": camera,
-            "start": format_time(start_ms),
-            "duration": duration,
-            "bytes": size,
-            "sha256": sha256,
+@dataclass(frozen=True, slots=True)
+class Sealing:
+    """What an encrypted segment's record adds: its epoch, ephemeral key and ciphertext."""
+
+    epoch: str
+    ephemeral: str  # base64 of the 32-byte point
+    sha256: str  # of the ciphertext file
+    size: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "ephemeral": self.ephemeral,
+            "ciphertext": {"sha256": self.sha256, "bytes": self.size},
         }
-    )
+
+
+def segment_record(
+    camera: str,
+    start_ms: int,
+    duration: float,
+    size: int,
+    sha256: str,
+    sealing: Sealing | None = None,
+) -> bytes:
+    """The canonical bytes of one segment: the leaf of its batch's Merkle tree."""
+    rec: dict[str, Any] = {
+        "camera": camera,
+        "start": format_time(start_ms),
+        "duration": duration,
+        "bytes": size,
+        "sha256": sha256,
+    }
+    if sealing is not None:
+        rec.update(sealing.to_record())
+    return canonicalize(rec)
 
 
 def segments_batch(
-    batch: int, count: int, root: bytes, now_ms: int, agent: str | None = None
+    batch: int,
+    count: int,
+    root: bytes,
+    now_ms: int,
+    agent: str | None = None,
+    *,
+    encrypted: int = 0,
 ) -> dict[str, Any]:
-    return {
+    obj = {
         **_base("segments.batch", now_ms, 2),
         "batch": batch,
         "count": count,
         "root": root.hex(),
         "agent": agent,
     }
+    if encrypted:
+        obj.update(v=3, encrypted=encrypted)
+    return obj
 
 
 def heard(

@@ -240,7 +240,7 @@ def catch_up(log: Log, db: FleetDB, *, chunk: int = 4096) -> int:
         read += stop - start
         start = stop
     pending = db.conn.execute(
-        "SELECT id, root, count, agent FROM batches WHERE log_index IS NULL ORDER BY id"
+        "SELECT id, root, count, agent, encrypted FROM batches WHERE log_index IS NULL ORDER BY id"
     ).fetchall()
     if pending:
         now = now_ms()
@@ -248,7 +248,10 @@ def catch_up(log: Log, db: FleetDB, *, chunk: int = 4096) -> int:
             _append(
                 log,
                 db,
-                [E.segments_batch(b, n, bytes.fromhex(r), now, a) for b, r, n, a in pending],
+                [
+                    E.segments_batch(b, n, bytes.fromhex(r), now, a, encrypted=k or 0)
+                    for b, r, n, a, k in pending
+                ],
             )
     return read
 
@@ -464,15 +467,55 @@ def declare(
 # -- segments --------------------------------------------------------------------------
 
 _HEX = set("0123456789abcdef")
+_SEALING = {"epoch", "ephemeral", "ciphertext"}
+Checked = tuple[str, int, float, int, str, E.Sealing | None]
+
+
+def _sha256(value: object, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+        raise FormatError(f"{what} must be 64 lowercase hex digits")
+    return value
+
+
+def _sealing(item: dict[str, Any], start: int, size: int) -> E.Sealing | None:
+    """The custody fields of an encrypted segment's record, checked; None for plaintext."""
+    present = _SEALING & set(item)
+    if not present:
+        return None
+    if present != _SEALING:
+        raise FormatError("an encrypted segment has epoch, ephemeral and ciphertext together")
+    from custodes.custody.errors import CustodyFormatError
+    from custodes.custody.group import Point, b64decode
+
+    epoch = item["epoch"]
+    if not isinstance(epoch, str) or epoch != format_time(start)[:10]:
+        raise FormatError("epoch must be the UTC day (YYYY-MM-DD) the segment starts in")
+    try:
+        Point.decode(b64decode(item["ephemeral"], 32, what="ephemeral"))
+    except CustodyFormatError as err:
+        raise FormatError(f"ephemeral must be a ristretto255 point in base64 ({err})") from None
+    cipher = item["ciphertext"]
+    if not isinstance(cipher, dict) or set(cipher) != {"sha256", "bytes"}:
+        raise FormatError("ciphertext must be an object with sha256 and bytes")
+    c_size = cipher["bytes"]
+    if isinstance(c_size, bool) or not isinstance(c_size, int) or not size < c_size < 1 << 51:
+        raise FormatError("ciphertext bytes must be an integer larger than the plaintext's")
+    digest = _sha256(cipher["sha256"], "ciphertext sha256")
+    return E.Sealing(epoch, str(item["ephemeral"]), digest, c_size)
 
 
 def check_segment(
     item: object, known: dict[str, int], settings: FleetSettings, now: int
-) -> tuple[str, int, float, int, str]:
-    """(camera, start_ms, duration, bytes, sha256) or FormatError with the reason."""
+) -> Checked:
+    """(camera, start_ms, duration, bytes, sha256, sealing) or FormatError with the reason.
+
+    ``sealing`` is None for a plaintext segment (the record has exactly the five fields of
+    today's); an encrypted segment's record adds ``epoch``, ``ephemeral`` and
+    ``ciphertext`` ({sha256, bytes}).
+    """
     if not isinstance(item, dict):
         raise FormatError("a segment must be an object")
-    extra = set(item) - {"camera", "start", "duration", "bytes", "sha256"}
+    extra = set(item) - {"camera", "start", "duration", "bytes", "sha256"} - _SEALING
     if extra:
         raise FormatError(f"unknown fields {', '.join(sorted(extra))}")
     camera = item.get("camera")
@@ -492,10 +535,8 @@ def check_segment(
     size = item.get("bytes")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 1 << 50:
         raise FormatError("bytes must be a positive integer")
-    digest = item.get("sha256")
-    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
-        raise FormatError("sha256 must be 64 lowercase hex digits")
-    return camera, start, round(float(duration), 3), size, digest
+    digest = _sha256(item.get("sha256"), "sha256")
+    return camera, start, round(float(duration), 3), size, digest, _sealing(item, start, size)
 
 
 def _check_time(t: int, max_age_s: float, settings: FleetSettings, now: int) -> None:
@@ -519,7 +560,7 @@ def ingest_segments(
     now = now_ms() if now is None else now
     known = db.seq_map()
     refused: list[dict[str, Any]] = []
-    fresh: list[tuple[int, tuple[str, int, float, int, str]]] = []
+    fresh: list[tuple[int, Checked]] = []
     duplicates = 0
     seen: dict[tuple[str, int], str] = {}
     for n, item in enumerate(items):
@@ -529,12 +570,14 @@ def ingest_segments(
             refused.append({"item": n, "reason": str(err)})
             continue
         key = (seg[0], seg[1])
+        # What the archive will hold: the ciphertext of an encrypted segment.
+        stored = seg[5].sha256 if seg[5] is not None else seg[4]
         prior = seen.get(key)
         if prior is None:
             found = db.segment(*key)
             prior = found[0] if found else None
         if prior is not None:
-            if prior == seg[4]:
+            if prior == stored:
                 duplicates += 1
             else:
                 refused.append(
@@ -545,31 +588,46 @@ def ingest_segments(
                     }
                 )
             continue
-        seen[key] = seg[4]
+        seen[key] = stored
         fresh.append((n, seg))
     batch = index = None
     if fresh:
-        records = [E.segment_record(c, s, d, b, h) for _, (c, s, d, b, h) in fresh]
+        records = [E.segment_record(c, s, d, b, h, k) for _, (c, s, d, b, h, k) in fresh]
+        encrypted = sum(1 for _, seg in fresh if seg[5] is not None)
         tree = MemoryTree(leaf_hash(r) for r in records)
         root = tree.root()
         with db.transaction():
             row = db.conn.execute("SELECT COALESCE(MAX(id) + 1, 1) FROM batches").fetchone()
             batch = int(row[0])
             db.conn.execute(
-                "INSERT INTO batches (id, root, count, created_ms, agent) VALUES (?, ?, ?, ?, ?)",
-                (batch, root.hex(), len(records), now, agent),
+                "INSERT INTO batches (id, root, count, created_ms, agent, encrypted)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (batch, root.hex(), len(records), now, agent, encrypted or None),
             )
             db.conn.executemany(
-                "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO segments (camera, start_ms, end_ms, sha256, bytes, record, batch,"
+                " pos, epoch, ephemeral, cipher_sha256, cipher_bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (c, s, s + int(d * 1000), h, b, rec, batch, pos)
-                    for pos, ((_, (c, s, d, b, h)), rec) in enumerate(
+                    (
+                        c,
+                        s,
+                        s + int(d * 1000),
+                        h,
+                        b,
+                        rec,
+                        batch,
+                        pos,
+                        *((k.epoch, k.ephemeral, k.sha256, k.size) if k else (None,) * 4),
+                    )  # fmt: skip
+                    for pos, ((_, (c, s, d, b, h, k)), rec) in enumerate(
                         zip(fresh, records, strict=True)
                     )
                 ],
             )
         with db.transaction():
-            index = _append(log, db, [E.segments_batch(batch, len(records), root, now, agent)])
+            entry = E.segments_batch(batch, len(records), root, now, agent, encrypted=encrypted)
+            index = _append(log, db, [entry])
     return {
         "accepted": len(fresh),
         "duplicates": duplicates,

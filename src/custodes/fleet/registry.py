@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS batches (
     count INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
     log_index INTEGER,
-    agent TEXT
+    agent TEXT,
+    encrypted INTEGER
 );
 CREATE TABLE IF NOT EXISTS heard_agents (
     interval_ms INTEGER NOT NULL,
@@ -78,6 +79,10 @@ CREATE TABLE IF NOT EXISTS segments (
     record BLOB NOT NULL,
     batch INTEGER NOT NULL,
     pos INTEGER NOT NULL,
+    epoch TEXT,
+    ephemeral TEXT,
+    cipher_sha256 TEXT,
+    cipher_bytes INTEGER,
     PRIMARY KEY (camera, start_ms)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segments_digest ON segments (sha256);
@@ -147,6 +152,13 @@ def _agent_row(row: tuple[Any, ...]) -> AgentRow:
 
 @dataclass(frozen=True)
 class SegmentRow:
+    """One logged segment; ``sha256`` and ``size`` are the plaintext's.
+
+    A segment encrypted under custody also has ``epoch``, ``ephemeral`` (base64 of the
+    32-byte ephemeral key) and ``ciphertext_sha256``/``ciphertext_size``, the stored
+    file's; for a plaintext segment all four are None.
+    """
+
     camera: str
     start_ms: int
     end_ms: int
@@ -156,6 +168,19 @@ class SegmentRow:
     batch: int
     pos: int
     log_index: int | None
+    epoch: str | None = None
+    ephemeral: str | None = None
+    ciphertext_sha256: str | None = None
+    ciphertext_size: int | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.epoch is not None
+
+    @property
+    def stored_sha256(self) -> str:
+        """The digest of the file the archive holds (the ciphertext's when encrypted)."""
+        return self.ciphertext_sha256 or self.sha256
 
 
 class FleetDB:
@@ -178,6 +203,13 @@ class FleetDB:
             self.conn.executescript(_SCHEMA)
             self._migrate()
         self.conn.execute("PRAGMA busy_timeout=5000")
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(segments)")}
+        # A file not yet migrated (opened read-only before its writer ran): no custody.
+        self._custody_sql = (
+            "s.epoch, s.ephemeral, s.cipher_sha256, s.cipher_bytes"
+            if "cipher_sha256" in have
+            else "NULL, NULL, NULL, NULL"
+        )
         self._seqs: dict[str, int] | None = None
         self._districts: dict[str, str] | None = None
 
@@ -188,10 +220,19 @@ class FleetDB:
             ("agents", "district", "TEXT"),
             ("agents", "revoked_ms", "INTEGER"),
             ("batches", "agent", "TEXT"),
+            ("batches", "encrypted", "INTEGER"),
+            ("segments", "epoch", "TEXT"),
+            ("segments", "ephemeral", "TEXT"),
+            ("segments", "cipher_sha256", "TEXT"),
+            ("segments", "cipher_bytes", "INTEGER"),
         ):
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self.conn.execute(
+            "CREATE INDEX IF NOT EXISTS segments_cipher ON segments (cipher_sha256)"
+            " WHERE cipher_sha256 IS NOT NULL"
+        )
 
     @classmethod
     def for_instance(cls, data: Path, *, readonly: bool = False) -> FleetDB:
@@ -335,22 +376,49 @@ class FleetDB:
 
     # -- segments ---------------------------------------------------------------------
 
-    def segment(self, camera: str, start_ms: int) -> tuple[str, int] | None:
+    def segment(self, camera: str, start_ms: int) -> tuple[str, int, str | None] | None:
+        """(digest of the file the archive takes, batch, epoch) of a logged segment.
+
+        The digest is the ciphertext's for a segment encrypted under custody (its epoch
+        then not None), the plaintext's otherwise.
+        """
+        if self._custody_sql.startswith("NULL"):
+            old = self.conn.execute(
+                "SELECT sha256, batch FROM segments WHERE camera = ? AND start_ms = ?",
+                (camera, start_ms),
+            ).fetchone()
+            return (str(old[0]), int(old[1]), None) if old else None
         row = self.conn.execute(
-            "SELECT sha256, batch FROM segments WHERE camera = ? AND start_ms = ?",
+            "SELECT COALESCE(cipher_sha256, sha256), batch, epoch FROM segments"
+            " WHERE camera = ? AND start_ms = ?",
             (camera, start_ms),
         ).fetchone()
-        return (str(row[0]), int(row[1])) if row else None
+        return (str(row[0]), int(row[1]), row[2]) if row else None
+
+    def plaintext_digest(self, camera: str, start_ms: int) -> str | None:
+        """The logged plaintext SHA-256 of a segment, encrypted or not."""
+        row = self.conn.execute(
+            "SELECT sha256 FROM segments WHERE camera = ? AND start_ms = ?", (camera, start_ms)
+        ).fetchone()
+        return str(row[0]) if row else None
 
     def _segment_rows(self, sql: str, args: Iterable[Any]) -> list[SegmentRow]:
         q = (
             "SELECT s.camera, s.start_ms, s.end_ms, s.sha256, s.bytes, s.record, s.batch, s.pos,"
-            " b.log_index FROM segments s JOIN batches b ON b.id = s.batch WHERE " + sql
+            f" b.log_index, {self._custody_sql}"
+            " FROM segments s JOIN batches b ON b.id = s.batch WHERE " + sql
         )
         return [SegmentRow(*r) for r in self.conn.execute(q, tuple(args))]
 
     def segments_by_digest(self, sha256: str) -> list[SegmentRow]:
+        """Segments whose plaintext has this digest."""
         return self._segment_rows("s.sha256 = ? ORDER BY s.start_ms", (sha256,))
+
+    def segments_by_ciphertext(self, sha256: str) -> list[SegmentRow]:
+        """Segments encrypted under custody whose stored ciphertext has this digest."""
+        if self._custody_sql.startswith("NULL"):
+            return []
+        return self._segment_rows("s.cipher_sha256 = ? ORDER BY s.start_ms", (sha256,))
 
     def segments_for(self, camera: str, from_ms: int, to_ms: int) -> list[SegmentRow]:
         return self._segment_rows(
