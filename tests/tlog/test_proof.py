@@ -403,3 +403,78 @@ def test_reading_is_as_lenient_as_the_spec() -> None:
         format_proof(TlogProof(index=0, inclusion=(b"short",), checkpoint=log.checkpoint(3)))
     with pytest.raises(FormatError):
         format_proof(TlogProof(index=0, inclusion=(), checkpoint=b"not a note"))
+
+
+# -- tlog-policy ---------------------------------------------------------------------------
+
+
+def _policy(log: Log, quorum_lines: str) -> bytes:
+    w = log.witness_vkeys
+    return (
+        f"# a comment\n  log {log.vkey} https://log.example/\n\n"
+        f"witness A {w[0]}\n\twitness   B {w[1]} https://b.example/\n{quorum_lines}"
+    ).encode()
+
+
+def test_a_policy_decides_whether_the_cosignatures_are_enough() -> None:
+    from custodes.tlog.proof import parse_policy
+
+    log = Log(_entries(4), witnesses=2)
+    one, both = log.checkpoint(4, 1), log.checkpoint(4, 2)
+    cases = {
+        "quorum none\n": (True, True, True),
+        "quorum A\n": (False, True, True),
+        "quorum B\n": (False, False, True),
+        "group g any A B\nquorum g\n": (False, True, True),
+        "group g all A B\nquorum g\n": (False, False, True),
+        "group g 2 A B\nquorum g\n": (False, False, True),
+        "group g 1 B\ngroup h all g A\nquorum h\n": (False, False, True),
+    }
+    for lines, wants in cases.items():
+        policy = parse_policy(_policy(log, lines))
+        for note, want in zip((log.checkpoint(4, 0), one, both), wants, strict=True):
+            if want:
+                policy.check(note)
+            else:
+                with pytest.raises(SignatureError):
+                    policy.check(note)
+    # check_proof with the policy's keys, then the policy
+    policy = parse_policy(_policy(log, "quorum A\n"))
+    proof = parse_proof(log.proof(2))
+    signed = check_proof(
+        proof,
+        proof.extra,
+        policy.log_for(ORIGIN),
+        witnesses=list(policy.witnesses.values()),
+    )
+    assert set(signed.cosignatures) == {"w0.example", "w1.example"}
+    other = parse_policy(f"log {generate_key('other.example')[1]}\nquorum none\n".encode())
+    with pytest.raises(SignatureError):
+        other.check(both)
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [
+        "",  # no quorum
+        "quorum A\nquorum A\n",
+        "quorum C\n",
+        "group g 3 A B\nquorum g\n",
+        "group g 0 A B\nquorum g\n",
+        "group g any A A\nquorum g\n",
+        "group g any C\nquorum g\n",
+        "group A any B\nquorum A\n",
+        "witness none {w0}\nquorum none\n",
+        "witness C {w0}\nquorum none\n",  # the same key twice
+        "frobnicate\nquorum none\n",
+        "group g\x01 any A\nquorum none\n",
+        "quorum g\ngroup g any A\n",  # defined after use
+    ],
+)
+def test_malformed_policies_are_one_format_error(defect: str) -> None:
+    from custodes.tlog.proof import parse_policy
+
+    log = Log(_entries(1), witnesses=2)
+    text = _policy(log, defect.replace("{w0}", log.witness_vkeys[0]))
+    with pytest.raises(FormatError):
+        parse_policy(text)

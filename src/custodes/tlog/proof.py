@@ -33,6 +33,16 @@ extra line, zero proof lines, signature lines it cannot read (the note parser
 keeps them as unknown keys); but the header, the canonical index, the blank
 line and the hash lengths are required.  :func:`check_proof` follows the
 spec's four verification steps.
+
+Which witnesses are enough is an application's policy; :func:`parse_policy`
+reads it in the C2SP tlog-policy format (``log``, ``witness``, ``group`` and
+``quorum`` lines), and :meth:`TlogPolicy.check` applies it to a checkpoint::
+
+    log example.org/log+1a2b3c4d+AbC...
+    witness w1 w1.example+5e6f7a8b+BdE...
+    witness w2 w2.example+9c0d1e2f+BfG...
+    group both all w1 w2
+    quorum both
 """
 
 from __future__ import annotations
@@ -41,22 +51,24 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from custodes.errors import FormatError, ProofError, SignatureError
-from custodes.tlog._text import encode_base64, parse_decimal
-from custodes.tlog.checkpoint import SignedCheckpoint, open_checkpoint
+from custodes.errors import FormatError, KeyFormatError, ProofError, SignatureError
+from custodes.tlog._text import decode_base64, encode_base64, parse_decimal
+from custodes.tlog.checkpoint import SignedCheckpoint, open_checkpoint, parse_checkpoint
 from custodes.tlog.cosignature import CosignatureVerifier
 from custodes.tlog.merkle import HASH_SIZE, check_inclusion, leaf_hash
-from custodes.tlog.note import MAX_NOTE_SIZE, NoteVerifier, parse_note
+from custodes.tlog.note import MAX_NOTE_SIZE, NoteVerifier, Verifier, parse_note
 
 __all__ = [
     "MAX_PROOF_SIZE",
     "PROOF_HEADER",
+    "TlogPolicy",
     "TlogProof",
     "check_proof",
     "format_proof",
     "is_tlog_proof",
+    "parse_policy",
     "parse_proof",
 ]
 
@@ -204,3 +216,159 @@ def check_proof(
         list(proof.inclusion), index=proof.index, size=cp.size, leaf=hashed, root=cp.root_hash
     )
     return signed
+
+
+# -- tlog-policy ---------------------------------------------------------------------------
+
+MAX_POLICY_SIZE = 1 << 20
+_POLICY_BYTES = re.compile(rb"[\x09\x0a\x20-\x7e\x80-\xff]*")
+_WS = re.compile(rb"[ \t]+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlogPolicy:
+    """A tlog-policy: the logs accepted, the witnesses known, and the quorum rule.
+
+    ``groups`` maps a group's name to its threshold and members (witness or
+    group names); ``quorum`` is a witness or group name, or None for
+    ``quorum none``.  Names are opaque strings (decoded from UTF-8 with
+    surrogate escapes, so any octets compare as octets).
+    """
+
+    logs: tuple[Verifier, ...]
+    witnesses: dict[str, CosignatureVerifier] = field(default_factory=dict)
+    groups: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    quorum: str | None = None
+
+    def log_for(self, origin: str) -> Verifier:
+        """The log key for ``origin`` (the key name must be the origin); SignatureError if none."""
+        for log in self.logs:
+            if log.name == origin:
+                return log
+        raise SignatureError(f"The policy lists no log {origin!r}.")
+
+    def satisfied_by(self, cosigned: set[str]) -> bool:
+        """Whether the witnesses named ``cosigned`` (policy names) meet the quorum."""
+        if self.quorum is None:
+            return True
+
+        def witnessed(name: str) -> bool:
+            if name in self.witnesses:
+                return name in cosigned
+            k, members = self.groups[name]
+            return sum(witnessed(m) for m in members) >= k
+
+        return witnessed(self.quorum)
+
+    def check(self, checkpoint: bytes) -> SignedCheckpoint:
+        """Open ``checkpoint`` with the policy: a listed log's signature and the quorum.
+
+        Raises SignatureError when either is missing or a trusted signature is bad.
+        """
+        origin = parse_checkpoint(parse_note(checkpoint).text).origin
+        signed = open_checkpoint(
+            checkpoint, self.log_for(origin), cosigners=list(self.witnesses.values())
+        )
+        by_key = {(v.name, v.key_id): name for name, v in self.witnesses.items()}
+        cosigned = {
+            by_key[(s.name, s.key_id)] for s in signed.note.verified if (s.name, s.key_id) in by_key
+        }
+        if not self.satisfied_by(cosigned):
+            raise SignatureError(
+                f"The checkpoint's cosignatures ({', '.join(sorted(cosigned)) or 'none'}) do not"
+                f" meet the policy's quorum {self.quorum!r}."
+            )
+        return signed
+
+
+def _policy_error(lineno: int, message: str) -> FormatError:
+    return FormatError(f"Policy line {lineno}: {message}.")
+
+
+def parse_policy(data: bytes) -> TlogPolicy:
+    """The policy a tlog-policy file holds; raises :class:`FormatError` on any deviation."""
+    if len(data) > MAX_POLICY_SIZE:
+        raise FormatError(f"A policy file is at most {MAX_POLICY_SIZE} bytes.")
+    if _POLICY_BYTES.fullmatch(data) is None:
+        raise FormatError("A policy file may hold no control characters but tab and newline.")
+    logs: list[Verifier] = []
+    witnesses: dict[str, CosignatureVerifier] = {}
+    groups: dict[str, tuple[int, tuple[str, ...]]] = {}
+    quorum: str | None = None
+    seen_quorum = False
+    publics: set[bytes] = set()
+
+    def key(
+        lineno: int, text: str, cls: type[Verifier] | type[CosignatureVerifier]
+    ) -> Verifier | CosignatureVerifier:
+        try:
+            verifier = cls.from_key(text)
+        except KeyFormatError as err:
+            raise _policy_error(lineno, f"the key is not a usable vkey ({err})") from None
+        public = (decode_base64(text.rsplit("+", 1)[-1]) or b"")[1:]  # without the type byte
+        if public in publics:
+            raise _policy_error(lineno, "the key is listed twice")
+        publics.add(public)
+        return verifier
+
+    lines = data.split(b"\n")
+    for lineno, raw in enumerate(lines, 1):
+        words = [w.decode("utf-8", "surrogateescape") for w in _WS.split(raw.strip(b" \t")) if w]
+        if not words or words[0].startswith("#"):
+            continue
+        kind, args = words[0], words[1:]
+        if kind == "log":
+            if len(args) not in (1, 2):
+                raise _policy_error(lineno, "a log line is 'log <vkey> [<url>]'")
+            log = key(lineno, args[0], Verifier)
+            assert isinstance(log, Verifier)
+            logs.append(log)
+        elif kind == "witness":
+            if len(args) not in (2, 3):
+                raise _policy_error(lineno, "a witness line is 'witness <name> <vkey> [<url>]'")
+            name = args[0]
+            if name == "none" or name in witnesses or name in groups:
+                raise _policy_error(lineno, f"the name {name!r} is already defined")
+            verifier = key(lineno, args[1], CosignatureVerifier)
+            assert isinstance(verifier, CosignatureVerifier)
+            witnesses[name] = verifier
+        elif kind == "group":
+            if len(args) < 3:
+                raise _policy_error(lineno, "a group line is 'group <name> <k|all|any> <name>...'")
+            name, k_text, members = args[0], args[1], tuple(args[2:])
+            if name == "none" or name in witnesses or name in groups:
+                raise _policy_error(lineno, f"the name {name!r} is already defined")
+            if len(set(members)) != len(members):
+                raise _policy_error(lineno, "a group lists a member more than once")
+            for m in members:
+                if m not in witnesses and m not in groups:
+                    raise _policy_error(lineno, f"the member {m!r} is not defined above")
+            if k_text == "all":
+                k = len(members)
+            elif k_text == "any":
+                k = 1
+            else:
+                parsed = parse_decimal(k_text, len(members) + 1)
+                if parsed is None or parsed < 1:
+                    raise _policy_error(
+                        lineno, f"the threshold {k_text!r} is not in 1..{len(members)}"
+                    )
+                k = parsed
+            groups[name] = (k, members)
+        elif kind == "quorum":
+            if len(args) != 1:
+                raise _policy_error(lineno, "a quorum line is 'quorum <name>'")
+            if seen_quorum:
+                raise _policy_error(lineno, "a policy has exactly one quorum line")
+            seen_quorum = True
+            if args[0] == "none":
+                quorum = None
+            elif args[0] in witnesses or args[0] in groups:
+                quorum = args[0]
+            else:
+                raise _policy_error(lineno, f"the quorum {args[0]!r} is not defined above")
+        else:
+            raise _policy_error(lineno, f"unknown keyword {kind!r}")
+    if not seen_quorum:
+        raise FormatError("A policy file must have a quorum line.")
+    return TlogPolicy(logs=tuple(logs), witnesses=witnesses, groups=groups, quorum=quorum)
