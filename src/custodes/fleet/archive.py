@@ -3,7 +3,11 @@
 The archive only ever holds a file whose SHA-256 was logged first (the
 ``/fleet/archive`` route checks it before storing) and whose content is a
 container a recorder writes (MP4, MPEG-TS or Matroska, checked by
-:mod:`custodes.fleet.containers` from the bytes, whatever the suffix), and every reader checks
+:mod:`custodes.fleet.containers` from the bytes, whatever the suffix) or, for a
+segment whose record says it is encrypted under custody, its custody ciphertext
+(recognised by its stream header, for the record's epoch, checked against the
+logged ciphertext digest, and stored as ``<start><suffix>.enc``); files are kept
+0600.  Every reader checks
 the digest again before using a file, so the store needs no trust: a
 tampered or swapped object is refused, not released.
 
@@ -22,16 +26,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from custodes.errors import CustodesError, StoreUnavailableError
-from custodes.fleet.containers import check_container
+from custodes.fleet.containers import SEALED_SUFFIX, check_container, check_sealed
 from custodes.fleet.model import format_time
 
 __all__ = ["Archive", "DirArchive", "S3Archive", "open_archive", "segment_key"]
 
 
-def _checked(src: Path, suffix: str) -> None:
-    """Refuse (and remove) a file that is not a container a recorder writes, by content."""
+def _checked(src: Path, suffix: str, epoch: str | None) -> str:
+    """Refuse (and remove) a file that is not what the segment's record says, by content:
+    for a plaintext record a container a recorder writes, for an encrypted one (``epoch``
+    given) a custody ciphertext for that epoch.  Returns the suffix to store it under."""
     try:
-        check_container(src, suffix)
+        if epoch is None:
+            check_container(src, suffix)
+            return suffix
+        check_sealed(src, epoch, suffix)
+        return suffix + SEALED_SUFFIX
     except CustodesError:
         src.unlink(missing_ok=True)
         raise
@@ -44,8 +54,12 @@ def segment_key(camera: str, start_ms: int, suffix: str) -> str:
 
 
 class Archive(Protocol):
-    def store(self, src: Path, camera: str, start_ms: int, suffix: str) -> str:
-        """Move ``src`` (already checked) into the archive; returns where it went."""
+    def store(
+        self, src: Path, camera: str, start_ms: int, suffix: str, epoch: str | None = None
+    ) -> str:
+        """Move ``src`` (its digest already checked against the record) into the archive;
+        returns where it went.  ``epoch``: the record says the segment is encrypted for
+        it, and ``src`` must be its custody ciphertext (stored with ``.enc`` appended)."""
         ...
 
     def fetch(self, camera: str, start_ms: int) -> Path | None:
@@ -57,10 +71,13 @@ class DirArchive:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def store(self, src: Path, camera: str, start_ms: int, suffix: str) -> str:
-        _checked(src, suffix)
+    def store(
+        self, src: Path, camera: str, start_ms: int, suffix: str, epoch: str | None = None
+    ) -> str:
+        suffix = _checked(src, suffix, epoch)
         final = self.root / segment_key(camera, start_ms, suffix)
         final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(src, 0o600)
         os.replace(src, final)
         return str(final.relative_to(self.root.parent))
 
@@ -93,10 +110,12 @@ class S3Archive:
             f"the footage archive at {self.target.endpoint or 'S3'} cannot be reached ({err})"
         )
 
-    def store(self, src: Path, camera: str, start_ms: int, suffix: str) -> str:
+    def store(
+        self, src: Path, camera: str, start_ms: int, suffix: str, epoch: str | None = None
+    ) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        _checked(src, suffix)
+        suffix = _checked(src, suffix, epoch)
         key = self.target.key("archive/" + segment_key(camera, start_ms, suffix))
         s3 = self._client()
         try:
@@ -128,10 +147,12 @@ class S3Archive:
             keys = sorted(o["Key"] for o in listed.get("Contents", []))
             if not keys:
                 return None
-            dest: Path = self.cache / (stem + str(keys[0])[str(keys[0]).rindex(".") :])
+            prefix = self.target.key("archive/" + stem)
+            dest: Path = self.cache / (stem + str(keys[0])[len(prefix) :])
             dest.parent.mkdir(parents=True, exist_ok=True)
             part = dest.with_name(dest.name + f".{os.getpid()}.part")
             s3.download_file(self.target.bucket, keys[0], str(part))
+            os.chmod(part, 0o600)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404", "NoSuchKey"):
                 return None

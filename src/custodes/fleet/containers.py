@@ -15,11 +15,23 @@ header whose DocType is ``matroska`` or ``webm``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from custodes.errors import FormatError
 
-__all__ = ["DEMUXERS", "SUFFIXES", "Container", "check_container", "sniff"]
+if TYPE_CHECKING:
+    from custodes.custody.stream import Header
+
+__all__ = [
+    "DEMUXERS",
+    "SEALED_SUFFIX",
+    "SUFFIXES",
+    "Container",
+    "check_container",
+    "check_sealed",
+    "sealed_header",
+    "sniff",
+]
 
 Container = Literal["mp4", "mpegts", "matroska"]
 
@@ -38,6 +50,8 @@ _MP4_BOXES = frozenset(
         b"uuid", b"wide", b"meta", b"emsg", b"prft", b"ssix", b"pdin",
     }
 )  # fmt: skip
+#: Appended to a segment's suffix when the archive holds its custody ciphertext.
+SEALED_SUFFIX = ".enc"
 _TS_PACKET = 188
 _EBML = b"\x1a\x45\xdf\xa3"
 
@@ -142,3 +156,38 @@ def check_container(path: Path, suffix: str | None = None) -> Container:
             f" use one of {', '.join(sorted(SUFFIXES[kind]))}"
         )
     return kind
+
+
+def sealed_header(path: Path) -> Header | None:
+    """The custody stream header (:mod:`custodes.custody.stream`) that ``path`` opens with,
+    or None if it is not a segment ciphertext of a format we read."""
+    from custodes.custody.errors import CustodyFormatError
+    from custodes.custody.stream import read_header
+
+    try:
+        with open(path, "rb") as f:
+            return read_header(f)
+    except CustodyFormatError:
+        return None
+
+
+def check_sealed(path: Path, epoch: str, suffix: str | None = None) -> Header:
+    """The header of ``path``, a custody ciphertext for ``epoch``; FormatError otherwise.
+
+    Only the header is read: the AEAD is checked when the segment is opened, and the
+    stored file's digest is the one the segment record logs.  ``suffix`` (the recorded
+    file's) must still be one a recorder writes.
+    """
+    header = sealed_header(path)
+    if header is None:
+        raise FormatError(
+            f"the segment is logged as encrypted (epoch {epoch}); the file is not a custody"
+            " ciphertext"
+        )
+    if header.epoch != epoch:
+        raise FormatError(
+            f"the ciphertext is for epoch {header.epoch}; the segment is logged for {epoch}"
+        )
+    if suffix is not None and not any(suffix.lower() in v for v in SUFFIXES.values()):
+        raise FormatError(f"{suffix!r} is not a suffix a recorder writes")
+    return header

@@ -579,5 +579,9 @@ async def archive_put(
             },
             status_code=422,
         )
-    where = await run_in_threadpool(st.archive.store, Path(tmp.name), camera, start_ms, suffix)
+    # logged: (the stored file's digest, batch, epoch): for a segment encrypted under
+    # custody the digest is its ciphertext's, and the archive takes only that ciphertext.
+    where = await run_in_threadpool(
+        st.archive.store, Path(tmp.name), camera, start_ms, suffix, logged[2]
+    )
     return {"stored": where, "sha256": logged[0]}
