@@ -138,3 +138,36 @@ def test_published_reports_are_listed_by_period_with_their_json_and_audit_by_url
         _get(url + "/reports/report-1999-01.json")
     assert err.value.code == 404
     err.value.close()
+
+
+def test_the_reports_pages_pass_axe_and_fit_a_phone(served: tuple[str, Any]) -> None:
+    import shutil
+
+    if shutil.which("/usr/bin/chromium") is None:
+        pytest.skip("needs Chromium at /usr/bin/chromium")
+    sync = pytest.importorskip("playwright.sync_api")
+    from tests.web.test_pages_a11y import AXE, _axe, _too_wide
+
+    if not AXE.is_file():
+        pytest.skip("axe-core is missing: run scripts/web-assets.sh")
+    url, _ = served
+    problems: list[str] = []
+    with sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            pg = b.new_page()
+            for path in ("/reports", "/reports/report-2026-11.html"):
+                for width in (1366, 360):
+                    pg.set_viewport_size({"width": width, "height": 900})
+                    pg.goto(url + path)
+                    if width == 1366 and path == "/reports":
+                        problems += [
+                            f"{path}: axe {v['id']} at {v['nodes']}" for v in _axe(pg, url)
+                        ]
+                        current = pg.locator("header nav a[aria-current=page]").inner_text()
+                        assert pg.title() == f"{current} · custodes"
+                    elif width == 360:
+                        problems += [f"{path} at 360px: {w}" for w in _too_wide(pg)]
+        finally:
+            b.close()
+    assert problems == [], "\n".join(problems)
