@@ -83,3 +83,19 @@ def test_release_writes_a_tlog_proof_that_check_receipt_and_the_spec_accept(
         "access", "check-receipt", str(proof), "--vkey", vkey, "--witness", witness, check=False
     )
     assert bad.returncode == 1 and "fewer than the 1 required" in bad.stderr.decode()
+
+    # a c2sp.org/tlog-policy file instead of --vkey
+    policy = tmp_path / "policy.txt"
+    policy.write_text(f"log {vkey}\nquorum none\n")
+    for receipt in (proof, tmp_path / "clip.mp4.release.json"):
+        ok = run_cli("access", "check-receipt", str(receipt), "--policy", str(policy))
+        assert rid in ok.stdout.decode()
+    policy.write_text(f"log {vkey}\nwitness W {witness}\nquorum W\n")
+    for receipt in (proof, tmp_path / "clip.mp4.release.json"):
+        bad = run_cli("access", "check-receipt", str(receipt), "--policy", str(policy), check=False)
+        assert bad.returncode == 1 and "quorum" in bad.stderr.decode(), bad.stderr
+    policy.write_text(f"log {generate_cosigner_key('x.example')[1].replace('+B', '+A', 1)}\n")
+    bad = run_cli("access", "check-receipt", str(proof), "--policy", str(policy), check=False)
+    assert bad.returncode == 1
+    both = run_cli("access", "check-receipt", str(proof), check=False)
+    assert both.returncode != 0

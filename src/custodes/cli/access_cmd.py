@@ -260,7 +260,13 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
 
 @access_group.command("check-receipt")
 @click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--vkey", required=True, help="The log's verifier key.")
+@click.option("--vkey", help="The log's verifier key (or give --policy).")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A c2sp.org/tlog-policy file: the logs accepted, the witnesses and the quorum.",
+)
 @click.option(
     "--clip",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -283,7 +289,8 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the release entry as JSON.")
 def check_receipt_cmd(
     receipt: Path,
-    vkey: str,
+    vkey: str | None,
+    policy_file: Path | None,
     clip: Path | None,
     witness_keys: tuple[str, ...],
     quorum: int | None,
@@ -294,13 +301,25 @@ def check_receipt_cmd(
     RECEIPT is a c2sp.org/tlog-proof@v1 file (clip.mp4.tlog-proof) or the older
     JSON receipt (clip.mp4.release.json); which one is told from its content.
     With --witness, the checkpoint must also carry cosignatures by --quorum of
-    those witnesses.  Needs no server and no account: only the receipt, the
-    clip and the keys.
+    those witnesses; with --policy, it must be signed by a log the policy lists
+    and cosigned as its quorum says.  Needs no server and no account: only the
+    receipt, the clip and the keys.
     """
     from custodes.access.receipt import check_receipt
-    from custodes.tlog import CosignatureVerifier, Verifier, open_checkpoint
-    from custodes.tlog.proof import check_proof, is_tlog_proof, parse_proof
+    from custodes.tlog import (
+        CosignatureVerifier,
+        Verifier,
+        open_checkpoint,
+        parse_checkpoint,
+        parse_note,
+    )
+    from custodes.tlog.proof import check_proof, is_tlog_proof, parse_policy, parse_proof
 
+    if (vkey is None) == (policy_file is None):
+        raise UsageError("give the log's key with --vkey, or a policy with --policy (not both)")
+    if policy_file is not None and (witness_keys or quorum is not None):
+        raise UsageError("--witness and --quorum go with --vkey; a --policy names its witnesses")
+    policy = parse_policy(policy_file.read_bytes()) if policy_file is not None else None
     witnesses = [CosignatureVerifier.from_key(k) for k in witness_keys]
     need = len(witnesses) if quorum is None else quorum
     if need > len(witnesses):
@@ -311,9 +330,19 @@ def check_receipt_cmd(
                 guess = receipt.with_name(receipt.name.removesuffix(suffix))
                 clip = guess if guess.exists() else None
     data = receipt.read_bytes()
+
+    def log_key(note: bytes) -> str:
+        if policy is None:
+            assert vkey is not None
+            return vkey
+        return policy.log_for(parse_checkpoint(parse_note(note).text).origin).key
+
     if is_tlog_proof(data):
         proof = parse_proof(data)
-        check_proof(proof, proof.extra, Verifier.from_key(vkey), witnesses=witnesses, quorum=need)
+        key = log_key(proof.checkpoint)
+        check_proof(proof, proof.extra, Verifier.from_key(key), witnesses=witnesses, quorum=need)
+        if policy is not None:
+            policy.check(proof.checkpoint)
         # The entry (the extra data) is now authenticated by the inclusion proof; the JSON
         # receipt's checks of what it says are the same, so run them on the same fields.
         try:
@@ -336,11 +365,13 @@ def check_receipt_cmd(
             raise UsageError(f"{receipt} is neither a tlog-proof nor a JSON receipt") from None
         if not isinstance(doc, dict):
             raise UsageError(f"{receipt} is not a release receipt")
-    entry = check_receipt(doc, clip, vkey)
+    note = str(doc.get("checkpoint", "")).encode("utf-8")
+    key = log_key(note)
+    entry = check_receipt(doc, clip, key)
+    if policy is not None:
+        policy.check(note)
     if witnesses:
-        signed = open_checkpoint(
-            str(doc["checkpoint"]).encode("utf-8"), Verifier.from_key(vkey), cosigners=witnesses
-        )
+        signed = open_checkpoint(note, Verifier.from_key(key), cosigners=witnesses)
         if len(signed.cosignatures) < need:
             raise UsageError(
                 f"the checkpoint is cosigned by {len(signed.cosignatures)} of the given"
@@ -351,6 +382,8 @@ def check_receipt_cmd(
         return
     what = f"{clip} is" if clip else "the receipt names"
     cosigned = f" and {need} witness(es)" if need else ""
+    if policy is not None:
+        cosigned = " and cosigned as the policy requires" if policy.quorum else ""
     click.echo(
         f"{what} the clip released for request {entry['request']}, logged at index"
         f" {doc['entry']['index']} ({entry['time']}) under a checkpoint signed by the log key"
