@@ -332,3 +332,41 @@ def test_forms_refuse_bad_input_other_sites_and_the_wrong_person(city: dict[str,
     requested = [e for e in _entries(city["data"]) if e["type"] == "access.requested"]
     assert shown["details"]["case"] == "CASE-2026-0001"
     assert check_commitment(requested[0]["commitment"], shown["salt"], shown["details"])
+
+
+def test_fields_whose_text_is_published_say_so_and_preview_it(
+    city: dict[str, Any], browser: Any
+) -> None:
+    """Reasons typed on the staff pages go into the public log word for word (issue 15,
+    item 6): each such field says so, and shows what the log will read as one types."""
+    srv, start = city["server"], city["start"]
+    base = srv.url
+    ivan = _login(browser, base, "ivan", "/app/requests/new")
+    note = ivan.locator("#justification-note").inner_text()
+    assert "Sealed" in note and "not in the public log" in note
+    assert "justification-note" in (ivan.get_by_label("Justification").get_attribute(
+        "aria-describedby") or "")  # fmt: skip
+    ivan.get_by_label("Camera ids").fill("MSK-0001")
+    ivan.get_by_label("From").fill((start - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S"))
+    ivan.get_by_label("to", exact=True).fill(
+        (start + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    ivan.get_by_label("Purpose").select_option("investigation")
+    ivan.get_by_label("Case reference").fill("CASE-2026-0043")
+    ivan.get_by_label("Justification").fill("A fight outside the station.")
+    ivan.get_by_role("button", name="Send the request").click()
+    ivan.wait_for_url("**/app/requests/r-*?created=1")
+    rid = ivan.locator("#request-id").inner_text()
+
+    anna = _login(browser, base, "anna", "/app/queue")
+    field = anna.locator(f"#deny-reason-{rid}")
+    assert "Published word for word in the public log" in anna.locator(
+        f"#deny-reason-{rid}-note").inner_text()  # fmt: skip
+    assert field.get_attribute("aria-describedby") == f"deny-reason-{rid}-note"
+    field.fill("No crime is named for this camera")
+    preview = anna.locator(f"#deny-reason-{rid}-preview")
+    assert preview.inner_text() == "The public log will read: “No crime is named for this camera”"
+    anna.get_by_role("button", name=f"Deny request {rid}").click()
+    anna.wait_for_url(f"{base}/app/requests/{rid}")
+    denied = [e for e in _entries(city["data"]) if e["type"] == "access.denied"]
+    assert denied[-1]["reason"] == "No crime is named for this camera"

@@ -27,3 +27,22 @@
     new MutationObserver(function () { mark(); }).observe(document.body, { childList: true, subtree: true });
   }
 })();
+
+// Fields whose text is published in the log show, as one types, exactly what the log will read.
+(function () {
+  "use strict";
+  function wire() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-published]"), function (el) {
+      var out = document.getElementById(el.id + "-preview");
+      if (!out) return;
+      var show = function () {
+        var text = el.value.trim();
+        out.textContent = text ? "The public log will read: \u201c" + text + "\u201d" : "";
+      };
+      el.addEventListener("input", show);
+      show();
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
+  else wire();
+})();
