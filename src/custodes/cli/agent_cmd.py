@@ -42,6 +42,13 @@ __all__ = ["agent_cmd"]
 @click.option(
     "--once", is_flag=True, help="Send what is there now, then exit (1 if any is unsent)."
 )
+@click.option(
+    "--log-vkey",
+    envvar="CUSTODES_LOG_VKEY",
+    metavar="VKEY",
+    help="The log's verifier key: with custody on, custody entries are read from verified"
+    " checkpoints only.",
+)
 def agent_cmd(
     watch: Path,
     server: str,
@@ -53,6 +60,7 @@ def agent_cmd(
     max_backoff: float,
     no_upload: bool,
     once: bool,
+    log_vkey: str | None,
 ) -> None:
     """Follow a recorder's segment files and send their SHA-256 digests and heartbeats.
 
@@ -60,6 +68,10 @@ def agent_cmd(
     the server has logged it, so the agent may be stopped, or the server
     restarted, without a digest being lost or sent twice.  Camera ids are the
     folder names (for Frigate, the camera's folder).
+
+    When the log holds a custodian set ('custody init'), each segment is encrypted
+    here to its day's epoch key before it is sent or uploaded: the server gets the
+    ciphertext only, and a segment whose epoch has no ready key waits.
     """
     from custodes.fleet.agent import Agent
 
@@ -81,14 +93,16 @@ def agent_cmd(
         max_backoff=max_backoff,
         upload=not no_upload,
         say=lambda s: click.echo(f"custodes agent: {s}", err=True),
+        log_vkey=log_vkey,
     )
     code = agent.run(once=once, poll=poll, stop=lambda: stopping)
     counts = agent.journal.counts()
     archived = agent.journal.conn.execute(
         "SELECT COUNT(*) FROM files WHERE uploaded = 1"
     ).fetchone()[0]
+    waiting = f", waiting for an epoch key {agent.held}" if agent.keys.on and agent.held else ""
     click.echo(
         f"segments sent {counts.get('sent', 0)}, pending {counts.get('pending', 0)},"
-        f" refused {counts.get('refused', 0)}, archived {archived}"
+        f" refused {counts.get('refused', 0)}, archived {archived}{waiting}"
     )
     sys.exit(code)

@@ -15,6 +15,15 @@ marked sent only when the server has answered for it.  The server takes a
 re-sent segment as a no-op, so a crash between sending and marking loses
 nothing and duplicates nothing.  While the server cannot be reached the agent
 retries with exponential back-off.
+
+Custody (:mod:`custodes.fleet.sealing`): when the log holds a custodian set, each
+segment is encrypted before anything leaves the recorder, to the ready key of the
+UTC day it starts in (fresh ephemeral key, AEAD over fixed-size chunks), into the
+agent's spool (``<journal>.sealed/``, 0600); the digest sent adds ``epoch``,
+``ephemeral`` and ``ciphertext`` {sha256, bytes}, and only the ciphertext is
+uploaded (then removed from the spool).  A segment of an epoch without a ready
+key waits on the recorder's disk.  The agent deletes none of the recorder's files.
+Without custody nothing changes.
 """
 
 from __future__ import annotations
@@ -237,6 +246,11 @@ class Journal:
         return {s: n for s, n in rows}
 
 
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    """What the server is sent of a journal item (not where the agent spooled it)."""
+    return {k: v for k, v in item.items() if k != "spool"}
+
+
 class Agent:
     def __init__(
         self,
@@ -251,6 +265,8 @@ class Agent:
         max_backoff: float = 30.0,
         upload: bool = True,
         say: Callable[[str], None] = lambda s: None,
+        log_vkey: str | None = None,
+        chunk_size: int | None = None,
     ) -> None:
         if not watch.is_dir():
             raise UsageError(f"{watch} is not a folder to watch")
@@ -269,6 +285,14 @@ class Agent:
         self._retry_at = 0.0
         self._last_beat = 0.0
         self._active: dict[str, float] = {}
+        from custodes.custody.stream import DEFAULT_CHUNK
+        from custodes.fleet.sealing import EpochKeys
+
+        self.keys = EpochKeys(self.server, log_vkey=log_vkey, say=say)
+        self.spool = journal.with_name(journal.name + ".sealed")
+        self.chunk_size = chunk_size or DEFAULT_CHUNK
+        self._waiting: set[str] = set()
+        self.held = 0  # segments the last collect left on disk for want of a key
 
     # -- finding complete segments ----------------------------------------------------
 
@@ -276,6 +300,11 @@ class Agent:
         """Hash every newly complete segment into the journal; returns how many."""
         now = time.time()
         known = self.journal.known()
+        self.keys.refresh()
+        self.held = 0
+        if not self.keys.known:
+            self.held = 1
+            return 0  # custody may be on: record nothing in the clear before we know
         by_camera: dict[str, list[Segment]] = {}
         for seg in scan(self.watch):
             by_camera.setdefault(seg.camera, []).append(seg)
@@ -301,6 +330,7 @@ class Agent:
                     continue
                 item = self._describe(seg)
                 if item is None:
+                    self.held += self.keys.on and seg.path.exists()
                     continue
                 self.journal.add(seg.path, camera, item)
                 self._seen.pop(key, None)
@@ -308,6 +338,8 @@ class Agent:
         return added
 
     def _describe(self, seg: Segment) -> dict[str, Any] | None:
+        if self.keys.on:
+            return self._describe_sealed(seg)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -330,6 +362,48 @@ class Agent:
             "duration": round(duration, 3),
             "bytes": size,
             "sha256": digest.hexdigest(),
+        }
+
+    def _describe_sealed(self, seg: Segment) -> dict[str, Any] | None:
+        """Encrypt the segment into the spool; its record with the custody fields."""
+        from custodes.fleet.sealing import seal_file
+
+        duration = probe_duration(seg.path) or 1.0
+        start = seg.start_ms
+        if start is None:
+            start = seg.mtime_ns // 1_000_000 - int(duration * 1000)
+        stamp = format_time(start)
+        epoch = stamp[:10]
+        public = self.keys.key_for(epoch)
+        if public is None:
+            if epoch not in self._waiting:
+                self._waiting.add(epoch)
+                self.say(f"custody is on and epoch {epoch} has no ready key: segments wait")
+            return None
+        self._waiting.discard(epoch)
+        try:
+            sealed = seal_file(
+                seg.path, self.spool, public, seg.camera, stamp, chunk_size=self.chunk_size
+            )
+            after = seg.path.stat()
+        except FileNotFoundError:
+            return None
+        d = sealed.digests
+        if (after.st_size, after.st_mtime_ns) != (seg.size, seg.mtime_ns) or (
+            d.plaintext_size != seg.size
+        ):
+            sealed.path.unlink(missing_ok=True)
+            return None  # changed while being read: not complete after all
+        return {
+            "camera": seg.camera,
+            "start": stamp,
+            "duration": round(duration, 3),
+            "bytes": d.plaintext_size,
+            "sha256": d.plaintext_sha256,
+            "epoch": sealed.epoch,
+            "ephemeral": sealed.ephemeral,
+            "ciphertext": {"sha256": d.ciphertext_sha256, "bytes": d.ciphertext_size},
+            "spool": sealed.path.name,
         }
 
     # -- talking to the server --------------------------------------------------------
@@ -369,7 +443,7 @@ class Agent:
                 if not pending:
                     break
                 status, payload = self._post(
-                    "/fleet/segments", {"segments": [item for _, item in pending]}
+                    "/fleet/segments", {"segments": [_record(item) for _, item in pending]}
                 )
                 if status == 413 and self.batch > 1:
                     self.batch = max(1, self.batch // 2)
@@ -402,8 +476,9 @@ class Agent:
         from urllib.parse import urlencode
 
         for path, item in self.journal.to_upload(20):
+            spooled = self.spool / item["spool"] if "spool" in item else None
             try:
-                blob = Path(path).read_bytes()
+                blob = (spooled or Path(path)).read_bytes()
             except FileNotFoundError:
                 self.say(f"segment {path} is gone before it was archived")
                 self.journal.mark_uploaded(path, -2)
@@ -414,6 +489,8 @@ class Agent:
             status, payload = self._post(f"/fleet/archive?{q}", blob, method="PUT")
             if status == 200:
                 self.journal.mark_uploaded(path, 1)
+                if spooled is not None:
+                    spooled.unlink(missing_ok=True)  # the archive holds it now
             elif status == 422:
                 self.say(f"archive refused {path}: {payload.get('error', '')}")
                 self.journal.mark_uploaded(path, -1)
@@ -457,7 +534,7 @@ class Agent:
             if once:
                 if ok:
                     unsent = self.journal.pending(1) or (self.upload and self.journal.to_upload(1))
-                    return 1 if unsent else 0
+                    return 1 if unsent or self.held else 0
                 if self._backoff >= self.max_backoff:
                     return 1
                 time.sleep(max(0.0, self._retry_at - time.monotonic()))

@@ -90,6 +90,12 @@ class Prover:
             "bytes": row.size,
             "sha256": row.sha256,
         }
+        if row.encrypted:
+            out.update(
+                epoch=row.epoch,
+                ephemeral=row.ephemeral,
+                ciphertext={"sha256": row.ciphertext_sha256, "bytes": row.ciphertext_size},
+            )
         if row.log_index is None:
             return {**out, "verified": False, "why": "its batch is not logged yet"}
         if row.batch not in self._trees:
@@ -128,10 +134,23 @@ def _open(data: Path) -> tuple[Instance, LogReader, FleetDB]:
 def verify_footage(
     data: Path, file: Path, camera: str, *, start_ms: int | None = None
 ) -> tuple[bool, dict[str, Any]]:
-    """Is ``file``'s digest the one logged for ``camera`` (at ``start_ms``, if given)?"""
+    """Is ``file``'s digest the one logged for ``camera`` (at ``start_ms``, if given)?
+
+    ``file`` may be the recorded plaintext or the custody ciphertext the archive holds
+    (told apart by its content): a ciphertext is checked against the logged ciphertext
+    digest, and the report says for which epoch it is encrypted.
+    """
+    from custodes.fleet.containers import sealed_header
+
     digest, size = file_sha256(file)
+    header = sealed_header(file)
     ok, report = verify_digest(data, digest, size, camera, start_ms=start_ms)
-    return ok, {"file": str(file), **report}
+    out = {"file": str(file), **report}
+    if header is not None:
+        out["encrypted"] = {"epoch": header.epoch}
+        if not ok and "segment" not in report:
+            out["result"] = f"the file is a ciphertext for epoch {header.epoch}; {report['result']}"
+    return ok, out
 
 
 def verify_digest(
@@ -148,21 +167,32 @@ def verify_digest(
             "camera": camera,
         }
         rows = [r for r in db.segments_by_digest(digest) if r.camera == camera]
+        sealed = False
+        if not rows:  # the archive's ciphertext of an encrypted segment?
+            rows = [r for r in db.segments_by_ciphertext(digest) if r.camera == camera]
+            sealed = bool(rows)
         if start_ms is not None:
             rows = [r for r in rows if r.start_ms == start_ms]
         if rows:
             prover = Prover(inst, reader)
             proved = prover.segment(db, rows[0])
             report.update(segment=proved, checkpoint=prover.checkpoint.decode())
+            if sealed:
+                report["encrypted"] = {"epoch": rows[0].epoch}
             if proved["verified"]:
+                what = (
+                    f"the ciphertext (encrypted for epoch {rows[0].epoch}) of the segment"
+                    if sealed
+                    else "the segment"
+                )
                 report["result"] = (
-                    f"the file is the segment of camera {camera} that started at {proved['start']},"
+                    f"the file is {what} of camera {camera} that started at {proved['start']},"
                     f" logged at index {proved['log']['index']}"
                 )
                 return True, report
             report["result"] = f"the digest is known but not yet provable: {proved['why']}"
             return False, report
-        others = db.segments_by_digest(digest)
+        others = db.segments_by_digest(digest) or db.segments_by_ciphertext(digest)
         if others:
             report["result"] = (
                 f"the digest is logged for camera {others[0].camera}"
@@ -172,21 +202,23 @@ def verify_digest(
         if start_ms is not None:
             same = db.segments_for(camera, start_ms, start_ms + 1)
         else:
-            starts = db.conn.execute(
-                "SELECT start_ms FROM segments WHERE camera = ? AND bytes = ?", (camera, size)
-            ).fetchall()
-            same = [x for (s,) in starts for x in db.segments_for(camera, s, s + 1)]
+            starts = db.starts_of_size(camera, size)
+            same = [x for s in starts for x in db.segments_for(camera, s, s + 1)]
         if same:
             r = same[0]
+            logged_sha, logged_size = r.sha256, r.size
+            if r.encrypted and (r.ciphertext_size == size or r.size != size):
+                logged_sha, logged_size = str(r.ciphertext_sha256), int(r.ciphertext_size or 0)
             report["closest"] = {
                 "start": format_time(r.start_ms),
-                "sha256": r.sha256,
-                "bytes": r.size,
+                "sha256": logged_sha,
+                "bytes": logged_size,
             }
+            kind = f" (its ciphertext, epoch {r.epoch})" if logged_sha != r.sha256 else ""
             report["result"] = (
                 f"the file differs from the segment camera {camera} logged at"
-                f" {format_time(r.start_ms)}: logged sha256 {r.sha256}, {r.size} bytes;"
-                f" this file sha256 {digest}, {size} bytes"
+                f" {format_time(r.start_ms)}{kind}: logged sha256 {logged_sha},"
+                f" {logged_size} bytes; this file sha256 {digest}, {size} bytes"
             )
         else:
             report["result"] = f"no segment with this digest was logged for camera {camera}"

@@ -410,6 +410,14 @@ class FleetDB:
         )
         return [SegmentRow(*r) for r in self.conn.execute(q, tuple(args))]
 
+    def starts_of_size(self, camera: str, size: int) -> list[int]:
+        """Starts of ``camera``'s segments whose plaintext, or stored ciphertext, is
+        ``size`` bytes."""
+        sql = "SELECT start_ms FROM segments WHERE camera = ? AND (bytes = ?"
+        sql += ")" if self._custody_sql.startswith("NULL") else " OR cipher_bytes = ?)"
+        args = (camera, size) if self._custody_sql.startswith("NULL") else (camera, size, size)
+        return [int(r[0]) for r in self.conn.execute(sql + " ORDER BY start_ms", args)]
+
     def segments_by_digest(self, sha256: str) -> list[SegmentRow]:
         """Segments whose plaintext has this digest."""
         return self._segment_rows("s.sha256 = ? ORDER BY s.start_ms", (sha256,))
