@@ -476,7 +476,10 @@ def verify_footage_cmd(
 ) -> None:
     """Exit 0 when FILE is a segment logged for CAMERA; otherwise 1, saying what differs.
 
-    The file is hashed here; only its digest is sent to --server.
+    FILE may be the recorded segment or, for a segment encrypted under custody, the
+    ciphertext the archive holds: that is checked against the logged ciphertext digest,
+    and the answer says for which epoch it is encrypted.  The file is hashed here; only
+    its digest is sent to --server.
     """
     from custodes.fleet.query import file_sha256, verify_footage
 
@@ -489,6 +492,12 @@ def verify_footage_cmd(
         rep = _remote(server, "GET", "/fleet/footage?" + urllib.parse.urlencode(args))
         ok = bool(rep.pop("ok"))
         rep["file"] = str(file)
+        from custodes.fleet.containers import sealed_header
+
+        header = sealed_header(file)
+        if header is not None and "encrypted" not in rep:
+            rep["encrypted"] = {"epoch": header.epoch}
+            rep["result"] = f"the file is a ciphertext for epoch {header.epoch}; {rep['result']}"
     else:
         ok, rep = verify_footage(_data(ctx), file, camera, start_ms=start_ms)
     if as_json:
