@@ -100,16 +100,23 @@ def test_agent_stores_ciphertext_only_and_the_records_carry_custody(tmp_path: Pa
         token = _fleet(net.log_data)
         net.server.start()
 
-        rec = tmp_path / "rec"
-        files = _record(rec / "MSK-0001", 3, "testsrc") + _record(rec / "MSK-0002", 2, "testsrc2")
+        # Two recorders: one agent follows verified checkpoints, the other reads the
+        # entries as served (custodians' signatures still checked), and says so.
+        one_files = _record(tmp_path / "rec1" / "MSK-0001", 3, "testsrc")
+        two_files = _record(tmp_path / "rec2" / "MSK-0002", 2, "testsrc2")
+        files = one_files + two_files
         assert len(files) >= 4
         plain = {f: f.read_bytes() for f in files}
         journal = tmp_path / "agent" / "agent.db"
-        said = _agent(rec, net.url, token, journal, "--log-vkey", net.log_vkey)
-        assert f"archived {len(files)}" in said
-        # The recorder's files are untouched, and the agent's spool is empty again.
+        said = _agent(tmp_path / "rec1", net.url, token, journal, "--log-vkey", net.log_vkey)
+        assert f"archived {len(one_files)}" in said and "without --log-vkey" not in said
+        journal2 = tmp_path / "agent2" / "agent.db"
+        said = _agent(tmp_path / "rec2", net.url, token, journal2)
+        assert f"archived {len(two_files)}" in said and "without --log-vkey" in said
+        # The recorder's files are untouched, and the agents' spools are empty again.
         assert {f: f.read_bytes() for f in files} == plain
-        assert list(journal.with_name(journal.name + ".sealed").glob("*.enc")) == []
+        for j in (journal, journal2):
+            assert list(j.with_name(j.name + ".sealed").glob("*.enc")) == []
 
         data = net.log_data
         # (1) The archive holds one ciphertext per segment, for today's epoch, 0600; no MP4.

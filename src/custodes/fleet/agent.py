@@ -21,7 +21,8 @@ segment is encrypted before anything leaves the recorder, to the ready key of th
 UTC day it starts in (fresh ephemeral key, AEAD over fixed-size chunks), into the
 agent's spool (``<journal>.sealed/``, 0600); the digest sent adds ``epoch``,
 ``ephemeral`` and ``ciphertext`` {sha256, bytes}, and only the ciphertext is
-uploaded (then removed from the spool).  A segment of an epoch without a ready
+uploaded (then removed from the spool; with ``--no-upload`` the ciphertexts stay
+there, for an archive that reads them).  A segment of an epoch without a ready
 key waits on the recorder's disk.  The agent deletes none of the recorder's files.
 Without custody nothing changes.
 """
@@ -293,6 +294,7 @@ class Agent:
         self.chunk_size = chunk_size or DEFAULT_CHUNK
         self._waiting: set[str] = set()
         self.held = 0  # segments the last collect left on disk for want of a key
+        self._spool_said = False
 
     # -- finding complete segments ----------------------------------------------------
 
@@ -381,6 +383,12 @@ class Agent:
                 self.say(f"custody is on and epoch {epoch} has no ready key: segments wait")
             return None
         self._waiting.discard(epoch)
+        if not self.upload and not self._spool_said:
+            self._spool_said = True
+            self.say(
+                f"custody is on and uploads are off: the ciphertexts stay in {self.spool};"
+                " an archive must read those, not the recorder's files"
+            )
         try:
             sealed = seal_file(
                 seg.path, self.spool, public, seg.camera, stamp, chunk_size=self.chunk_size
