@@ -81,9 +81,13 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     done = access(s, "ivan", "release", rid, "--out", str(clip))
     digest = hashlib.sha256(clip.read_bytes()).hexdigest()
     assert digest in done.stdout.decode()
-    again = access(s, "ivan", "release", rid, "--out", str(tmp_path / "again.mp4"), check=False)
-    assert again.returncode == 1 and "already released" in again.stderr.decode()
-    assert not (tmp_path / "again.mp4").exists()
+    # Released once; asked again (as after an interrupted download), the logged clip comes
+    # back byte for byte, and that download is logged too (issue 15, item 1).
+    again = access(s, "ivan", "release", rid, "--out", str(tmp_path / "again.mp4"))
+    assert "fetched again" in again.stdout.decode()
+    assert (tmp_path / "again.mp4").read_bytes() == clip.read_bytes()
+    other_one = access(s, "olga", "release", rid, "--out", str(tmp_path / "o.mp4"), check=False)
+    assert other_one.returncode == 1 and not (tmp_path / "o.mp4").exists()
 
     # The receipt proves, with the log key alone, that this clip's release is in the log.
     receipt = tmp_path / "clip.mp4.release.json"

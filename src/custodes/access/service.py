@@ -434,7 +434,9 @@ class AccessService(AuthorityMixin, ReadingMixin):
         st = self._log_state(row, now)
         if st["state"] == "released":
             raise ConflictError(
-                f"request {rid} was already released once; a release is not repeated"
+                f"request {rid} was already released once; a release is not repeated, but its"
+                " requester can fetch the logged clip again until the approval expires"
+                f" (GET /access/requests/{rid}/clip)"
             )
         if st["state"] != "approved":
             raise Forbidden(f"request {rid} is {st['state']}, not approved, so nothing is released")

@@ -205,8 +205,17 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
     if not folder.is_dir():
         raise UsageError(f"cannot write {out}: the folder {folder} does not exist")
     tmp = folder / f".{out.name}.partial"
+    again = False
     try:
-        with _open(server, "POST", f"/access/requests/{_q(rid)}/release", token, {}) as resp:
+        try:
+            resp = _open(server, "POST", f"/access/requests/{_q(rid)}/release", token, {})
+        except UsageError as err:
+            if "already released" not in str(err):
+                raise
+            # Released before (an interrupted download): fetch the logged clip again.
+            resp = _open(server, "GET", f"/access/requests/{_q(rid)}/clip", token, None)
+            again = True
+        with resp:
             index, digest = (
                 resp.headers.get("X-Custodes-Index"),
                 resp.headers.get("X-Custodes-Sha256"),
@@ -222,7 +231,14 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+    if again:
+        click.echo(
+            f"wrote {out}: request {rid} was released before, so its logged clip was fetched"
+            f" again (sha256 {digest}, release logged at index {index}; this download is"
+            " logged too)"
+        )
+    else:
+        click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
     if index is None or not index.isdigit():
         return
     from custodes.access.receipt import fetch_receipt
