@@ -184,6 +184,13 @@ def test_request_approve_release_download(city: dict[str, Any], browser: Any) ->
     ivan.goto(f"{base}/app/requests/{rid}")
     assert ivan.locator("#state").inner_text() == "released"
     _shot(ivan, "6-released")
+    # The clip is kept: downloading it again gives the same bytes (and is logged).
+    with ivan.expect_download(timeout=120_000) as info2:
+        ivan.get_by_role("button", name="Download the released clip again").click()
+    assert Path(info2.value.path()).read_bytes() == body
+    assert [e["request"] for e in _entries(city["data"]) if e["type"] == "access.downloaded"] == [
+        rid
+    ]
 
     released = [e for e in _entries(city["data"]) if e["type"] == "access.released"]
     assert len(released) == 1 and released[0]["request"] == rid

@@ -301,6 +301,7 @@ async def request_page(
         req=req,
         created=bool(created),
         can_release=mine and req["state"] == "approved",
+        can_fetch=mine and req["state"] == "released",
         can_decide=user.role in ("approver", "judge") and req["state"] == "pending",
     )
 
@@ -331,6 +332,25 @@ async def release(
             "X-Custodes-SHA256": str(info["sha256"]),
         },
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.post("/app/requests/{rid}/download", include_in_schema=False)
+async def download(
+    request: Request, rid: str, user: Annotated[User, Depends(INVESTIGATOR)]
+) -> Response:
+    """The released clip again, byte for byte as logged; the download is logged first."""
+    _same_origin(request)
+    access = _access(request)
+    try:
+        got = await _run(lambda: access.download(user, rid))
+    except CustodesError as err:
+        return _failure(request, err, f"/app/requests/{rid}")
+    return FileResponse(
+        got["path"],
+        media_type="video/mp4",
+        filename=f"{rid}.mp4",
+        headers={"X-Custodes-Log-Index": str(got["released"]), "X-Custodes-SHA256": got["sha256"]},
     )
 
 
