@@ -57,3 +57,14 @@ def test_the_cli_reference_is_generated_from_the_current_help() -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_relative_link_in_the_readme_works_in_a_clone() -> None:
+    """A link to a file outside the project (such as ../shared/) is broken in a clone."""
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
+    local = [x for x in links if "://" not in x and not x.startswith("mailto:")]
+    assert local, "the README links to no file of its own"
+    for target in local:
+        path = (REPO / target).resolve()
+        assert path.is_relative_to(REPO.resolve()), f"{target} lies outside the project"
+        assert path.exists(), f"{target} does not exist"
