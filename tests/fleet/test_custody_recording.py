@@ -49,7 +49,7 @@ def _record(folder: Path, seconds: int, src: str) -> list[Path]:
     return sorted(folder.glob("*.mp4"))
 
 
-def _agent(rec: Path, url: str, token: str, journal: Path, *extra: str) -> str:
+def _agent(rec: Path, url: str, token: str, journal: Path, *extra: str, code: int = 0) -> str:
     out = subprocess.run(
         [
             sys.executable, "-m", "custodes", "agent", "--watch", str(rec), "--server", url,
@@ -59,7 +59,7 @@ def _agent(rec: Path, url: str, token: str, journal: Path, *extra: str) -> str:
         capture_output=True,
         timeout=180,
     )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == code, out.stdout + out.stderr
     return out.stdout.decode() + out.stderr.decode()
 
 
@@ -107,10 +107,15 @@ def test_agent_stores_ciphertext_only_and_the_records_carry_custody(tmp_path: Pa
         files = one_files + two_files
         assert len(files) >= 4
         plain = {f: f.read_bytes() for f in files}
+        pins = [a for _, vkey, _, _ in net.custodians for a in ("--custodian", vkey)]
         journal = tmp_path / "agent" / "agent.db"
-        said = _agent(tmp_path / "rec1", net.url, token, journal, "--log-vkey", net.log_vkey)
+        said = _agent(tmp_path / "rec1", net.url, token, journal, "--log-vkey", net.log_vkey, *pins)
         assert f"archived {len(one_files)}" in said and "without --log-vkey" not in said
         journal2 = tmp_path / "agent2" / "agent.db"
+        # Trusting only two of the three custodians, the agent seals nothing: it waits.
+        said = _agent(tmp_path / "rec2", net.url, token, journal2, *pins[:4], code=1)
+        assert "not given with --custodian (c3.test.example)" in said, said
+        assert "archived 0" in said and not (net.log_data / "archive" / "MSK-0002").exists()
         said = _agent(tmp_path / "rec2", net.url, token, journal2)
         assert f"archived {len(two_files)}" in said and "without --log-vkey" in said
         # The recorder's files are untouched, and the agents' spools are empty again.

@@ -49,6 +49,14 @@ __all__ = ["agent_cmd"]
     help="The log's verifier key: with custody on, custody entries are read from verified"
     " checkpoints only.",
 )
+@click.option(
+    "--custodian",
+    "custodians",
+    multiple=True,
+    metavar="VKEY",
+    help="A custodian's verifier key the recorder trusts; repeat.  Custody is then required,"
+    " and a segment is sealed only to an epoch dealt by these custodians alone.",
+)
 def agent_cmd(
     watch: Path,
     server: str,
@@ -61,6 +69,7 @@ def agent_cmd(
     no_upload: bool,
     once: bool,
     log_vkey: str | None,
+    custodians: tuple[str, ...],
 ) -> None:
     """Follow a recorder's segment files and send their SHA-256 digests and heartbeats.
 
@@ -94,6 +103,7 @@ def agent_cmd(
         upload=not no_upload,
         say=lambda s: click.echo(f"custodes agent: {s}", err=True),
         log_vkey=log_vkey,
+        custodians=frozenset(custodians) or None,
     )
     code = agent.run(once=once, poll=poll, stop=lambda: stopping)
     counts = agent.journal.counts()

@@ -267,6 +267,7 @@ class Agent:
         upload: bool = True,
         say: Callable[[str], None] = lambda s: None,
         log_vkey: str | None = None,
+        custodians: frozenset[str] | None = None,
         chunk_size: int | None = None,
     ) -> None:
         if not watch.is_dir():
@@ -289,7 +290,7 @@ class Agent:
         from custodes.custody.stream import DEFAULT_CHUNK
         from custodes.fleet.sealing import EpochKeys
 
-        self.keys = EpochKeys(self.server, log_vkey=log_vkey, say=say)
+        self.keys = EpochKeys(self.server, log_vkey=log_vkey, custodians=custodians, say=say)
         self.spool = journal.with_name(journal.name + ".sealed")
         self.chunk_size = chunk_size or DEFAULT_CHUNK
         self._waiting: set[str] = set()

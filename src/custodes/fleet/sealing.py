@@ -14,7 +14,10 @@ the key of the UTC day it starts in:
    could hide entries (the agent says so once);
 3. while custody is on and the segment's epoch has no ready key (its DKG not done, or
    gone), the segment is held, not recorded in the clear; and until the agent has heard
-   from the server once it does not know whether custody is on, so it holds segments too.
+   from the server once it does not know whether custody is on, so it holds segments too;
+4. with ``custodians`` (verifier keys the recorder's owner trusts), custody is required,
+   and an epoch counts only if every custodian of its set is one of them: an operator
+   who logs a set of its own keys gets its segments held, not sealed to itself.
 
 :func:`seal_file` then encrypts one file (:func:`custodes.custody.stream.encrypt_segment`:
 a fresh ephemeral key per segment, bound to epoch, camera and start; AES-256-GCM over
@@ -77,10 +80,13 @@ class EpochKeys:
         server: str,
         *,
         log_vkey: str | None = None,
+        custodians: frozenset[str] | None = None,
         say: Callable[[str], None] = lambda s: None,
         timeout: float = 10.0,
     ) -> None:
         self.server = server.rstrip("/")
+        self.custodians = custodians or None
+        self._refused: set[str] = set()
         self.say = say
         self.timeout = timeout
         self.custody = CustodyLog()
@@ -103,7 +109,7 @@ class EpochKeys:
     @property
     def on(self) -> bool:
         """Custody is on: the log holds a custodian set (or the server says it does)."""
-        return self._on or self.custody.current is not None
+        return self.custodians is not None or self._on or self.custody.current is not None
 
     def refresh(self, *, force: bool = False) -> None:
         """Read what is new in the log (at most every ``REFRESH_S``, or now if ``force``
@@ -171,6 +177,20 @@ class EpochKeys:
         if public is None:
             self.refresh(force=True)
             public = self.custody.epoch_public(epoch)
+        if public is None or self.custodians is None:
+            return public
+        cset = self.custody.epoch_set(epoch)
+        strangers = sorted(
+            c.name for c in (cset.custodians if cset else ()) if c.vkey not in self.custodians
+        )
+        if cset is None or strangers:
+            if epoch not in self._refused:
+                self._refused.add(epoch)
+                self.say(
+                    f"epoch {epoch} is dealt by custodians not given with --custodian"
+                    f" ({', '.join(strangers) or 'unknown'}): its segments wait"
+                )
+            return None
         return public
 
 
