@@ -38,10 +38,10 @@ def _get(url: str, token: str) -> tuple[int, Any]:
 
 def test_add_list_revoke_with_data(instance: tuple[Path, str]) -> None:
     data, _ = instance
-    out = run_cli("users", "add", "root", "--role", "admin", data=data).stdout.decode()
-    token = out.splitlines()[-1]
-    assert token.startswith("cuu_") and len(token) > 40
-    assert "whole network" in out
+    res = run_cli("users", "add", "root", "--role", "admin", data=data)
+    token = res.stdout.decode().strip()
+    assert token.startswith("cuu_") and len(token) > 40 and "\n" not in token  # alone on stdout
+    assert "whole network" in res.stderr.decode()
     added = run_cli(
         "users",
         "add",

@@ -124,8 +124,11 @@ def add_cmd(
     if as_json:
         click.echo(json.dumps(out))
         return
-    click.echo(f"added {out['name']} as {out['role']} for {_scope_text(out['scope'])},")
-    click.echo(f"shown in the public log as {out['pseudonym']}; the token follows (shown once):")
+    # The token alone on stdout (for scripts: TOKEN=$(custodes users add ...)); prose on stderr.
+    click.echo(f"added {out['name']} as {out['role']} for {_scope_text(out['scope'])},", err=True)
+    click.echo(
+        f"shown in the public log as {out['pseudonym']}; the token follows (shown once):", err=True
+    )
     click.echo(out["token"])
 
 
