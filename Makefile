@@ -1,6 +1,7 @@
 # custodes: two commands on a fresh machine.
 #   make demo   create .venv, install, build a synthetic city (a week of activity), serve its dashboard
-#   make test   create .venv, install, start PostgreSQL, run the whole suite
+#   make test   create .venv, install, start PostgreSQL, run the whole suite (four workers,
+#               one test file each at a time: most tests wait on servers and subprocesses)
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -34,7 +35,7 @@ demo: install
 
 test: install
 	CUSTODES_TEST_PG_URL="$$(scripts/postgres.sh | tail -n 1)" \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -32,7 +32,7 @@ def test_demo_builds_the_city_serves_it_prints_the_logins_and_verifies(tmp_path:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/healthz", timeout=120)
+        wait_http(url + "/healthz", timeout=280)
         vkey = (data / "keys" / "log.vkey").read_text().strip()
         run_cli("verify", "--vkey", vkey, "--source", f"{url}/log")
         # The registry is served: 43 cameras, one of them retired during the week.

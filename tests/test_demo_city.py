@@ -21,7 +21,7 @@ SMALL = ("--cameras", "40", "--days", "1", "--requests", "20")
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     data = tmp_path_factory.mktemp("demo") / "city"
-    out = run_cli("demo-city", *SMALL, "--json", data=data, timeout=120)
+    out = run_cli("demo-city", *SMALL, "--json", data=data, timeout=280)
     return data, json.loads(out.stdout)
 
 

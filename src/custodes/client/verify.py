@@ -214,7 +214,14 @@ def _hashed_bundles(
             if len(inflight) >= 4 * workers:
                 break
         while inflight:
-            roots, kept = inflight.popleft().get()
+            try:
+                roots, kept = inflight.popleft().get()
+            except BaseException:
+                # Let the tasks still running finish before the pool is terminated: stopping
+                # workers in the middle of sending a result can leave terminate() waiting.
+                for rest in inflight:
+                    rest.wait(60)
+                raise
             more = next(tasks, None)
             if more is not None:
                 end = min(full, more + _BUNDLES_PER_TASK)
