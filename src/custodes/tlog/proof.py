@@ -305,7 +305,8 @@ def parse_policy(data: bytes) -> TlogPolicy:
             verifier = cls.from_key(text)
         except KeyFormatError as err:
             raise _policy_error(lineno, f"the key is not a usable vkey ({err})") from None
-        public = (decode_base64(text.rsplit("+", 1)[-1]) or b"")[1:]  # without the type byte
+        # name+keyid+base64: the name holds no "+", but base64 may, so split twice from the left
+        public = (decode_base64(text.split("+", 2)[-1]) or b"")[1:]  # without the type byte
         if public in publics:
             raise _policy_error(lineno, "the key is listed twice")
         publics.add(public)
