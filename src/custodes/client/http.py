@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 from custodes.errors import FormatError
 
-__all__ = ["ACCEPT_ENCODING", "HttpClient", "HttpResponse", "decode_body"]
+__all__ = ["ACCEPT_ENCODING", "HttpClient", "HttpResponse", "accepts_gzip", "decode_body"]
 
 ACCEPT_ENCODING = "gzip, identity"
 MAX_REDIRECTS = 5
@@ -230,3 +230,20 @@ class HttpClient:
 
     def get(self, url: str) -> HttpResponse:
         return self.request("GET", url)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it); the servers
+    (``serve``, the mirror) ask this before sending a compressed entry bundle."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from custodes.client.http import accepts_gzip
 from custodes.client.source import HttpSource
 from custodes.errors import CustodesError, FormatError
 from custodes.mirror.follow import Mirror, origin_hash
@@ -74,22 +75,6 @@ class Follower:
                 _log.exception("mirror update failed")
                 self.last_error = str(err)
             self._stop.wait(self.interval_s)
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it)."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
-            continue
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
 
 
 def create_app(mirror: Mirror, origin: str) -> Any:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from custodes.client.http import accepts_gzip
 from custodes.errors import NotFoundError
 from custodes.tlog import ENTRIES_LEVEL, TILE_WIDTH, parse_tile_path
 
@@ -37,22 +38,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def tile_cache_control(width: int) -> str:
     """The Cache-Control of a tile or bundle of ``width`` (shared with the S3 copy)."""
     return IMMUTABLE if width == TILE_WIDTH else PARTIAL
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it)."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
-            continue
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
 
 
 def _read(path: str, **kw: Any) -> Callable[[F], F]:
