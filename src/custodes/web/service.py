@@ -83,6 +83,31 @@ class LedgerService:
         self._published = note
         return True
 
+    def wait_published(self, size: int, timeout_s: float) -> bytes:
+        """A published checkpoint of at least ``size`` entries (with witnesses: one their
+        quorum cosigned), waiting up to ``timeout_s`` for it; StoreUnavailableError if none."""
+        import time
+
+        from custodes.errors import StoreUnavailableError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self._clients:
+                with self._lock:
+                    if self._open.log.pending():
+                        self._open.log.integrate()
+                    note = self._open.log.checkpoint()
+            else:
+                note = self._published or b""
+            if note and parse_checkpoint(parse_note(note).text).size >= size:
+                return note
+            if time.monotonic() >= deadline or self._stop.is_set():
+                raise StoreUnavailableError(
+                    f"no checkpoint covering entry {size - 1} was cosigned by the log's witnesses"
+                    f" within {timeout_s:g} s, so no custodian was asked and nothing was released"
+                )
+            time.sleep(min(0.05, self.interval))
+
     @property
     def closed(self) -> bool:
         """True once the service is shutting down; background threads should stop."""
