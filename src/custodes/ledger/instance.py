@@ -3,7 +3,7 @@
 Layout of ``DIR``::
 
     custodes.json        origin, store URL, where the checkpoint lock lives
-    keys/log.key         the log's Ed25519 signer key (mode 0600)
+    keys/log.key         the log's signer key (mode 0600): Ed25519, or ML-DSA-44
     keys/log.vkey        its verifier key, to hand to anyone who verifies
     log.db               the SQLite store (the embedded default)
     lock/checkpoint      the last signed checkpoint, outside the store
@@ -38,7 +38,7 @@ from custodes.ledger.log import Log
 from custodes.ledger.open_store import open_store
 from custodes.ledger.reader import LogReader
 from custodes.ledger.store import LogStore
-from custodes.tlog import Signer, generate_key
+from custodes.tlog import LOG_ALGORITHMS, Signer, generate_key
 
 __all__ = ["Instance", "default_origin", "private_umask", "tighten_modes"]
 
@@ -104,8 +104,23 @@ class Instance:
     # -- creating and loading ----------------------------------------------
 
     @classmethod
-    def init(cls, path: Path, *, origin: str | None = None, store: str | None = None) -> Instance:
-        """Make a new instance; refuses to touch an existing one."""
+    def init(
+        cls,
+        path: Path,
+        *,
+        origin: str | None = None,
+        store: str | None = None,
+        algorithm: str = "ed25519",
+    ) -> Instance:
+        """Make a new instance; refuses to touch an existing one.
+
+        ``algorithm`` is the log key's: ``ed25519`` (default) or ``ml-dsa-44``
+        (checkpoints signed as ML-DSA-44 cosignatures, per tlog-checkpoint).
+        """
+        if algorithm not in LOG_ALGORITHMS:
+            raise UsageError(
+                f"the log key algorithm {algorithm!r} is not one of: {', '.join(LOG_ALGORITHMS)}"
+            )
         origin = origin or default_origin()
         if not origin or any(c not in _ORIGIN_OK for c in origin):
             raise UsageError(
@@ -125,7 +140,7 @@ class Instance:
             lock_path=(path / "lock" / "checkpoint").resolve(),
         )
         try:
-            skey, vkey = generate_key(origin)
+            skey, vkey = generate_key(origin, algorithm)
             atomic_write(path / "keys" / "log.key", skey.encode() + b"\n", mode=0o600)
             atomic_write(path / "keys" / "log.vkey", vkey.encode() + b"\n")
             st = inst.open_store(create=True)

@@ -25,6 +25,8 @@ from custodes.tlog.cosignature import (
     CosignatureVerifier,
     MLDSA44CosignatureSigner,
     MLDSA44CosignatureVerifier,
+    MLDSA44Signer,
+    MLDSA44Verifier,
     cosigned_message,
     generate_cosigner_key,
     subtree_message,
@@ -45,6 +47,7 @@ from custodes.tlog.merkle import (
 )
 from custodes.tlog.note import (
     ED25519_KEY_TYPE,
+    LOG_ALGORITHMS,
     MAX_NOTE_SIZE,
     MAX_SIGNATURES,
     Note,
@@ -85,7 +88,10 @@ __all__ = [
     "MLDSA44_KEY_TYPE",
     "MLDSA44CosignatureSigner",
     "MLDSA44CosignatureVerifier",
+    "MLDSA44Signer",
+    "MLDSA44Verifier",
     "ED25519_KEY_TYPE",
+    "LOG_ALGORITHMS",
     "EMPTY_ROOT",
     "ENTRIES_LEVEL",
     "HASH_SIZE",

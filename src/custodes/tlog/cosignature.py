@@ -45,8 +45,7 @@ ML-DSA needs a ``cryptography`` that ships it (50 does); Ed25519 cosignatures do
 
 from __future__ import annotations
 
-import base64
-import binascii
+import time
 from typing import Any, Self, cast
 
 from cryptography.exceptions import InvalidSignature
@@ -56,9 +55,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from custodes.errors import CheckpointError, CosignatureError, KeyFormatError
 from custodes.tlog.note import (
+    MLDSA44_KEY_TYPE,
     NoteSignature,
+    Signer,
+    Verifier,
     _check_name,
     _format_key,
+    _key_type,
     _KeyPair,
     _SigningKey,
     _VerifyingKey,
@@ -72,13 +75,14 @@ __all__ = [
     "CosignatureVerifier",
     "MLDSA44CosignatureSigner",
     "MLDSA44CosignatureVerifier",
+    "MLDSA44Signer",
+    "MLDSA44Verifier",
     "cosigned_message",
     "generate_cosigner_key",
     "subtree_message",
 ]
 
 COSIGNATURE_KEY_TYPE = 0x04
-MLDSA44_KEY_TYPE = 0x06
 ALGORITHMS = ("ed25519", "ml-dsa-44")
 
 _HEADER = "cosignature/v1\n"
@@ -97,19 +101,6 @@ def cosigned_message(checkpoint_body: str, timestamp: int) -> bytes:
     except UnicodeEncodeError as err:
         raise CosignatureError("The cosigned checkpoint body is not valid Unicode.") from err
     return f"{_HEADER}time {timestamp}\n".encode("ascii") + body
-
-
-def _key_type(text: str, *, private: bool) -> int | None:
-    """The type byte a key string claims, read loosely (its parser checks it strictly)."""
-    if private:
-        text = text.removeprefix("PRIVATE+KEY+")
-    parts = text.split("+", 2) if isinstance(text, str) else []
-    if len(parts) != 3 or len(parts[2]) < 4:
-        return None
-    try:
-        return base64.b64decode(parts[2][:4], validate=True)[0]
-    except (binascii.Error, ValueError, IndexError):
-        return None
 
 
 class CosignatureSigner(_SigningKey):
@@ -274,26 +265,99 @@ class MLDSA44CosignatureVerifier(CosignatureVerifier):
 
     @staticmethod
     def timestamp_of(signature: bytes) -> int:
-        if len(signature) != 8 + _MLDSA_SIGNATURE:
-            raise CosignatureError(
-                f"An ML-DSA-44 cosignature is {8 + _MLDSA_SIGNATURE} bytes, not {len(signature)}."
-            )
-        timestamp = int.from_bytes(signature[:8], "big")
-        if timestamp >= _MAX_TIME:
-            raise CosignatureError(f"The cosignature time {timestamp} is not below 2**63.")
-        return timestamp
+        return _mldsa_timestamp(signature)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        return _verify_mldsa(self._key, self._name, message, signature)
+
+
+def _mldsa_timestamp(signature: bytes) -> int:
+    if len(signature) != 8 + _MLDSA_SIGNATURE:
+        raise CosignatureError(
+            f"An ML-DSA-44 cosignature is {8 + _MLDSA_SIGNATURE} bytes, not {len(signature)}."
+        )
+    timestamp = int.from_bytes(signature[:8], "big")
+    if timestamp >= _MAX_TIME:
+        raise CosignatureError(f"The cosignature time {timestamp} is not below 2**63.")
+    return timestamp
+
+
+def _verify_mldsa(key: Any, name: str, message: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` (time || ML-DSA-44 signature) by ``name`` covers ``message``."""
+    try:
+        timestamp = _mldsa_timestamp(signature)
+        signed = _checkpoint_message(name, timestamp, message.decode("utf-8"))
+    except (CosignatureError, CheckpointError, UnicodeDecodeError):
+        return False
+    try:
+        key.verify(signature[8:], signed)
+    except InvalidSignature:
+        return False
+    return True
+
+
+# -- ML-DSA-44 log keys ------------------------------------------------------------------
+
+
+class MLDSA44Signer(Signer):
+    """A log's own ML-DSA-44 checkpoint key (type 0x06), from :meth:`Signer.from_key`.
+
+    tlog-checkpoint has a log sign its checkpoints with ML-DSA-44
+    *cosignatures*: :meth:`sign` returns the timestamped ``subtree/v1``
+    signature of the checkpoint in the note text (start 0, end its size),
+    by the key name, at the current time.  Extension lines are not covered
+    by that signature, so a checkpoint holding any is refused.
+    """
+
+    KEY_TYPE = MLDSA44_KEY_TYPE
+    __slots__ = ()
+
+    def __init__(self, *, name: str, private_key: Any) -> None:
+        _KeyPair.__init__(self, name, private_key.public_key().public_bytes_raw())
+        self._key = private_key
+
+    @classmethod
+    def _load_seed(cls, seed: bytes) -> Any:
+        return _mldsa().MLDSA44PrivateKey.from_seed_bytes(seed)
+
+    def verifier(self) -> MLDSA44Verifier:
+        return MLDSA44Verifier(name=self._name, public_key=self._key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        """The 8-byte timestamp and the 2,420-byte ML-DSA-44 signature of the checkpoint."""
+        from custodes.tlog.checkpoint import parse_checkpoint
+
         try:
-            timestamp = self.timestamp_of(signature)
-            signed = _checkpoint_message(self._name, timestamp, message.decode("utf-8"))
-        except (CosignatureError, CheckpointError, UnicodeDecodeError):
-            return False
-        try:
-            self._key.verify(signature[8:], signed)
-        except InvalidSignature:
-            return False
-        return True
+            cp = parse_checkpoint(message)
+        except CheckpointError as err:
+            raise CosignatureError(f"An ML-DSA-44 log key signs only checkpoints: {err}") from None
+        if cp.extensions:
+            raise CosignatureError(
+                "An ML-DSA-44 log key does not sign checkpoint extension lines; drop them."
+            )
+        timestamp = int(time.time())
+        signed = subtree_message(self._name, timestamp, cp.origin, 0, cp.size, cp.root_hash)
+        return timestamp.to_bytes(8, "big") + self._key.sign(signed)
+
+
+class MLDSA44Verifier(Verifier):
+    """The verifier of an ML-DSA-44 log key (type 0x06), from :meth:`Verifier.from_key`."""
+
+    KEY_TYPE = MLDSA44_KEY_TYPE
+    PUBLIC_SIZE = _MLDSA_PUBLIC
+    ALGORITHM = "ML-DSA-44"
+    __slots__ = ()
+
+    def __init__(self, *, name: str, public_key: Any) -> None:
+        _KeyPair.__init__(self, name, public_key.public_bytes_raw())
+        self._key = public_key
+
+    @classmethod
+    def _load_public(cls, raw: bytes) -> Any:
+        return _mldsa().MLDSA44PublicKey.from_public_bytes(raw)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        return _verify_mldsa(self._key, self._name, message, signature)
 
 
 def generate_cosigner_key(name: str, algorithm: str = "ed25519") -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Signed notes (C2SP signed-note) with Ed25519 keys.
+"""Signed notes (C2SP signed-note) with Ed25519 keys, or ML-DSA-44 log keys.
 
 A note is UTF-8 text ending in a newline, a blank line, then one or more
 signature lines: an em dash (U+2014), a space, the key name, a space, and the
@@ -24,6 +24,17 @@ Keys travel as text, the key id in 8 lowercase hex digits::
 e.g. ``example.org/log+d1b4e587+ATNr21+ESASWFPAZv0ehc+eUhYsTZmyJs+TpZdHH9p0L``
 (the base64 may itself contain ``+``; the name may not).
 
+ML-DSA-44 log keys. signed-note assigns no plain ML-DSA-44 note signature;
+tlog-checkpoint has a log sign its checkpoints with an ML-DSA-44 *cosignature*
+(type ``0x06``, the timestamped ``subtree/v1`` message of tlog-cosignature),
+so a log key may be of that type, with the same key strings as an ML-DSA-44
+cosigner: ``<name>+<keyid>+<base64(0x06 || 1312-byte public key)>`` and
+``PRIVATE+KEY+<name>+<keyid>+<base64(0x06 || 32-byte seed)>``.
+:meth:`Signer.from_key` and :meth:`Verifier.from_key` read either type (the
+ML-DSA-44 classes live in :mod:`custodes.tlog.cosignature`), and
+:func:`generate_key` makes either; such a signature does not cover extension
+lines, so custodes signs none with it.
+
 Opening. :func:`parse_note` checks syntax only and returns a :class:`Note`;
 a signature line whose base64 is not canonical is set aside as unreadable
 (signed-note has verifiers ignore signatures of unknown keys, and such a line
@@ -45,7 +56,7 @@ import binascii
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -63,6 +74,7 @@ from custodes.tlog._text import (
 
 __all__ = [
     "ED25519_KEY_TYPE",
+    "LOG_ALGORITHMS",
     "MAX_NOTE_SIZE",
     "MAX_SIGNATURES",
     "Note",
@@ -80,6 +92,9 @@ __all__ = [
 ]
 
 ED25519_KEY_TYPE = 0x01
+MLDSA44_KEY_TYPE = 0x06
+LOG_ALGORITHMS = ("ed25519", "ml-dsa-44")
+"""The signature algorithms a log key may use (:func:`generate_key`)."""
 MAX_SIGNATURES = 100
 MAX_NOTE_SIZE = 1 << 20
 
@@ -143,6 +158,21 @@ def _parse_key(
             f"The {kind} key has type 0x{raw[0]:02x}, but 0x{key_type:02x} is needed here."
         )
     return name, int(hex_id, 16), raw[1:]
+
+
+def _key_type(text: str, *, private: bool) -> int | None:
+    """The type byte a key string claims, read loosely (its parser checks it strictly)."""
+    if not isinstance(text, str):
+        return None
+    if private:
+        text = text.removeprefix(_PRIVATE_PREFIX)
+    parts = text.split("+", 2)
+    if len(parts) != 3 or len(parts[2]) < 4:
+        return None
+    try:
+        return base64.b64decode(parts[2][:4], validate=True)[0]
+    except (binascii.Error, ValueError, IndexError):
+        return None
 
 
 def _check_name(name: str) -> None:
@@ -279,9 +309,18 @@ class _VerifyingKey(_KeyPair):
 
 
 class Signer(_SigningKey):
-    """An Ed25519 note signing key."""
+    """An Ed25519 note signing key (or, from :meth:`from_key`, an ML-DSA-44 log key)."""
 
     __slots__ = ()
+
+    @classmethod
+    def from_key(cls, skey: str) -> Self:
+        """The signing key ``skey`` encodes: Ed25519 (0x01) or, from this class, ML-DSA-44."""
+        if cls is Signer and _key_type(skey, private=True) == MLDSA44_KEY_TYPE:
+            from custodes.tlog.cosignature import MLDSA44Signer
+
+            return cast(Self, MLDSA44Signer.from_key(skey))
+        return super().from_key(skey)
 
     def verifier(self) -> Verifier:
         """The matching :class:`Verifier`."""
@@ -298,13 +337,32 @@ class Verifier(_VerifyingKey):
     LABEL = "verifier"
     __slots__ = ()
 
+    @classmethod
+    def from_key(cls, vkey: str) -> Self:
+        """The verifier ``vkey`` encodes: Ed25519 (0x01) or, from this class, ML-DSA-44."""
+        if cls is Verifier and _key_type(vkey, private=False) == MLDSA44_KEY_TYPE:
+            from custodes.tlog.cosignature import MLDSA44Verifier
+
+            return cast(Self, MLDSA44Verifier.from_key(vkey))
+        return super().from_key(vkey)
+
     def verify(self, message: bytes, signature: bytes) -> bool:
         return len(signature) == _SIGNATURE_SIZE and self._verify_raw(message, signature)
 
 
-def generate_key(name: str) -> tuple[str, str]:
-    """A fresh Ed25519 key pair as ``(signer key, verifier key)`` strings."""
+def generate_key(name: str, algorithm: str = "ed25519") -> tuple[str, str]:
+    """A fresh log key pair as ``(signer key, verifier key)`` strings.
+
+    ``algorithm`` is ``"ed25519"`` (type 0x01, the default) or ``"ml-dsa-44"``
+    (type 0x06, checkpoints signed as ML-DSA-44 cosignatures).
+    """
     _check_name(name)
+    if algorithm == "ml-dsa-44":
+        from custodes.tlog.cosignature import generate_cosigner_key
+
+        return generate_cosigner_key(name, "ml-dsa-44")
+    if algorithm != "ed25519":
+        raise KeyFormatError(f"Log keys are ed25519 or ml-dsa-44, not {algorithm!r}.")
     private = Ed25519PrivateKey.generate()
     seed = private.private_bytes_raw()
     public = private.public_key().public_bytes_raw()
