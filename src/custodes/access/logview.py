@@ -139,6 +139,20 @@ class LogView:
                 )
             return n
 
+    def follow(self, tail: Any) -> bool:
+        """Catch up from the writer's :class:`~custodes.ledger.tail.AppendTail` alone,
+        without the store's lock; False when the tail no longer keeps what is missing
+        (then :meth:`catch_up` from the store)."""
+        with self.lock:
+            stop = tail.end
+            if self.size >= stop:
+                return True
+            got = tail.read(self.size, stop)
+            if got is None:
+                return False
+            self.feed_raw(self.size, got)
+            return True
+
     def _check_root(self, size: int, root: bytes) -> None:
         if size and self._edge.root() != root:
             raise VerificationError(

@@ -36,6 +36,7 @@ from custodes.errors import InconsistentLogError, RollbackError, SignatureError,
 from custodes.ledger.lock import CheckpointLock
 from custodes.ledger.reader import LogReader
 from custodes.ledger.store import LogStore
+from custodes.ledger.tail import AppendTail
 from custodes.ledger.tiling import TileState, perfect_root
 from custodes.tlog import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 
@@ -103,6 +104,8 @@ class Log(LogReader):
         self._tiles = tiles
         self._checkpoint = store.integrated().checkpoint
         self._last_integrated = time.monotonic()
+        self.tail = AppendTail(store.next_index())
+        """What this writer appended last (:mod:`custodes.ledger.tail`)."""
 
     # -- start-up ---------------------------------------------------------
 
@@ -173,7 +176,10 @@ class Log(LogReader):
 
     def append(self, entries: Iterable[bytes]) -> tuple[int, int]:
         """Durably sequence ``entries`` (all or none); returns ``(first, count)``."""
-        return self.store.append(entries)
+        kept: list[bytes] = []
+        first, count = self.store.append(self.tail.capture(entries, kept))
+        self.tail.appended(first, count, kept)
+        return first, count
 
     def pending(self) -> int:
         return self.store.next_index() - self._tiles.size
