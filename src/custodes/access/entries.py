@@ -37,7 +37,14 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       from v2 ``requested`` (the log index of its
                       ``access.requested``), ``approvals`` (the indexes of the
                       ``access.approved`` entries it relies on) and ``policy``
-                      (the version in force)
+                      (the version in force).  Under custody (v3) the entry is
+                      logged *before* the footage is opened, so it carries no
+                      ``output``: it is what the custodians check, and
+                      ``access.exported`` names the clip afterwards
+``access.exported``   ``request``, ``release`` (the log index of its
+                      ``access.released``), ``by``, ``redaction`` and ``output``
+                      ``{"sha256", "bytes"}``: the clip cut from the segments the
+                      custodians opened for that release, logged before it leaves
 ``access.disclosed``  ``request``, ``cameras`` (ids), ``from``, ``to``: the place
                       and window of a request, published once the policy's
                       disclosure delay has passed, so that "who looked at this
@@ -77,6 +84,7 @@ __all__ = [
     "access_denied",
     "access_disclosed",
     "access_expired",
+    "access_exported",
     "access_released",
     "access_requested",
     "access_revealed",
@@ -101,6 +109,7 @@ ACCESS_TYPES = (
     "access.denied",
     "access.expired",
     "access.released",
+    "access.exported",
     "access.disclosed",
     "access.revealed",
     "anomaly.flagged",
@@ -222,24 +231,48 @@ def access_released(
     by: str,
     segments: list[str],
     redaction: dict[str, Any],
-    output_sha256: str,
-    output_bytes: int,
+    output_sha256: str | None,
+    output_bytes: int | None,
     now_ms: int,
     *,
     requested: int | None = None,
     approvals: list[int] | None = None,
     policy_version: int | None = None,
 ) -> dict[str, Any]:
+    """The release; ``output_sha256=None`` makes the custody form (v3, no ``output``)."""
     extra: dict[str, Any] = {}
     if requested is not None and approvals is not None and policy_version is not None:
         extra = {"requested": requested, "approvals": sorted(approvals),
                  "policy": policy_version}  # fmt: skip
-    return {
-        **_base("access.released", now_ms, 2 if extra else V),
+    v = 3 if output_sha256 is None and extra else 2 if extra else V
+    out: dict[str, Any] = {
+        **_base("access.released", now_ms, v),
         **extra,
         "request": request,
         "by": by,
         "segments": segments,
+        "redaction": redaction,
+    }
+    if output_sha256 is not None:
+        out["output"] = {"sha256": output_sha256, "bytes": output_bytes}
+    return out
+
+
+def access_exported(
+    request: str,
+    release: int,
+    by: str,
+    redaction: dict[str, Any],
+    output_sha256: str,
+    output_bytes: int,
+    now_ms: int,
+) -> dict[str, Any]:
+    """The clip of a custody release, named once it is cut and before it leaves."""
+    return {
+        **_base("access.exported", now_ms),
+        "request": request,
+        "release": release,
+        "by": by,
         "redaction": redaction,
         "output": {"sha256": output_sha256, "bytes": output_bytes},
     }

@@ -49,6 +49,7 @@ class ReadingMixin:
         def _status(self, row: RequestRow, now: int) -> dict[str, Any]: ...
         def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]: ...
         def _commit(self, items: list[tuple[dict[str, Any], str, str]]) -> int: ...
+        def _clip_of(self, rid: str, entry: dict[str, Any], index: int) -> tuple[int, str]: ...
         def _lock(self, rid: str) -> threading.Lock: ...
         def _sync(self, verify: bool = False) -> None: ...
         def policy(self, now_ms: int | None = None) -> Policy: ...
@@ -219,7 +220,7 @@ class ReadingMixin:
                 f"the approval of request {rid} expired at {format_time(expires)}, and its clip"
                 " with it"
             )
-        digest = str(req.release_entry["output"]["sha256"])
+        released, digest = self._clip_of(rid, req.release_entry, req.released[0])
         try:
             h = hashlib.sha256()
             with path.open("rb") as f:
@@ -236,7 +237,7 @@ class ReadingMixin:
         entry = E.access_downloaded(rid, me.pseudonym, digest, now)
         index = self._commit([(entry, "", "")])
         return {"path": path, "request": rid, "index": index, "sha256": digest,
-                "released": req.released[0]}  # fmt: skip
+                "released": released}  # fmt: skip
 
     def _drop_expired_clips(self, now: int) -> int:
         """Delete kept clips whose approval has expired (the sweep calls this)."""

@@ -12,9 +12,11 @@
 :func:`check_receipt` (``custodes access check-receipt``) checks, with only
 the log's verifier key: the checkpoint's signature; that the entry is at
 index N of that tree (RFC 9162 inclusion proof); that the entry is the
-release of that request; and that the clip's SHA-256 and size are the ones
-the entry logged.  A court, or the person filmed, can then tell exactly
-which release a clip came from and that it was recorded before it left.
+release of that request (under custody, its ``access.exported``, which names
+the clip cut after the custodians opened the footage); and that the clip's
+SHA-256 and size are the ones the entry logged.  A court, or the person
+filmed, can then tell exactly which release a clip came from and that it was
+recorded before it left.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from custodes.tlog import parse_note as _parse_note
 __all__ = ["RECEIPT_FORMAT", "check_receipt", "fetch_receipt"]
 
 RECEIPT_FORMAT = "custodes-release-receipt/1"
+#: The entries that name a released clip: the release itself, or under custody (where the
+#: release is logged before the footage is opened) the ``access.exported`` that follows it.
+_NAMING = ("access.released", "access.exported")
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -97,8 +102,13 @@ def check_receipt(receipt: dict[str, Any], clip: Path | None, vkey: str) -> dict
         entry = json.loads(raw)
     except ValueError:
         raise FormatError("the receipt's entry is not JSON") from None
-    if entry.get("type") != "access.released" or entry.get("request") != rid:
+    if entry.get("type") not in _NAMING or entry.get("request") != rid:
         raise ProofError(f"the entry at index {index} is not the release of request {rid}")
+    if not isinstance(entry.get("output"), dict):
+        raise ProofError(
+            f"the entry at index {index} is a release under custody, which names no clip;"
+            " the receipt must give its access.exported entry"
+        )
     logged = entry.get("output") or {}
     if stated != {"sha256": logged.get("sha256"), "bytes": logged.get("bytes")}:
         raise ProofError("the receipt's clip digest is not the one the release entry logged")

@@ -26,6 +26,11 @@ redactor's own threshold: a face found there fails the release closed
 :meth:`custodes.access.service.AccessService.release`, logs the release
 with this module's digests *before* the file is handed to anyone, through
 the :class:`Committer` below (every gateway entry goes through it).
+
+Under custody the archive holds ciphertext only: steps 1 and 2 become "decrypt in
+memory with the key the custodians' partials open, and check the plaintext against its
+logged digest" (the ``opener`` of :func:`build_clip`, from
+:mod:`custodes.access.opening`), and the release is logged before that, not after.
 """
 
 from __future__ import annotations
@@ -60,7 +65,17 @@ if TYPE_CHECKING:
     from custodes.redact.detect import FaceDetector
     from custodes.redact.options import RedactOptions
 
-__all__ = ["Built", "Committer", "Ledger", "Pending", "build_clip", "file_sha256", "segment_path"]
+__all__ = [
+    "Built",
+    "Committer",
+    "Ledger",
+    "Pending",
+    "SegmentOpener",
+    "build_clip",
+    "file_sha256",
+    "in_window",
+    "segment_path",
+]
 
 _log = logging.getLogger("custodes.access")
 T = TypeVar("T")
@@ -216,15 +231,38 @@ def _faces_left(path: Path, opts: RedactOptions, detector: FaceDetector) -> int:
     return found
 
 
-def build_clip(data: Path, rows: list[SegmentRow], plan: ReleasePlan, out: Path) -> Built:
-    """Check every segment against its logged digest and container, cut and join, redact,
-    and check that the detector finds no face left; write ``out``."""
+#: Gives one segment's checked plaintext as a file to decode: (path, container).
+#: The default, :func:`_checked_copy`, copies the archived file into the working folder;
+#: under custody (:mod:`custodes.access.opening`) the ciphertext is decrypted in memory.
+SegmentOpener = Callable[[SegmentRow, Path, int], tuple[Path, Container]]
+
+
+def in_window(rows: list[SegmentRow], plan: ReleasePlan) -> dict[str, list[SegmentRow]]:
+    """The segments a release uses, by camera, each camera's in order of time."""
     by_camera: dict[str, list[SegmentRow]] = {}
     for r in sorted(rows, key=lambda r: (r.camera, r.start_ms)):
         if r.camera in plan.cameras and r.start_ms < plan.to_ms and r.end_ms > plan.from_ms:
             by_camera.setdefault(r.camera, []).append(r)
     if not by_camera:
         raise NotFoundError("no recorded segment of the approved cameras lies in the window")
+    return by_camera
+
+
+def build_clip(
+    data: Path,
+    rows: list[SegmentRow],
+    plan: ReleasePlan,
+    out: Path,
+    *,
+    opener: SegmentOpener | None = None,
+) -> Built:
+    """Check every segment against its logged digest and container, cut and join, redact,
+    and check that the detector finds no face left; write ``out``.
+
+    ``opener`` gives each segment's checked plaintext (default: a checked copy of the
+    archived file)."""
+    by_camera = in_window(rows, plan)
+    get = opener or (lambda s, work, n: _checked_copy(data, s, work, n))
     digests: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".release-", dir=out.parent) as tmp:
         work = Path(tmp)
@@ -235,7 +273,7 @@ def build_clip(data: Path, rows: list[SegmentRow], plan: ReleasePlan, out: Path)
             for segs in by_camera.values():
                 files: list[tuple[Path, Container, SegmentRow]] = []
                 for s in segs:
-                    copy, kind = _checked_copy(data, s, work, len(digests))
+                    copy, kind = get(s, work, len(digests))
                     files.append((copy, kind, s))
                     digests.append(s.sha256)
                 start = max(plan.from_ms, segs[0].start_ms)

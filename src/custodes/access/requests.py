@@ -387,11 +387,17 @@ class AccessDB:
                     rid,
                     obj["by"],
                     at,
-                    obj["output"]["sha256"],
-                    obj["output"]["bytes"],
+                    (obj.get("output") or {}).get("sha256", ""),  # "" until access.exported
+                    (obj.get("output") or {}).get("bytes", 0),
                     len(obj["segments"]),
                     index,
                 ),
+            )
+        elif kind == "access.exported":  # the clip of a custody release (its digest, its size)
+            out = obj["output"]
+            c.execute(
+                "UPDATE req_releases SET sha256 = ?, bytes = ? WHERE request = ? AND sha256 = ''",
+                (out["sha256"], out["bytes"], rid),
             )
         elif kind == "access.expired":
             c.execute(

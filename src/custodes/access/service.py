@@ -42,6 +42,7 @@ from custodes.access import entries as E
 from custodes.access.authority import AuthorityMixin
 from custodes.access.identity import Identities, User
 from custodes.access.logview import LogView
+from custodes.access.opening import Opening
 from custodes.access.policy import Policy, PolicyFile
 from custodes.access.reading import ReadingMixin
 from custodes.access.release import Committer, Ledger
@@ -104,6 +105,7 @@ class AccessService(AuthorityMixin, ReadingMixin):
         self._cutting = threading.BoundedSemaphore(2)  # clips cut and redacted at once
         self.view = LogView()
         self._sealed_ok: dict[str, tuple[Any, ...]] = {}
+        self.opening = Opening(self)
         self._sync(verify=True)
         self._check_policy_file()
         self.catch_up()
@@ -342,6 +344,19 @@ class AccessService(AuthorityMixin, ReadingMixin):
             "release": release,
         }
 
+    def _clip_of(self, rid: str, entry: dict[str, Any], index: int) -> tuple[int, str]:
+        """The entry naming a released clip, and its sha256: ``access.released`` itself, or
+        under custody the ``access.exported`` of that release."""
+        if "output" in entry:
+            return index, str(entry["output"]["sha256"])
+        got = self.opening.exported(index)
+        if got is None:
+            raise ConflictError(
+                f"the footage of request {rid} was never opened, so there is no clip to fetch;"
+                " ask for its release again"
+            )
+        return got[0], str(got[1]["output"]["sha256"])
+
     def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]:
         return self._sealer.open(row.sealed)
 
@@ -423,8 +438,13 @@ class AccessService(AuthorityMixin, ReadingMixin):
         from_ms: int | None = None,
         to_ms: int | None = None,
         now_ms: int | None = None,
+        *,
+        reopen: bool = False,
     ) -> ReleasePlan:
-        """Every check a release must pass, done again right before its entry is logged."""
+        """Every check a release must pass, done again right before its entry is logged.
+
+        ``reopen``: the request's custody release is logged but its opening failed; it may
+        be opened again (the same checks, on an approval still valid)."""
         now = _now_ms() if now_ms is None else now_ms
         me = self._fresh(user, ("investigator",), "receive footage")
         row = self._row(rid)
@@ -432,13 +452,16 @@ class AccessService(AuthorityMixin, ReadingMixin):
             raise Forbidden("only the investigator who made the request may receive its footage")
         self._check_sealed(row)
         st = self._log_state(row, now)
-        if st["state"] == "released":
+        if reopen and st["state"] == "released":
+            if st["expires"] is None or now >= st["expires"]:
+                raise Forbidden(f"the approval of request {rid} expired, so nothing is released")
+        elif st["state"] == "released":
             raise ConflictError(
                 f"request {rid} was already released once; a release is not repeated, but its"
                 " requester can fetch the logged clip again until the approval expires"
                 f" (GET /access/requests/{rid}/clip)"
             )
-        if st["state"] != "approved":
+        elif st["state"] != "approved":
             raise Forbidden(f"request {rid} is {st['state']}, not approved, so nothing is released")
         if not self._covers(me, row):
             raise Forbidden("the request is no longer inside your scope")
@@ -467,13 +490,15 @@ class AccessService(AuthorityMixin, ReadingMixin):
         plan: ReleasePlan,
         segments: list[str],
         redaction: dict[str, Any],
-        sha256: str,
-        size: int,
+        sha256: str | None,
+        size: int | None,
         now_ms: int | None = None,
     ) -> dict[str, Any]:
         """A release decision: check everything again, then append ``access.released`` durably.
 
-        Only when this returns may the footage leave; if it raises, nothing may.
+        Only when this returns may the footage leave; if it raises, nothing may.  Under
+        custody ``sha256`` and ``size`` are None: the entry is logged before the footage
+        is opened (:mod:`custodes.access.opening`), and ``access.exported`` names the clip.
         """
         now = _now_ms() if now_ms is None else now_ms
         rid = plan.request.id
@@ -510,7 +535,9 @@ class AccessService(AuthorityMixin, ReadingMixin):
         """
         from custodes.access.release import build_clip
 
-        plan = self.check_release(user, rid, cameras, from_ms, to_ms, now_ms)
+        custody = self.opening.on()
+        reopen = custody and self.opening.pending(rid) is not None
+        plan = self.check_release(user, rid, cameras, from_ms, to_ms, now_ms, reopen=reopen)
         rows = self.ledger.read(
             lambda _log: [
                 s
@@ -518,6 +545,8 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 for s in self.fleet.segments_for(c, plan.from_ms, plan.to_ms)
             ]
         )
+        if custody:
+            return self.opening.release(user, plan, rows, out, now_ms)
         tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
         kept = self._kept(rid)
         keep = kept.with_name(f".{kept.name}.{secrets.token_hex(4)}.partial")

@@ -178,7 +178,8 @@ def open_segments(
 def shortfall(exc: NotEnoughPartialsError, answers: Answers) -> str:
     """The 503 sentence: how many custodians answered, and how many are needed."""
     return (
-        f"{exc.valid} custodians answered correctly; {exc.needed} are needed"
+        f"{exc.valid} custodian{'' if exc.valid == 1 else 's'} answered correctly;"
+        f" {exc.needed} {'is' if exc.needed == 1 else 'are'} needed"
         f" ({len(answers.refused)} refused, {len(answers.unreachable)} did not answer,"
         f" {len(answers.wrong)} answered wrongly)."
     )

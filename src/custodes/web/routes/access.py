@@ -8,7 +8,11 @@ nothing else (for a release: not one byte of footage).
 ``POST /access/requests/{id}/release`` answers with the clip itself
 (``video/mp4``); the headers ``X-Custodes-Index`` and ``X-Custodes-Sha256``
 name the ``access.released`` entry that was durably logged before the first
-byte was sent, and the digest that entry holds.
+byte was sent, and the digest that entry holds.  Under custody the release is
+logged and witnessed before the custodians open the footage, and
+``X-Custodes-Index`` names the ``access.exported`` entry that holds the clip's
+digest (``X-Custodes-Release-Index`` the release); fewer custodians answering
+than the threshold gives 503 with a sentence saying how many did, and no clip.
 """
 
 from __future__ import annotations
@@ -285,7 +289,8 @@ async def release(
         media_type="video/mp4",
         filename=f"{rid}.mp4",
         headers={
-            "X-Custodes-Index": str(info["index"]),
+            "X-Custodes-Index": str(info["index"]),  # the entry naming the clip
+            "X-Custodes-Release-Index": str(info.get("release", info["index"])),
             "X-Custodes-Sha256": info["sha256"],
             "Cache-Control": "no-store",
         },
