@@ -3,7 +3,8 @@
 Everything a client needs to check the custodes log on its own: RFC 9162
 Merkle hashing and proofs (:mod:`.merkle`), C2SP signed notes (:mod:`.note`),
 checkpoints (:mod:`.checkpoint`), tiles and entry bundles (:mod:`.tiles`) and
-witness cosignatures (:mod:`.cosignature`). It imports only the standard
+witness cosignatures (:mod:`.cosignature`), and subtree consistency proofs
+(:mod:`.subtree`). It imports only the standard
 library, ``cryptography`` and :mod:`custodes.errors`, and every parser raises
 only the errors of that module.
 """
@@ -62,6 +63,12 @@ from custodes.tlog.note import (
     open_note,
     parse_note,
     sign_note,
+)
+from custodes.tlog.subtree import (
+    check_subtree_consistency,
+    is_valid_subtree,
+    prove_subtree_consistency,
+    subtree_hash,
 )
 from custodes.tlog.tiles import (
     ENTRIES_LEVEL,
@@ -122,6 +129,10 @@ __all__ = [
     "check_checkpoint_consistency",
     "check_consistency",
     "check_inclusion",
+    "check_subtree_consistency",
+    "is_valid_subtree",
+    "prove_subtree_consistency",
+    "subtree_hash",
     "cosigned_message",
     "subtree_message",
     "format_checkpoint",
