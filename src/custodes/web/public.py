@@ -14,6 +14,7 @@ is read and updated under one lock.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from custodes.fleet.model import format_time, parse_time
 from custodes.geo.geometry import haversine_m, view_cone
 from custodes.reports.replay import PublicState
 from custodes.tlog import parse_checkpoint, parse_note
+from custodes.web.entry_index import EntryIndex
 from custodes.web.service import LedgerService
 
 __all__ = [
@@ -68,6 +70,7 @@ class PublicView:
     def __init__(self, svc: LedgerService) -> None:
         self.svc = svc
         self.state = PublicState()
+        self.entries = EntryIndex()
         self.snapshot: Snapshot | None = None
         self._note: bytes | None = None
         self._lock = threading.Lock()
@@ -81,6 +84,19 @@ class PublicView:
     def _read(self, start: int, stop: int) -> list[bytes]:
         return self.svc.read(lambda log: log.store.read_entries(start, stop))
 
+    def _apply(self, index: int, raw: bytes) -> None:
+        """Apply one entry to the state and to the entry index, parsing it once."""
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        self.entries.add(index, obj)
+        if isinstance(obj, dict):
+            # What PublicState.apply_bytes does, without parsing the bytes a second time.
+            self.state._apply(index, obj)
+        else:
+            self.state.apply_bytes(index, raw)
+
     def refresh(self) -> None:
         """Apply the entries up to the current public checkpoint (cheap when unchanged)."""
         note = self._public_note()
@@ -93,7 +109,7 @@ class PublicView:
             stop = min(cp.size, start + CHUNK)
             rows = self._read(start, stop)
             for offset, raw in enumerate(rows):
-                self.state.apply_bytes(start + offset, bytes(raw))
+                self._apply(start + offset, bytes(raw))
             start = stop
         self._note = note
         self.snapshot = Snapshot(

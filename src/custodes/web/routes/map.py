@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from custodes.errors import NotFoundError
@@ -55,8 +55,23 @@ def _live_one(request: Request, cid: str) -> str | None:
 @router.get(
     "/public/cameras.geojson", summary="Every camera: record, status and view cone (a download)"
 )
-def cameras_geojson(request: Request) -> Response:
+def cameras_geojson(
+    request: Request,
+    q: str = Query(default="", max_length=200),
+    status: str = Query(default="", max_length=20),
+    district: str = Query(default="", max_length=128),
+) -> Response:
+    """Every camera; with ``q``, ``status`` or ``district`` (as on ``/cameras``), those found."""
     live = _live_codes(request)
+    if q or status or district:
+        from custodes.web.routes.find import filter_cameras
+
+        def found(state: PublicState, snap: Snapshot | None) -> dict[str, Any]:
+            ids = [c["id"] for c in filter_cameras(state, live, q, status, district)]
+            feats = [camera_feature(c, state.cameras[c], live.get(c)) for c in ids]
+            return {"type": "FeatureCollection", "features": feats, "checkpoint": _checkpoint(snap)}
+
+        return _geojson(_view(request).use(found))
 
     def build(state: PublicState, snap: Snapshot | None) -> Body:
         def make() -> Body:

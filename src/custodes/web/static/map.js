@@ -288,7 +288,9 @@
       return "<div class=\"popup\"><strong>" + text(p.id) + "</strong> (" +
         text(p.status_label) + ")" + recordTable(p.record) +
         (p.retired_reason ? "<p>Retired: " + text(p.retired_reason) + "</p>" : "") +
-        "<p>Log entry " + text(p.index) + "</p></div>";
+        "<p><a href=\"/cameras/" + encodeURIComponent(p.id) + "\">Its page: history, recording, outages</a>" +
+        " · <a href=\"/log/entries/" + encodeURIComponent(p.index) + "\">log entry " + text(p.index) +
+        "</a></p></div>";
     }
 
     // A camera's record is fetched when its popup first opens; the popup opens once it is here.
@@ -412,7 +414,8 @@
       var face = capNames.indexOf("face_recognition_capable");
       var faceMask = face < 0 ? 0 : Math.pow(2, face);
       vis.slice(0, TABLE_ROWS).forEach(function (c) {
-        rows.push("<tr><th scope=\"row\">" + text(c.id) + "</th><td>" + text(c.status_label) +
+        rows.push("<tr><th scope=\"row\"><a href=\"/cameras/" + encodeURIComponent(c.id) + "\">" +
+          text(c.id) + "</a></th><td>" + text(c.status_label) +
           "</td><td>" + text(c.op >= 0 ? operators[c.op] : "") + "</td><td>" +
           text(c.dir === null || c.dir === undefined ? "" : c.dir + "°") + "</td><td>" +
           (faceMask && Math.floor(c.caps / faceMask) % 2 === 1 ? "yes" : "no") + "</td></tr>");
@@ -437,7 +440,44 @@
       }
     }
 
-    form.addEventListener("change", render);
+    // The filters are kept in the address bar (?status=recording,silent&capability=ptz), so a
+    // filtered map is a link; ?camera=ID opens that camera's record.
+    function readUrl() {
+      var q = new URLSearchParams(window.location.search);
+      var st = q.get("status");
+      if (st !== null) {
+        var want = {};
+        st.split(",").forEach(function (v) { want[v] = 1; });
+        Array.prototype.forEach.call(form.querySelectorAll("input[name=status]"), function (i) {
+          i.checked = !!want[i.value];
+        });
+      }
+      var cap = q.get("capability");
+      var sel = form.querySelector("#capability");
+      if (cap !== null && sel.querySelector("option[value='" + cap.replace(/[^a-z_]/g, "") + "']")) sel.value = cap;
+      return q.get("camera");
+    }
+    function writeUrl() {
+      var q = new URLSearchParams(window.location.search);
+      var boxes = form.querySelectorAll("input[name=status]");
+      var on = Array.prototype.filter.call(boxes, function (i) { return i.checked; })
+        .map(function (i) { return i.value; });
+      if (on.length === boxes.length) q.delete("status"); else q.set("status", on.join(","));
+      var cap = form.querySelector("#capability").value;
+      if (cap) q.set("capability", cap); else q.delete("capability");
+      var s = q.toString();
+      window.history.replaceState(null, "", window.location.pathname + (s ? "?" + s : ""));
+    }
+    function showCamera(id) {
+      var c = cameras.filter(function (x) { return x.id === id; })[0];
+      if (!c) { if (shown) shown.textContent = "No camera " + id + " on this map."; return; }
+      map.setView([c.lat, c.lon], Math.max(map.getZoom(), 17));
+      getJSON("/public/cameras/" + encodeURIComponent(id) + ".json").then(function (feature) {
+        L.popup().setLatLng([c.lat, c.lon]).setContent(popupHtml(feature.properties)).openOn(map);
+      });
+    }
+    var wanted = readUrl();
+    form.addEventListener("change", function () { writeUrl(); render(); });
     form.addEventListener("submit", function (e) { e.preventDefault(); });
     if (list) list.addEventListener("toggle", fillTable);
     map.on("moveend", function () { if (vis.length > CLUSTER_ABOVE) layout(); });
@@ -467,6 +507,7 @@
         }
         fit();
         render();
+        if (wanted) showCamera(wanted);
         el.dataset.ready = "true";
       })
       .catch(function (err) {
