@@ -13,7 +13,7 @@ def test_import_list_export_and_reimport(instance: tuple[Path, str], tmp_path: P
     data, _ = instance
     out = run_cli("cameras", "import", str(DATA / "overpass_moscow.json"), "--json", data=data)
     report = json.loads(out.stdout)
-    assert len(report["registered"]) == 7 and len(report["skipped"]) == 9
+    assert len(report["registered"]) == 8 and len(report["skipped"]) == 8
     assert {"element": "node/6011223345", "reason": "surveillance:type=guard is not a camera"} in (
         report["skipped"]
     )
@@ -24,10 +24,10 @@ def test_import_list_export_and_reimport(instance: tuple[Path, str], tmp_path: P
     geo = tmp_path / "cams.geojson"
     run_cli("cameras", "export", str(geo), data=data)
     doc = json.loads(geo.read_text())
-    assert len(doc["features"]) == 7
+    assert len(doc["features"]) == 8
     # The same file again changes nothing; a moved camera is logged with what changed.
     again = json.loads(run_cli("cameras", "import", str(geo), "--json", data=data).stdout)
-    assert again["registered"] == [] and again["changed"] == {} and again["unchanged"] == 7
+    assert again["registered"] == [] and again["changed"] == {} and again["unchanged"] == 8
     for f in doc["features"]:
         if f["id"] == "MSK-0002":
             f["geometry"]["coordinates"] = [37.62, 55.77]
@@ -39,7 +39,7 @@ def test_import_list_export_and_reimport(instance: tuple[Path, str], tmp_path: P
     }
     # Every registration and change is in the log, as canonical JSON.
     size = json.loads(run_cli("log", "checkpoint", "--json", data=data).stdout)["size"]
-    assert size == 8
+    assert size == 9
 
 
 def test_retire_and_retire_missing(instance: tuple[Path, str], tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_retire_and_retire_missing(instance: tuple[Path, str], tmp_path: Path) -
     rep = json.loads(
         run_cli("cameras", "import", str(geo), "--retire-missing", "--json", data=data).stdout
     )
-    assert len(rep["retired"]) == 5
+    assert len(rep["retired"]) == 6
     assert [
         c["id"] for c in json.loads(run_cli("cameras", "list", "--json", data=data).stdout)
     ] == ["MSK-0001"]

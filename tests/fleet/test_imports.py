@@ -22,6 +22,7 @@ def test_overpass_fixture_takes_cameras_and_explains_the_rest() -> None:
             "MSK-0002",
             "MSK-0004",
             "METRO-12",
+            "ALPR-7",
             "osm-node-4122336790",
             "osm-node-5011223344",
             "osm-node-6011223347",
@@ -36,11 +37,13 @@ def test_overpass_fixture_takes_cameras_and_explains_the_rest() -> None:
     assert cams["osm-node-6011223347"].direction == 247.5  # "wsw"
     assert cams["MSK-0004"].direction is None and cams["MSK-0004"].type is None
     assert (cams["METRO-12"].lat, cams["METRO-12"].lon) == (55.75615, 37.61515)
+    # A number-plate camera is a camera, recorded as one (custodes reads no plates).
+    assert cams["ALPR-7"].capabilities.plate_reading_capable
+    assert not cams["MSK-0001"].capabilities.plate_reading_capable
 
     skipped = {s.element: s.reason for s in result.skipped}
     assert skipped == {
         "node/6011223345": "surveillance:type=guard is not a camera",
-        "node/6011223346": "surveillance:type=ALPR is not a camera",
         "node/6011223349": "its id MSK-0001 repeats node/1785423412",
         "node/7000000001": "not man_made=surveillance",
         "node/7000000002": "no tags (a geometry node, not a camera)",

@@ -6,7 +6,9 @@ use (a camera is still imported without them).
 
 OpenStreetMap cameras are ``man_made=surveillance`` objects.  Tags used::
 
-    surveillance:type   must be "camera" when present (guards, ALPR... are skipped)
+    surveillance:type   "camera", or "ALPR" (a camera with the capability
+                        plate_reading_capable); others (guard, outpost...)
+                        are skipped; absent is taken as a camera
     surveillance        public / outdoor / indoor
     surveillance:zone   town / traffic / parking / ...
     camera:type         fixed / dome / panning
@@ -17,6 +19,11 @@ OpenStreetMap cameras are ``man_made=surveillance`` objects.  Tags used::
 
 A camera's id is its ``ref`` tag (OSM) or ``id`` (GeoJSON) when that is a
 valid id, else a stable one derived from the source (``osm-node-123``).
+
+GeoJSON cameras are Point features; :data:`GEOJSON_PROPERTIES` lists every
+property read (the feature's ``id`` is used when ``properties.id`` is absent).
+A feature whose properties hold ``man_made`` is read as OSM tags instead (an
+overpass-turbo export), its ``@id`` naming the element.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from custodes.fleet.model import (
 )
 
 __all__ = [
+    "ALPR_TYPES",
+    "GEOJSON_PROPERTIES",
     "ImportResult",
     "Skipped",
     "parse_cameras",
@@ -45,6 +54,27 @@ __all__ = [
 ]
 
 MAX_IMPORT_BYTES = 512 << 20
+ALPR_TYPES = ("alpr", "anpr")
+"""surveillance:type values of cameras that read number plates (case aside)."""
+
+GEOJSON_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("id", "the camera id (1-128 of letters, digits, . _ : -); else the feature's id,"
+     " else one derived from the position and name"),
+    ("name", "a name or address, shown on the map"),
+    ("direction", "degrees clockwise from north (a number)"),
+    ("field_of_view", "degrees (a number)"),
+    ("type", "fixed, dome or panning"),
+    ("mount", "wall, pole, ceiling, ..."),
+    ("capabilities", "an object of true/false: recording, audio, ptz,"
+     " face_recognition_capable, plate_reading_capable"),
+    ("operator", "who runs the camera"),
+    ("legal_basis", "the law or order it is installed under"),
+    ("district", "the district id it belongs to"),
+    ("zone", "the camera group (a scope may name it as group:ZONE)"),
+    ("surveillance", "public, outdoor or indoor"),
+    ("source", "where the record came from"),
+)  # fmt: skip
+"""Every GeoJSON property the importer reads, with what it means."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +124,8 @@ def _osm_camera(
         result.skipped.append(Skipped(element, "not man_made=surveillance"))
         return None
     stype = tags.get("surveillance:type")
-    if stype is not None and stype != "camera":
+    alpr = stype is not None and stype.strip().lower() in ALPR_TYPES
+    if stype is not None and stype != "camera" and not alpr:
         result.skipped.append(Skipped(element, f"surveillance:type={stype} is not a camera"))
         return None
     if stype is None:
@@ -124,7 +155,7 @@ def _osm_camera(
             direction=direction,
             mount=tags.get("camera:mount"),
             type=ctype,
-            capabilities=Capabilities(),
+            capabilities=Capabilities(plate_reading_capable=alpr),
             operator=tags.get("operator"),
             name=tags.get("name"),
             zone=tags.get("surveillance:zone"),

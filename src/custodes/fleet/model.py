@@ -51,6 +51,7 @@ _TEXT_FIELDS = (
     "surveillance",
     "source",
 )
+_CAPS_V1 = ("recording", "audio", "ptz", "face_recognition_capable")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -134,6 +135,9 @@ class Capabilities:
     ptz: bool = False
     face_recognition_capable: bool = False
     """A recorded fact about the hardware; custodes never recognises faces."""
+    plate_reading_capable: bool = False
+    """An ALPR camera: a recorded fact; custodes never reads plates.  Left out of a
+    record when false, so that records from before it are unchanged."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,7 +186,8 @@ class Camera:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "capabilities":
-                out["capabilities"] = asdict(value)
+                caps = asdict(value)  # records from before plate_reading_capable stay the same
+                out["capabilities"] = {k: v for k, v in caps.items() if v or k in _CAPS_V1}
             elif value is not None:
                 out[f.name] = value
         return out
