@@ -82,6 +82,11 @@ def _entry_links(page: str) -> list[int]:
     return [int(i) for i in re.findall(r'href="/log/entries/(\d+)"', page)]
 
 
+def ids(page: str) -> list[str]:
+    """The cameras a list page shows, in order."""
+    return re.findall(r'<th scope="row"><a href="/cameras/([^"]+)"', page)
+
+
 def test_the_camera_list_finds_by_address_or_id_and_keeps_the_search_in_the_url(
     site: tuple[str, Path],
 ) -> None:
@@ -97,7 +102,6 @@ def test_the_camera_list_finds_by_address_or_id_and_keeps_the_search_in_the_url(
     # The downloads offered are of the same search.
     assert 'href="/public/cameras.csv?q=market+street"' in page
 
-    ids = lambda p: re.findall(r'<th scope="row"><a href="/cameras/([^"]+)"', p)  # noqa: E731
     assert ids(_page(url + "/cameras?district=centre")) == ["cam-c1", "cam-c2", "cam-c3"]
     assert ids(_page(url + "/cameras?status=retired")) == ["cam-e1"]
     assert ids(_page(url + "/cameras?status=silent&district=centre")) == ["cam-c3"]
