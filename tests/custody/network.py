@@ -137,7 +137,7 @@ class Network:
 
 def _index(n: int) -> str:
     s = f"{n:03d}"
-    parts = []
+    parts: list[str] = []
     while len(s) > 3:
         parts.insert(0, s[-3:])
         s = s[:-3]

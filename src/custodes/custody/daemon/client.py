@@ -25,7 +25,7 @@ from typing import Any
 from custodes.client.http import HttpClient
 from custodes.custody.daemon.entries import Custodian, CustodianSet
 from custodes.custody.daemon.ledger import CustodyLog
-from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError
+from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError, WrongPartialError
 from custodes.custody.group import Point, b64decode
 from custodes.custody.kem import Opened, Partial, SegmentId, combine
 from custodes.errors import CustodesError
@@ -165,14 +165,24 @@ def open_segments(
         if public is None:
             raise CustodyFormatError(f"epoch {seg.epoch} has no logged key")
         got = [ps[n] for ps in answers.partials.values()]
-        result = combine(public, got, eph, seg, release=release)
         cset = custody.epoch_set(seg.epoch)
-        for w in result.wrong:
-            if cset is not None and 1 <= w.custodian <= cset.n:
-                name = cset.custodians[w.custodian - 1].name
-                answers.wrong[name] = str(w)
+        try:
+            result = combine(public, got, eph, seg, release=release)
+        except NotEnoughPartialsError as exc:
+            _name_wrong(answers, cset, exc.wrong)  # named even when nothing opens
+            raise
+        _name_wrong(answers, cset, result.wrong)
         opened.append(result)
     return opened
+
+
+def _name_wrong(
+    answers: Answers, cset: CustodianSet | None, wrong: Sequence[WrongPartialError]
+) -> None:
+    for w in wrong:
+        if cset is not None and 1 <= w.custodian <= cset.n:
+            name = cset.custodians[w.custodian - 1].name
+            answers.wrong[name] = str(w)
 
 
 def shortfall(exc: NotEnoughPartialsError, answers: Answers) -> str:

@@ -92,6 +92,16 @@ def _append(state: Any, obj: dict[str, Any]) -> tuple[int, int | str]:
         return result
 
 
+def custody_on(state: Any) -> bool:
+    """The log holds a custodian set (``custody init``): footage must come encrypted.
+    Takes the fold's lock, then the log's, in that order (as :func:`_append` does)."""
+    svc = state.ledger
+    lock, fold = _fold(state)
+    with lock:
+        svc.read(lambda log: _catch_up(log, fold))
+        return fold.current is not None
+
+
 def _status(state: Any) -> dict[str, Any]:
     svc = state.ledger
     lock, fold = _fold(state)

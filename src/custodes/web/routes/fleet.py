@@ -267,6 +267,19 @@ async def segments(request: Request) -> Any:
     if isinstance(got, JSONResponse):
         return got
     items, row = got
+    plain = sum(1 for i in items if isinstance(i, dict) and "epoch" not in i)
+    if plain:
+        from custodes.web.routes.custody import custody_on
+
+        if await run_in_threadpool(custody_on, request.app.state):
+            return JSONResponse(
+                {
+                    "error": f"custody is on (the log holds a custodian set), so only encrypted"
+                    f" segments are taken; {plain} of the {len(items)} records carry no epoch,"
+                    " ephemeral and ciphertext: run the agent with --custodian"
+                },
+                status_code=400,
+            )
 
     def work(log: Log) -> dict[str, Any]:
         who = st.pseudonym(row.id)
