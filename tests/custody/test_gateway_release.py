@@ -37,9 +37,7 @@ def _frames(clip: bytes) -> int:
         return sum(1 for _ in f.decode(video=0))
 
 
-def _of(
-    entries: list[dict[str, Any]], kind: str, rid: str
-) -> list[tuple[int, dict[str, Any]]]:
+def _of(entries: list[dict[str, Any]], kind: str, rid: str) -> list[tuple[int, dict[str, Any]]]:
     return [(i, e) for i, e in enumerate(entries) if e["type"] == kind and e.get("request") == rid]
 
 
@@ -123,6 +121,26 @@ def test_under_custody_the_server_refuses_a_plaintext_segment_record(c: City) ->
     assert status == 400, raw
     assert "custody is on" in json.loads(raw)["error"]
     assert "1 of the 1 records carry no epoch" in json.loads(raw)["error"]
+
+
+def test_a_changed_ciphertext_in_the_archive_is_refused_with_the_segment_named(c: City) -> None:
+    rid = c.approved(seconds=2)
+    enc = sorted((c.net.log_data / "archive" / CAMERA).rglob("*.mp4.enc"))[0]
+    original = enc.read_bytes()
+    blob = bytearray(original)
+    blob[len(blob) // 2] ^= 0x01
+    enc.write_bytes(bytes(blob))
+    try:
+        status, _, raw = c.release(rid)
+        assert status == 422, raw
+        error = json.loads(raw)["error"]
+        assert f"the archived ciphertext of camera {CAMERA} at" in error
+        assert "does not match its logged digest" in error
+        assert _of(c.log_entries(), "access.exported", rid) == []
+    finally:
+        enc.write_bytes(original)
+    status, _, clip = c.release(rid)  # the archive mended: the same release opens
+    assert status == 200, clip
 
 
 def test_with_two_custodians_down_nothing_leaves_and_the_503_says_how_many_answered(
