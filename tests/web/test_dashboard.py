@@ -294,5 +294,6 @@ def test_no_generated_query_makes_a_public_endpoint_fail(site: tuple[str, Path, 
             assert response.status_code < 500, (case.path, case.query, response.text[:300])
 
         run()
-    # with /public/basemap.geojson (the demo city's streets) and the map's own data
-    assert len(seen) == 12
+    # with /public/basemap.geojson (the demo city's streets), the map's own data and the
+    # downloads of the findability pages (cameras.csv, entries.csv, tables/{name}.csv)
+    assert len(seen) == 15
