@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -134,7 +135,12 @@ class LedgerService:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # On a fixed cadence (start to start), not a fixed pause after each round: an
+        # entry that just missed a round waits one interval, not an interval plus the
+        # time the round took to integrate (which checkpoint lag under load is made of).
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            due = max(due + self.interval, time.monotonic() + self.interval / 4)
             try:
                 with self._lock:
                     if self._open.log.pending():
