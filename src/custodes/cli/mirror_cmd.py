@@ -115,3 +115,47 @@ def serve_cmd(
         interval_s=interval,
         ready=ready,
     )
+
+
+@mirror_group.command("push")
+@click.option(
+    "--mirror",
+    "mirror_url",
+    required=True,
+    metavar="URL",
+    help="The mirror's submission prefix, e.g. http://127.0.0.1:8100.",
+)
+@click.option(
+    "--source",
+    required=True,
+    metavar="DIR|URL",
+    help="A copy of the log as tlog-tiles: a directory (from 'log export') or a base URL.",
+)
+@click.option("--log-vkey", required=True, metavar="VKEY", help="The log's verifier key.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def push_cmd(mirror_url: str, source: str, log_vkey: str, as_json: bool) -> None:
+    """Bring a mirror up to a copy of the log (tlog-mirror add-checkpoint, add-entries).
+
+    Anyone holding the log's tiles can update a mirror this way, also while
+    the operator's own server is down: the mirror checks the log's signature
+    and each entry package's subtree consistency proof before storing it,
+    and answers with its cosignature, which is printed.
+    """
+    import json
+
+    from custodes.client.source import open_source
+    from custodes.mirror.client import push
+    from custodes.tlog import Verifier
+
+    if not mirror_url.startswith(("http://", "https://")):
+        raise UsageError(f"--mirror must be an http(s) URL, not {mirror_url!r}")
+    result = push(mirror_url, open_source(source), Verifier.from_key(log_vkey))
+    if as_json:
+        click.echo(json.dumps(result.as_json()))
+        return
+    click.echo(
+        f"pushed {result.origin} to {mirror_url}: size {result.mirror_size_before} -> "
+        f"{result.size} in {result.requests} requests; the mirror cosigned:",
+        err=True,
+    )
+    click.echo(result.cosignature.decode("utf-8"), nl=False)

@@ -24,6 +24,17 @@ One :meth:`Mirror.update` round:
 
 A failed round leaves nothing written, and the verifier is rebuilt from the
 files on disk, so the next round starts from the mirror checkpoint again.
+
+Clients may also push to the mirror (tlog-mirror's ``add-checkpoint`` and
+``add-entries``, in :mod:`.push`), so beside the *mirror checkpoint* the
+mirror keeps a *pending checkpoint* (the newest log-signed checkpoint it
+accepted, ``pending-checkpoint``) and *pending entries*: entry packages proven
+against a pending checkpoint, written as entry bundles at once, with the hash
+tiles at their size; ``next-entry`` says how many entries are held in all.
+:meth:`Mirror.commit` makes any held size the mirror checkpoint: it writes the
+bundles and tiles of that size (each a prefix of one already held), checks the
+root computed from the tiles on disk, and only then cosigns.  One lock
+(:attr:`Mirror.lock`) serialises the follower and the pushes.
 """
 
 from __future__ import annotations
@@ -31,8 +42,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,22 +53,39 @@ from typing import Protocol
 
 from custodes.errors import InconsistentLogError, ProofError, VerificationError
 from custodes.tlog import (
+    EMPTY_ROOT,
     TILE_HEIGHT,
     TILE_WIDTH,
     CosignatureSigner,
     CosignatureVerifier,
+    MemoryTree,
     NoteVerifier,
     SignedCheckpoint,
     Tile,
     TreeVerifier,
+    check_subtree_consistency,
+    format_entry_bundle,
+    format_hash_tile,
     format_note,
+    leaf_hash,
     open_checkpoint,
     parse_entry_bundle,
     parse_hash_tile,
+    tile_hash_reader,
     tile_path,
+    tree_root,
 )
 
-__all__ = ["Mirror", "Round", "Source", "changed_tiles", "origin_hash"]
+__all__ = ["Gap", "Mirror", "Round", "Source", "changed_tiles", "origin_hash"]
+
+PENDING_FILE = "pending-checkpoint"
+NEXT_FILE = "next-entry"
+RECENT_PENDING = 16
+"""How many past pending checkpoints ``add-entries`` accepts as ``upload_end``."""
+
+
+class Gap(VerificationError):
+    """An entry package starts after the mirror's next entry (tlog-mirror: 409)."""
 
 
 class Source(Protocol):
@@ -133,6 +162,9 @@ class Mirror:
         self.window = window
         self.root.mkdir(parents=True, exist_ok=True)
         self.checkpoint: SignedCheckpoint | None = None
+        self.pending: SignedCheckpoint | None = None
+        self._recent: OrderedDict[int, SignedCheckpoint] = OrderedDict()
+        self.lock = threading.RLock()
         self._tv = TreeVerifier()
         self._load()
 
@@ -142,6 +174,43 @@ class Mirror:
     def size(self) -> int:
         """The mirror checkpoint's tree size (0 before the first round)."""
         return self.checkpoint.checkpoint.size if self.checkpoint else 0
+
+    @property
+    def next_entry(self) -> int:
+        """How many entries the mirror holds: the mirror checkpoint's and the pending ones."""
+        return self._tv.size
+
+    @property
+    def pending_size(self) -> int:
+        """The pending checkpoint's size: at or ahead of the mirror checkpoint."""
+        return max(self.pending.checkpoint.size if self.pending else 0, self.size)
+
+    def has_pending(self) -> bool:
+        """Whether the mirror ever took a checkpoint signed by the log (pushed or followed)."""
+        return self.pending is not None or self.checkpoint is not None
+
+    def pending_at(self, size: int) -> SignedCheckpoint | None:
+        """A valid pending checkpoint of ``size``: a recent one, or the mirror checkpoint."""
+        found = self._recent.get(size)
+        if found is None and self.checkpoint is not None and self.size == size:
+            return self.checkpoint
+        return found
+
+    def take_pending(self, signed: SignedCheckpoint, *, persist: bool = True) -> None:
+        """Make ``signed`` the pending checkpoint (the caller checked it extends the last)."""
+        with self.lock:
+            if persist:
+                self._write(PENDING_FILE, signed.raw)
+            self._remember(signed)
+
+    def _remember(self, signed: SignedCheckpoint) -> None:
+        size = signed.checkpoint.size
+        if self.pending is None or size >= self.pending.checkpoint.size:
+            self.pending = signed
+        self._recent[size] = signed
+        self._recent.move_to_end(size)
+        while len(self._recent) > RECENT_PENDING:
+            self._recent.popitem(last=False)
 
     @property
     def cosigner(self) -> CosignatureVerifier:
@@ -155,28 +224,60 @@ class Mirror:
             return None
 
     def _load(self) -> None:
-        """Open the stored checkpoint and rebuild the verifier from the stored bundles."""
+        """Open the stored checkpoints and rebuild the verifier from the stored bundles."""
         self._tv = TreeVerifier()
+        self.checkpoint = self.pending = None
+        self._recent.clear()
+        try:
+            pending = open_checkpoint((self.root / PENDING_FILE).read_bytes(), self.log_key)
+        except FileNotFoundError:
+            pending = None
         raw = self.served_checkpoint()
-        if raw is None:
-            self.checkpoint = None
-            return
-        signed = open_checkpoint(raw, self.log_key, cosigners=[self.cosigner])
-        size = signed.checkpoint.size
-        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = _width(-1, index, size)
+        signed = (
+            open_checkpoint(raw, self.log_key, cosigners=[self.cosigner])
+            if raw is not None
+            else None
+        )
+        size = signed.checkpoint.size if signed else 0
+        try:
+            held = max(size, int((self.root / NEXT_FILE).read_text()))
+        except (FileNotFoundError, ValueError):
+            held = size
+        for index in range((held + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = _width(-1, index, held)
             data = (self.root / tile_path(Tile(level=-1, index=index, width=width))).read_bytes()
             self._tv.add_bundle(index, parse_entry_bundle(data, width))
-        if self._tv.root() != signed.checkpoint.root_hash:
-            raise ProofError(
-                f"The mirror's stored entries at {self.root} do not hash to its checkpoint's root."
-            )
-        self.checkpoint = signed
+        if signed is not None:
+            root = self._tv.root() if held == size else self._disk_root(size)
+            if root != signed.checkpoint.root_hash:
+                raise ProofError(
+                    f"The mirror's stored entries at {self.root} do not hash to its"
+                    " checkpoint's root."
+                )
+            self.checkpoint = signed
+            self._remember(signed)
+        if pending is not None:
+            self._remember(pending)
+
+    def _disk_root(self, size: int) -> bytes:
+        """The root at ``size`` computed from the hash tiles on disk (of the tree of ``size``)."""
+        if size == 0:
+            return EMPTY_ROOT
+
+        def get(level: int, index: int, width: int) -> bytes:
+            tile = Tile(level=level, index=index, width=width)
+            return (self.root / tile_path(tile)).read_bytes()
+
+        return tree_root(size, tile_hash_reader(size, get))
 
     # -- one round -------------------------------------------------------------------------
 
     def update(self, source: Source) -> Round:
         """Bring the mirror up to the origin's checkpoint; see the module's steps."""
+        with self.lock:
+            return self._update(source)
+
+    def _update(self, source: Source) -> Round:
         t0 = time.perf_counter()
         # (1) the origin's checkpoint
         raw = source.fetch("checkpoint")
@@ -203,10 +304,19 @@ class Mirror:
                         new_checkpoint=raw,
                     )
                 return Round(old_size=old_size, new_size=old_size, objects=0, seconds=0.0)
+        base = self._tv.size
+        if cp.size <= base:  # pushed entries already cover it
+            self.commit(new)
+            return Round(
+                old_size=old_size,
+                new_size=cp.size,
+                objects=0,
+                seconds=time.perf_counter() - t0,
+            )
         # (2) every changed object, checked against the entries
         staged: list[tuple[str, bytes]] = []
         try:
-            tiles = changed_tiles(old_size, cp.size)
+            tiles = changed_tiles(base, cp.size)
             for tile, data in zip(tiles, self._fetch_all(source, tiles), strict=True):
                 path = tile_path(tile)
                 if tile.level < 0:
@@ -232,15 +342,116 @@ class Mirror:
             if path.startswith("tile/entries/"):
                 # Stored compressed too, so the server sends gzip without compressing again.
                 self._write(path + ".gz", gzip.compress(data, compresslevel=6, mtime=0))
-        served = self._cosign(new)
-        self._write("checkpoint", served)
-        self.checkpoint = open_checkpoint(served, self.log_key, cosigners=[self.cosigner])
+        self.commit(new)
         return Round(
             old_size=old_size,
             new_size=cp.size,
             objects=len(staged),
             seconds=time.perf_counter() - t0,
         )
+
+    # -- pushed entries (tlog-mirror add-entries) ----------------------------------------------
+
+    def _held_entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``[start, end)`` of one bundle, all held (``end <= next_entry``)."""
+        if start == end:
+            return []
+        index = start // TILE_WIDTH
+        width = _width(-1, index, self._tv.size)
+        path = self.root / tile_path(Tile(level=-1, index=index, width=width))
+        entries = parse_entry_bundle(path.read_bytes(), width)
+        first = index * TILE_WIDTH
+        return entries[start - first : end - first]
+
+    def add_package(
+        self,
+        pending: SignedCheckpoint,
+        start: int,
+        end: int,
+        entries: list[bytes],
+        proof: list[bytes],
+    ) -> bool:
+        """Authenticate one entry package of ``[start, end)`` and save what is new.
+
+        The subtree ``[start rounded down to 256, end)`` is hashed from the
+        entries held and the ones received, and its subtree consistency proof
+        checked against ``pending`` (ProofError: 422).  Returns whether any
+        entry was new.  Bundle, then hash tiles, then ``next-entry`` are written,
+        so a crash leaves at most an unused file.
+        """
+        with self.lock:
+            held = self._tv.size
+            first = start - start % TILE_WIDTH
+            if start > held:
+                raise Gap(f"The package starts at {start}, after the mirror's next entry {held}.")
+            known = self._held_entries(first, min(start, held))
+            bundle = known + entries
+            subtree = MemoryTree(leaf_hash(e) for e in bundle).root()
+            cp = pending.checkpoint
+            check_subtree_consistency(
+                proof, start=first, end=end, size=cp.size, subtree=subtree, root=cp.root_hash
+            )
+            if end <= held:
+                return False  # every entry is held already
+            index = first // TILE_WIDTH
+            path = tile_path(Tile(level=-1, index=index, width=len(bundle)))
+            data = format_entry_bundle(bundle)
+            self._tv.add_bundle(index, bundle)
+            self._write(path, data)
+            self._write(path + ".gz", gzip.compress(data, compresslevel=6, mtime=0))
+            for tile in changed_tiles(held, end):
+                if tile.level < 0:
+                    continue
+                hashes = self._tv.tile_hashes(tile.level, tile.index)
+                if hashes is None or len(hashes) < tile.width:  # pragma: no cover - kept window
+                    raise ProofError(f"The mirror lost track of hash tile {tile_path(tile)}.")
+                self._write(tile_path(tile), format_hash_tile(hashes[: tile.width]))
+            self._write(NEXT_FILE, f"{end}\n".encode())
+            return True
+
+    def commit(self, signed: SignedCheckpoint) -> bytes:
+        """Make the held size of ``signed`` the mirror checkpoint, cosigned; return the note.
+
+        Needs ``size <= signed size <= next_entry``.  Writes the bundles and
+        tiles of that size the disk lacks (prefixes of the held ones), checks
+        the root computed from the tiles against the log's, then cosigns.
+        """
+        with self.lock:
+            cp = signed.checkpoint
+            held = self._tv.size
+            if not self.size <= cp.size <= held:
+                raise VerificationError(
+                    f"Cannot commit size {cp.size}: the mirror holds {held} entries and has"
+                    f" committed {self.size}."
+                )
+            for tile in changed_tiles(self.size, cp.size):
+                target = self.root / tile_path(tile)
+                if target.exists():
+                    continue
+                have = Tile(
+                    level=tile.level,
+                    index=tile.index,
+                    width=_width(tile.level, tile.index, held),
+                )
+                data = (self.root / tile_path(have)).read_bytes()
+                if tile.level < 0:
+                    data = format_entry_bundle(parse_entry_bundle(data)[: tile.width])
+                    self._write(tile_path(tile) + ".gz", gzip.compress(data, mtime=0))
+                else:
+                    data = data[: tile.width * 32]
+                self._write(tile_path(tile), data)
+            if self._disk_root(cp.size) != cp.root_hash:
+                raise InconsistentLogError(
+                    f"The mirror's entries do not hash to the log {cp.origin}'s signed root for"
+                    f" size {cp.size}; nothing was committed.",
+                    old_checkpoint=self.checkpoint.raw if self.checkpoint else b"",
+                    new_checkpoint=signed.raw,
+                )
+            served = self._cosign(signed)
+            self._write("checkpoint", served)
+            self.checkpoint = open_checkpoint(served, self.log_key, cosigners=[self.cosigner])
+            self._remember(signed)
+            return served
 
     def _fetch_all(self, source: Source, tiles: list[Tile]) -> Iterator[bytes]:
         """The objects of ``tiles`` in order, with up to ``window`` fetches in flight."""

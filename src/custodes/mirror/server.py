@@ -5,8 +5,11 @@ prefix ``/<origin hash>/`` (tlog-mirror), and at the root, so that a client
 that read ``http://origin/log`` reads ``http://mirror:port`` the same way.
 ``checkpoint`` is the mirror checkpoint, carrying the mirror's cosignature.
 Tiles never change once written; entry bundles go gzip-compressed to a
-client that accepts it.  Only ``GET`` and ``HEAD`` are answered: the mirror
-is read-only, and it goes on serving what it holds while the origin is down.
+client that accepts it.  The log is read with ``GET`` and ``HEAD``, and it
+goes on being served while the origin is down.  The submission prefix is the
+root too: ``POST /add-checkpoint`` and ``POST /add-entries`` (tlog-mirror, see
+:mod:`.push`) let anyone holding the log push it, so the mirror goes on
+growing and cosigning while the origin cannot be reached.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from custodes.client.http import accepts_gzip
 from custodes.client.source import HttpSource
 from custodes.errors import CustodesError, FormatError
 from custodes.mirror.follow import Mirror, origin_hash
+from custodes.mirror.push import add_checkpoint, add_entries
 from custodes.tlog import TILE_WIDTH, parse_tile_path
+from custodes.witness.core import MAX_REQUEST, Reply
 
 __all__ = ["Follower", "create_app", "serve"]
 
@@ -80,6 +85,7 @@ class Follower:
 def create_app(mirror: Mirror, origin: str) -> Any:
     """The read-only Starlette app serving ``mirror`` for the log ``origin``."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
@@ -127,9 +133,45 @@ def create_app(mirror: Mirror, origin: str) -> Any:
     async def health(request: Request) -> Response:
         return PlainTextResponse(f"{mirror.size}\n")
 
+    def _answer(reply: Reply) -> Response:
+        return Response(
+            reply.body,
+            status_code=reply.status,
+            media_type=reply.content_type,
+            headers={"Accept-Encoding": "gzip, identity", "Cache-Control": "no-store"},
+        )
+
+    async def push_checkpoint(request: Request) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_REQUEST:
+                return _answer(
+                    Reply.refuse(400, f"The request body is larger than {MAX_REQUEST} bytes.")
+                )
+        return _answer(await run_in_threadpool(add_checkpoint, mirror, bytes(body)))
+
+    async def push_entries(request: Request) -> Response:
+        ctype = request.headers.get("content-type", "application/octet-stream")
+        if ctype.split(";")[0].strip().lower() != "application/octet-stream":
+            return _answer(
+                Reply.refuse(400, f"add-entries takes application/octet-stream, not {ctype}.")
+            )
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            return _answer(
+                Reply.refuse(415, f"add-entries takes gzip or identity bodies, not {encoding}.")
+            )
+        reply = await add_entries(
+            mirror, request.stream().__aiter__(), gzipped=encoding == "gzip", run=run_in_threadpool
+        )
+        return _answer(reply)
+
     methods = ["GET", "HEAD"]
     routes = [
         Route("/healthz", health, methods=methods),
+        Route("/add-checkpoint", push_checkpoint, methods=["POST"]),
+        Route("/add-entries", push_entries, methods=["POST"]),
         Route("/checkpoint", checkpoint, methods=methods),
         Route("/tile/{path:path}", tile, methods=methods),
         Route(f"/{prefix}/checkpoint", checkpoint, methods=methods),

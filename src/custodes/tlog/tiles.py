@@ -432,6 +432,18 @@ class TreeVerifier:
             if got != want:
                 raise ProofError(f"Hash tile {name} does not match the entries: hash {i} differs.")
 
+    def tile_hashes(self, level: int, index: int) -> list[bytes] | None:
+        """The hashes of tile ``index`` of ``level`` at the current size, if still kept.
+
+        Level 0 holds the leaf hashes of a bundle; above, the roots of the
+        complete subtrees of ``256**level`` leaves.  None once it fell out of
+        the window.
+        """
+        if not 0 <= level < len(self._tiles):
+            return None
+        hashes = self._tiles[level].get(index)
+        return list(hashes) if hashes is not None else None
+
     def root(self) -> bytes:
         """The tree head over every entry added."""
         if not self._partial:
