@@ -26,6 +26,10 @@ What is checked, and under which rule name:
     policy version was logged before it), ``policy-in-force`` (v2: the
     release names the latest logged version), ``approvals-unexpired``,
     ``not-denied``, ``not-expired``, ``not-already-released``.
+``access.exported``
+    ``exported-release`` (under custody: it names an earlier ``access.released``
+    of the same request that carries no clip digest, and only once;
+    :mod:`custodes.access.rules_custody`).
 ``access.denied``
     ``denied-request-logged``, ``denier-role``, ``denier-not-requester``.
 ``access.expired``
@@ -578,6 +582,8 @@ class RuleChecker:
         return j.out
 
 
+from custodes.access.rules_custody import exported  # noqa: E402  (it needs RuleChecker)
+
 _Handler = Callable[[RuleChecker, int, dict[str, Any]], list[Violation]]
 
 _HANDLERS: dict[str, _Handler] = {
@@ -594,6 +600,7 @@ _HANDLERS: dict[str, _Handler] = {
     "access.expired": RuleChecker._expired,
     "access.released": RuleChecker._released,
     "access.disclosed": RuleChecker._disclosed,
+    "access.exported": exported,
 }
 
 

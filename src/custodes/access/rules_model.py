@@ -30,6 +30,7 @@ RULES = (
     "not-denied",
     "not-expired",
     "not-already-released",
+    "exported-release",
     "denied-request-logged",
     "denier-role",
     "denier-not-requester",
@@ -143,6 +144,7 @@ class _Request:
     denied: Ev | None = None
     expired: Ev | None = None
     released: list[Ev] = field(default_factory=list)
+    exported: list[Ev] = field(default_factory=list)
 
     @property
     def ev(self) -> Ev:
