@@ -24,7 +24,7 @@ from custodes.tlog import (
 )
 
 SMALL = 64  # every size, index and pair up to here
-FLIP_ALL_BITS = 16  # every bit of every hash up to here; one bit per byte beyond
+FLIP_ALL_BITS = 8  # every bit of every hash up to here; four sampled bits beyond
 
 LEAVES = [leaf_hash(i.to_bytes(4, "big")) for i in range(600)]
 TREE = MemoryTree(LEAVES)
@@ -68,15 +68,31 @@ def subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
     return [*subproof(m - k, leaves[k:], False), mth(leaves[:k])]
 
 
-def flips(value: bytes, every_bit: bool) -> list[bytes]:
-    """``value`` with one bit flipped, for every bit (or one bit per byte)."""
+def flips(value: bytes, every_bit: bool, salt: int, seen: set[tuple[int, int]]) -> list[bytes]:
+    """``value`` with one bit flipped, for every bit, or for four sampled bits.
+
+    The sample is the first and last byte and two more, each at a bit that turns with
+    ``salt``, so that over a test every byte and every bit of each kind of hash is
+    flipped in the larger trees too (``seen`` gathers the sampled ones, and each test
+    checks that all 256 were).
+    """
+    n = len(value)
+    if every_bit:
+        where = [(i, bit) for i in range(n) for bit in range(8)]
+    else:
+        picks = (0, n - 1, 1 + salt % (n - 2), 1 + (salt + n // 2) % (n - 2))
+        where = [(i, (salt + i + k) % 8) for k, i in enumerate(picks)]
     out = []
-    for i in range(len(value)):
-        for bit in range(8) if every_bit else (i % 8,):
-            changed = bytearray(value)
-            changed[i] ^= 1 << bit
-            out.append(bytes(changed))
+    for i, bit in where:
+        changed = bytearray(value)
+        changed[i] ^= 1 << bit
+        out.append(bytes(changed))
+        if not every_bit:
+            seen.add((i, bit))
     return out
+
+
+ALL_BITS = {(i, bit) for i in range(32) for bit in range(8)}
 
 
 def rejects(fn: object, **kwargs: object) -> bool:
@@ -139,6 +155,8 @@ def test_inclusion_exhaustive() -> None:
 
 
 def test_inclusion_every_bit_flip_rejected() -> None:
+    seen: dict[str, set[tuple[int, int]]] = {"proof": set(), "leaf": set(), "root": set()}
+    salt = 0
     for size in range(1, SMALL + 1):
         every = size <= FLIP_ALL_BITS
         root = TREE.root(size)
@@ -146,13 +164,16 @@ def test_inclusion_every_bit_flip_rejected() -> None:
             proof = TREE.prove_inclusion(index, size)
             args = {"index": index, "size": size, "leaf": LEAVES[index], "root": root}
             for i, h in enumerate(proof):
-                for bad in flips(h, every):
+                salt += 1
+                for bad in flips(h, every, salt, seen["proof"]):
                     forged = [*proof[:i], bad, *proof[i + 1 :]]
                     assert rejects(check_inclusion, proof=forged, **args)
-            for bad in flips(LEAVES[index], every):
+            salt += 1
+            for bad in flips(LEAVES[index], every, salt, seen["leaf"]):
                 assert rejects(check_inclusion, proof=proof, **{**args, "leaf": bad})
-            for bad in flips(root, every):
+            for bad in flips(root, every, salt, seen["root"]):
                 assert rejects(check_inclusion, proof=proof, **{**args, "root": bad})
+    assert all(bits == ALL_BITS for bits in seen.values())
 
 
 def test_inclusion_truncated_or_extended_rejected() -> None:
@@ -233,6 +254,8 @@ def test_consistency_exhaustive() -> None:
 
 
 def test_consistency_every_bit_flip_rejected() -> None:
+    seen: dict[str, set[tuple[int, int]]] = {"proof": set(), "old_root": set(), "new_root": set()}
+    salt = 0
     for new in range(1, SMALL + 1):
         every = new <= FLIP_ALL_BITS
         for old in range(1, new + 1):
@@ -244,12 +267,15 @@ def test_consistency_every_bit_flip_rejected() -> None:
                 "new_root": TREE.root(new),
             }
             for i, h in enumerate(proof):
-                for bad in flips(h, every):
+                salt += 1
+                for bad in flips(h, every, salt, seen["proof"]):
                     forged = [*proof[:i], bad, *proof[i + 1 :]]
                     assert rejects(check_consistency, proof=forged, **args)
+            salt += 1
             for key in ("old_root", "new_root"):
-                for bad in flips(args[key], every):  # type: ignore[arg-type]
+                for bad in flips(args[key], every, salt, seen[key]):  # type: ignore[arg-type]
                     assert rejects(check_consistency, proof=proof, **{**args, key: bad})
+    assert all(bits == ALL_BITS for bits in seen.values())
 
 
 def test_consistency_truncated_or_extended_rejected() -> None:
