@@ -145,7 +145,7 @@ def test_admin_page_adds_and_revokes_users(site: tuple[Server, dict[str, str]]) 
         assert page.status_code == 200 and "olga" in page.text
         added = admin.post(
             "/app/users",
-            data={"name": "petr", "role": "judge", "scope": "district:north", "password": "pw"},
+            data={"name": "petr", "role": "judge", "scope": "", "password": "petr's password"},
         )
         assert added.status_code == 201
         token = added.text.split('<pre id="token">')[1].split("</pre>")[0]
@@ -154,7 +154,7 @@ def test_admin_page_adds_and_revokes_users(site: tuple[Server, dict[str, str]]) 
         assert me.status_code == 403  # a judge's token, recognised
         bad = admin.post("/app/users", data={"name": "x", "role": "judge", "scope": "north"})
         assert bad.status_code == 400 and "district:ID or group:ID" in bad.text
-        assert admin.post("/app/users/olga/revoke").status_code == 303
+        assert admin.post("/app/users/olga/revoke", data={"confirm": "yes"}).status_code == 303
         assert olga.get("/app").status_code == 303  # the session ended: back to login
         listed = admin.get("/admin/users").json()["users"]
         assert {(u["name"], u["active"]) for u in listed} == {

@@ -4,9 +4,18 @@ If the log cannot be written nothing changes (fail closed).  If the process
 dies between the two steps the log says more than the store (a user logged as
 added who has no token yet); adding the same name again logs it again, which
 is honest about what happened.
+
+Two rules are the gateway's, not the store's, and are checked here before
+anything is logged: a web login password has at least
+:data:`MIN_PASSWORD` characters, and a scope names only districts and camera
+groups that exist (:func:`check_scope`, with the names from
+:func:`scope_names`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from custodes.access import entries as E
 from custodes.access.identity import ROLES, Identities, Scope, User
@@ -15,7 +24,71 @@ from custodes.fleet.model import now_ms as _now_ms
 from custodes.ledger.log import Log
 from custodes.records.canonical import canonicalize
 
-__all__ = ["add_user", "change_user", "revoke_user"]
+__all__ = [
+    "MIN_PASSWORD",
+    "add_user",
+    "change_user",
+    "check_password_length",
+    "check_scope",
+    "revoke_user",
+    "scope_names",
+    "set_password",
+]
+
+MIN_PASSWORD = 10
+"""The fewest characters a web login password may have."""
+
+
+def check_password_length(password: str) -> None:
+    """Refuse a password shorter than :data:`MIN_PASSWORD` characters, in one sentence."""
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(
+            f"a password must be at least {MIN_PASSWORD} characters long"
+            f" (this one has {len(password)})"
+        )
+
+
+def scope_names(state: Any) -> tuple[set[str], set[str]]:
+    """The district and group ids a scope may name, from a replayed public state.
+
+    Districts: those the log defines (``district.defined``) and those active
+    cameras' records name; groups: the zones active cameras' records name.
+    """
+    districts = {str(d) for d in state.districts}
+    groups: set[str] = set()
+    for record in state.cameras.values():
+        if record.get("status") != "active":
+            continue
+        if isinstance(record.get("district"), str):
+            districts.add(record["district"])
+        if isinstance(record.get("zone"), str):
+            groups.add(record["zone"])
+    return districts, groups
+
+
+def _listing(names: set[str]) -> str:
+    shown = sorted(names)
+    if not shown:
+        return "there are none yet"
+    more = f" and {len(shown) - 12} more" if len(shown) > 12 else ""
+    return "known: " + ", ".join(shown[:12]) + more
+
+
+def check_scope(scope: Scope, districts: Iterable[str], groups: Iterable[str]) -> None:
+    """Refuse a scope that names a district or group the city does not have."""
+    known_d, known_g = set(districts), set(groups)
+    for d in scope.districts:
+        if d not in known_d:
+            raise UsageError(f"there is no district {d!r} ({_listing(known_d)})")
+    for g in scope.groups:
+        if g not in known_g:
+            raise UsageError(f"there is no camera group {g!r} ({_listing(known_g)})")
+
+
+def set_password(ids: Identities, name: str, password: str) -> None:
+    """Set a user's web login password, at least :data:`MIN_PASSWORD` characters long."""
+    check_password_length(password)
+    ids.set_password(name, password)
 
 
 def add_user(
@@ -29,6 +102,8 @@ def add_user(
 ) -> tuple[User, str]:
     """Log ``user.added`` for the new account, then create it; returns it and its token."""
     ids.check_new(name, role, password)
+    if password is not None:
+        check_password_length(password)
     now = _now_ms() if now_ms is None else now_ms
     entry = E.user_added(ids.pseudonym(name), role, scope.to_entry(), now)
     log.append([canonicalize(entry)])

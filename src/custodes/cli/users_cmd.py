@@ -47,6 +47,21 @@ def _scope_text(scope: Any) -> str:
     )
 
 
+def _check_local_scope(inst: Any, scope: Any) -> None:
+    """Refuse a scope naming a district or group this instance's log does not know."""
+    if scope is None or scope.whole_network:
+        return
+    from custodes.access.users import check_scope, scope_names
+    from custodes.reports.replay import entries_from_log, replay
+
+    reader = inst.reader()
+    try:
+        state = replay(entries_from_log(reader, 0, reader.store.next_index()))
+    finally:
+        reader.store.close()
+    check_scope(scope, *scope_names(state))
+
+
 def _describe(u: dict[str, Any]) -> str:
     state = "" if u["active"] else " (revoked)"
     return f"{u['name']}\t{u['role']}\t{_scope_text(u['scope'])}\t{u['pseudonym']}{state}"
@@ -74,12 +89,14 @@ def users_group() -> None:
     "--scope",
     default=None,
     metavar="district:ID,group:ID,...",
-    help="Districts and camera groups the role covers; without it, the whole network.",
+    help="Districts and camera groups the role covers (ones the log or the registry"
+    " knows); without it, the whole network.",
 )
 @click.option(
     "--password-stdin",
     is_flag=True,
-    help="Read a web login password from the first line of standard input.",
+    help="Read a web login password (at least 10 characters) from the first line of"
+    " standard input.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the user and token as JSON.")
 @_server_opts
@@ -108,6 +125,9 @@ def add_cmd(
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin read an empty password")
+        from custodes.access.users import check_password_length
+
+        check_password_length(password)
     if server:
         body = {"name": name, "role": role, "scope": str(parsed), "password": password}
         out = _remote(server, "POST", "/admin/users", token, body)
@@ -117,6 +137,7 @@ def add_cmd(
         from custodes.ledger.instance import Instance
 
         inst = Instance.load(ctx.obj["data"])
+        _check_local_scope(inst, parsed)
         with inst.open_log(hint=_HINT) as log, Identities(inst.path) as ids:
             user, tok = add_user(log, ids, name, role, parsed, password)
             log.integrate()
@@ -162,7 +183,11 @@ def revoke_cmd(
 @users_group.command("change")
 @click.argument("name")
 @click.option("--role", default=None, help="The new role (kept if omitted).")
-@click.option("--scope", default=None, help="The new scope: district:ID,group:ID,... or 'all'.")
+@click.option(
+    "--scope",
+    default=None,
+    help="The new scope: district:ID,group:ID,... (ones that exist) or 'all'.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the changed user as JSON.")
 @_server_opts
 @click.pass_context
@@ -194,6 +219,7 @@ def change_cmd(
         from custodes.ledger.instance import Instance
 
         inst = Instance.load(ctx.obj["data"])
+        _check_local_scope(inst, parsed)
         with inst.open_log(hint=_HINT) as log, Identities(inst.path) as ids:
             user = change_user(log, ids, name, role, parsed)
             log.integrate()
@@ -208,21 +234,23 @@ def change_cmd(
 @click.argument("name")
 @click.pass_context
 def password_cmd(ctx: click.Context, name: str) -> None:
-    """Set a user's web login password, read from the first line of standard input.
+    """Set a user's web login password (at least 10 characters), read from standard input.
 
     The user's open web sessions end.  Only the argon2 hash is kept.  This
     changes the private store only (nothing public happens), so it works
     while the server runs.
     """
     from custodes.access.identity import Identities
+    from custodes.access.users import check_password_length, set_password
     from custodes.ledger.instance import Instance
 
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise UsageError("no password was given on standard input")
+    check_password_length(password)
     inst = Instance.load(Path(ctx.obj["data"]))
     with Identities(inst.path) as ids:
-        ids.set_password(name, password)
+        set_password(ids, name, password)
     click.echo(f"set the password of {name}")
 
 

@@ -7,20 +7,29 @@ before it takes effect.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from custodes.access.identity import ROLES, Scope, User
-from custodes.access.users import add_user, change_user, revoke_user
-from custodes.errors import CustodesError
+from custodes.access.users import (
+    MIN_PASSWORD,
+    add_user,
+    change_user,
+    check_scope,
+    revoke_user,
+    scope_names,
+)
+from custodes.errors import ConflictError, CustodesError, NotFoundError
 from custodes.web.auth import render, require
 from custodes.web.routes.internal_common import (
     ADMIN,
 )
 from custodes.web.routes.internal_common import act as _act
+from custodes.web.routes.internal_common import failure as _failure
 from custodes.web.routes.internal_common import ids_of as _ids
 from custodes.web.routes.internal_common import ledger_of as _ledger
 from custodes.web.routes.internal_common import run as _run
@@ -61,11 +70,22 @@ class UserList(BaseModel):
     users: list[UserOut]
 
 
+def _known_scope(request: Request, scope: Scope) -> None:
+    """Refuse a scope naming a district or group the public log does not know."""
+    if scope.whole_network:
+        return
+    public = request.app.state.public
+    public.refresh()
+    districts, groups = public.use(lambda state, _snap: scope_names(state))
+    check_scope(scope, districts, groups)
+
+
 @router.post("/admin/users", tags=["admin"], status_code=201, response_model=AddedUser)
 async def admin_add_user(body: NewUser, request: Request, admin: Admin) -> dict[str, Any]:
     """Add a user (admin only); logs ``user.added`` first.  The token is returned once."""
     ids, svc = _ids(request), _ledger(request)
     scope = Scope.parse(body.scope)
+    await run_in_threadpool(_known_scope, request, scope)
 
     def work() -> tuple[User, str]:
         return svc.write(lambda log: add_user(log, ids, body.name, body.role, scope, body.password))
@@ -96,6 +116,8 @@ async def admin_change_user(
     """Change a user's role or scope (admin only); logs ``user.changed`` first."""
     ids, svc = _ids(request), _ledger(request)
     scope = Scope.parse(body.scope) if body.scope is not None else None
+    if scope is not None:
+        await run_in_threadpool(_known_scope, request, scope)
     user = await run_in_threadpool(
         lambda: svc.write(lambda log: change_user(log, ids, name, body.role, scope))
     )
@@ -113,9 +135,21 @@ async def admin_list_users(request: Request, admin: Admin) -> dict[str, Any]:
 
 
 @router.get("/app/users", response_class=HTMLResponse, include_in_schema=False)
-async def users_page(request: Request, user: Annotated[User, Depends(ADMIN)]) -> HTMLResponse:
+async def users_page(
+    request: Request, user: Annotated[User, Depends(ADMIN)], revoked: str = ""
+) -> HTMLResponse:
     users = await _run(_ids(request).users)
-    return render(request, "internal/users.html", users=users, roles=ROLES, error=None, added=None)
+    return render(
+        request,
+        "internal/users.html",
+        users=users,
+        roles=ROLES,
+        error=None,
+        added=None,
+        min_password=MIN_PASSWORD,
+        form={},
+        revoked=revoked[:64],
+    )
 
 
 @router.post("/app/users", include_in_schema=False)
@@ -129,6 +163,7 @@ async def users_add(request: Request, user: Annotated[User, Depends(ADMIN)]) -> 
     error = None
     try:
         scope = Scope.parse(form.get("scope", ""))
+        await _run(lambda: _known_scope(request, scope))
         name, role = form.get("name", "").strip(), form.get("role", "")
         password = form.get("password") or None
         added = await _run(
@@ -145,13 +180,49 @@ async def users_add(request: Request, user: Annotated[User, Depends(ADMIN)]) -> 
         roles=ROLES,
         error=error,
         added=added,
+        min_password=MIN_PASSWORD,
+        form=form if not added else {},
     )
+
+
+def _revocable(request: Request, name: str, me: User) -> User:
+    target = _ids(request).get(name)
+    if target is None:
+        raise NotFoundError(f"there is no user named {name[:64]}")
+    if not target.active:
+        raise ConflictError(f"the user {name} is already revoked")
+    if target.name == me.name:
+        raise ConflictError("you cannot revoke yourself; ask another admin")
+    return target
+
+
+@router.get("/app/users/{name}/revoke", response_class=HTMLResponse, include_in_schema=False)
+async def users_revoke_confirm(
+    request: Request, name: str, user: Annotated[User, Depends(ADMIN)]
+) -> HTMLResponse:
+    """The confirmation step before a revocation: who, and what stops working."""
+    try:
+        target = await _run(lambda: _revocable(request, name, user))
+    except CustodesError as err:
+        return _failure(request, err, "/app/users")
+    return render(request, "internal/revoke.html", target=target)
 
 
 @router.post("/app/users/{name}/revoke", include_in_schema=False)
 async def users_revoke(
-    request: Request, name: str, user: Annotated[User, Depends(ADMIN)]
+    request: Request,
+    name: str,
+    user: Annotated[User, Depends(ADMIN)],
+    confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
+    """Revoke once confirmed; without ``confirm=yes`` only the confirmation page is shown."""
+    _same_origin(request)
+    if confirm != "yes":
+        return await users_revoke_confirm(request, name, user)
     ids, svc = _ids(request), _ledger(request)
-    revoke = lambda: svc.write(lambda log: revoke_user(log, ids, name))  # noqa: E731
-    return await _act(request, revoke, "/app/users", "/app/users")
+
+    def revoke() -> User:
+        _revocable(request, name, user)
+        return svc.write(lambda log: revoke_user(log, ids, name))
+
+    return await _act(request, revoke, "/app/users", f"/app/users?revoked={quote(name)}")
