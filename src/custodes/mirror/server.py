@@ -134,12 +134,12 @@ def create_app(mirror: Mirror, origin: str) -> Any:
         return PlainTextResponse(f"{mirror.size}\n")
 
     def _answer(reply: Reply) -> Response:
-        return Response(
-            reply.body,
-            status_code=reply.status,
-            media_type=reply.content_type,
-            headers={"Accept-Encoding": "gzip, identity", "Cache-Control": "no-store"},
-        )
+        headers = {
+            "Content-Type": reply.content_type,  # exactly, as the spec names it (no charset)
+            "Accept-Encoding": "gzip, identity",
+            "Cache-Control": "no-store",
+        }
+        return Response(reply.body, status_code=reply.status, headers=headers)
 
     async def push_checkpoint(request: Request) -> Response:
         body = bytearray()
