@@ -671,6 +671,13 @@ def incident_cmd(
     help="Split the city by district over this many shards (DIR becomes a shard set),"
     " each with its own log and server.",
 )
+@click.option(
+    "--custody",
+    metavar="T/N",
+    default=None,
+    help="Start N real custodians (T of N) whose DKG makes the epoch keys through the log;"
+    " every segment record then carries the custody fields, as under custody.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of measurements.")
 @click.pass_context
 def simulate_cmd(
@@ -680,6 +687,7 @@ def simulate_cmd(
     speed: str,
     seed: int,
     shards: int,
+    custody: str | None,
     as_json: bool,
 ) -> None:
     """Drive a synthetic city through the real ingest path over HTTP, and measure it.
@@ -702,7 +710,16 @@ def simulate_cmd(
             raise click.BadParameter("--speed is 'max' or a number such as 1") from None
         if factor <= 0:
             raise click.BadParameter("--speed must be more than 0")
-    cfg = SimConfig(cameras=cameras, minutes=minutes, speed=factor, seed=seed, shards=shards)
+    keepers = None
+    if custody is not None:
+        from custodes.fleet.sim_custody import parse_custody
+
+        keepers = parse_custody(custody)
+        if shards > 1:
+            raise click.BadParameter("--custody works with one log; leave out --shards")
+    cfg = SimConfig(
+        cameras=cameras, minutes=minutes, speed=factor, seed=seed, shards=shards, custody=keepers
+    )
     rep = simulate(_data(ctx), cfg, say=lambda s: click.echo(f"simulate: {s}", err=True))
     if as_json:
         click.echo(json.dumps(rep))

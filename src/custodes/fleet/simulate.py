@@ -35,6 +35,7 @@ from typing import Any
 from custodes.errors import UsageError
 from custodes.fleet.model import Camera, Capabilities, format_time, now_ms
 from custodes.fleet.registry import FleetDB
+from custodes.fleet.sim_custody import SimCustody, start_custody
 from custodes.ledger.instance import Instance
 
 __all__ = ["SimConfig", "simulate"]
@@ -52,6 +53,7 @@ class SimConfig:
     seed: int = 1
     centre: tuple[float, float] = (55.7558, 37.6173)
     shards: int = 1  # > 1: a shard set split by district, one server (sequencer) per shard
+    custody: tuple[int, int] | None = None  # (T, N): N real custodians, T of N, make the keys
 
 
 def _city(cfg: SimConfig, rng: random.Random) -> list[Camera]:
@@ -191,6 +193,7 @@ def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[s
     clock = data / "sim.clock"
     env = {**os.environ, "CUSTODES_SIM_CLOCK": str(clock)}
     clock.write_bytes(start.to_bytes(8, "big"))
+    keepers: SimCustody | None = None
     try:
         for shard in shards:
             shard.port = _free_port()
@@ -203,17 +206,44 @@ def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[s
             )  # fmt: skip
         for shard in shards:
             _wait(shard.port)
+        if cfg.custody:
+            keepers = _custody(data, shards[0].port, cfg, start, total_ms, say)
         rep = _drive(cfg, rng, cams, shards, start, step_ms, total_ms, clock, say)
+        if cfg.custody:
+            rep["custody"] = f"{cfg.custody[0]}/{cfg.custody[1]}"
         if cfg.shards > 1:
             rep["shards"] = {n: len(sh.cams) for n, sh in zip(names, shards, strict=True)}
         return rep
     finally:
+        if keepers is not None:
+            keepers.stop()
         for shard in shards:
             if shard.server is not None:
                 shard.server.terminate()
         for shard in shards:
             if shard.server is not None:
                 shard.server.wait(timeout=60)
+
+
+def _custody(
+    data: Path, port: int, cfg: SimConfig, start: int, total_ms: int, say: Any
+) -> SimCustody:
+    """Real custodians for the simulated log; their keys for every epoch it records in."""
+    assert cfg.custody is not None
+    first = format_time(start - cfg.segment_s * 1000)[:10]
+    epochs = sorted({first, format_time(start + total_ms)[:10]})
+    today = format_time(now_ms())[:10]
+    if epochs[0] < today:
+        raise UsageError(
+            f"the simulated window starts on {epochs[0]}, before today's epoch ({today}), and"
+            " custodians make keys for today and later only: simulate fewer minutes, or"
+            " run it later in the UTC day"
+        )
+    t, n = cfg.custody
+    vkey = Instance.load(data).verifier_key
+    return start_custody(
+        data / "custodians", f"http://127.0.0.1:{port}", data, vkey, t, n, epochs, say
+    )
 
 
 def _drive(
@@ -234,6 +264,7 @@ def _drive(
         for tok, grp in zip(sh.tokens, sh.groups, strict=True)
     ]
     down_until = [0] * len(cams)
+    sealed = SimCustody.fields if cfg.custody else None
     seg_every = max(1, cfg.segment_s // cfg.heartbeat_s)
     acked: list[list[tuple[float, int]]] = [[] for _ in shards]
     ack_lock = threading.Lock()
@@ -291,6 +322,7 @@ def _drive(
                         "duration": cfg.segment_s,
                         "bytes": 1_000_000 + i,
                         "sha256": hashlib.sha256(f"{i}/{t}".encode()).hexdigest(),
+                        **(sealed(cams[i].id, seg_start, 1_000_000 + i) if sealed else {}),
                     }
                     for i in live
                     if i % seg_every == step % seg_every
