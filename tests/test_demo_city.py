@@ -1,4 +1,8 @@
-"""The demo city, built as `make demo` builds it, at a smaller size: 40 cameras, one day."""
+"""The demo city, built as `make demo` builds it, at a smaller size: 40 cameras, one day.
+
+The city is the session's shared one (tests/shared_city.py: built once by
+``custodes demo-city --json``); this module checks its own copy of it.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,16 @@ import pytest
 
 from custodes.ledger.instance import Instance
 from tests.conftest import run_cli
+from tests.shared_city import SMALL, demo_city, private_copy
 
-SMALL = ("--cameras", "40", "--days", "1", "--requests", "20")
+# The first test may wait for the shared city's build (minutes on a loaded machine).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.heavy]
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    data = tmp_path_factory.mktemp("demo") / "city"
-    out = run_cli("demo-city", *SMALL, "--json", data=data, timeout=280)
-    return data, json.loads(out.stdout)
+    shared, facts = demo_city(tmp_path_factory)
+    return private_copy(shared, tmp_path_factory.mktemp("demo") / "city"), facts
 
 
 def _entries(data: Path) -> list[dict[str, Any]]:

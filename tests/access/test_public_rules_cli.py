@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from custodes.access import entries as E
 from custodes.fleet.model import now_ms
 from custodes.tlog import generate_key
 from tests.access.gateway_kit import City, city  # noqa: F401  (the fixture)
 from tests.conftest import run_cli
-
-SMALL = ("--cameras", "40", "--days", "1", "--requests", "20")
+from tests.shared_city import demo_city, private_copy
 
 
 def _audit(source: Path, vkey: str, *extra: str) -> tuple[int, str, str]:
@@ -26,9 +27,9 @@ def _append(data: Path, *entries: dict[str, Any]) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
-def test_the_demo_city_passes(tmp_path: Path) -> None:
-    data = tmp_path / "city"
-    run_cli("demo-city", *SMALL, "--json", data=data, timeout=600)
+@pytest.mark.timeout(600)  # it may wait for the shared city's build
+def test_the_demo_city_passes(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    data = private_copy(demo_city(tmp_path_factory)[0], tmp_path / "city")
     vkey = (data / "keys" / "log.vkey").read_text().strip()
     code, out, err = _audit(data, vkey)
     assert code == 0, out + err
