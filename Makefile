@@ -1,7 +1,8 @@
 # custodes: two commands on a fresh machine.
 #   make demo   create .venv, install, build a synthetic city (a week of activity), serve its dashboard
 #   make test   create .venv, install, start PostgreSQL, run the whole suite (four workers,
-#               one test file each at a time: most tests wait on servers and subprocesses)
+#               one test file each at a time: most tests wait on servers and subprocesses;
+#               files marked heavy first, so none is left running alone at the end)
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -35,7 +36,7 @@ demo: install
 
 test: install
 	CUSTODES_TEST_PG_URL="$$(scripts/postgres.sh | tail -n 1)" \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist loadfile
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -11,7 +11,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, free_port, run_cli, wait_http
+
+pytestmark = pytest.mark.heavy  # it builds its own city, with footage, as make demo does
 
 SMALL = {"DEMO_CAMERAS": "40", "DEMO_DAYS": "1", "DEMO_REQUESTS": "12"}
 

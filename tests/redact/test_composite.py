@@ -17,6 +17,8 @@ from custodes.redact import evalset  # noqa: E402
 from custodes.redact.options import RedactOptions  # noqa: E402
 from custodes.redact.pipeline import redact_array  # noqa: E402
 
+pytestmark = pytest.mark.heavy  # every composite still through the detector: about a minute
+
 BASELINE = json.loads((Path(__file__).with_name("baseline.json")).read_text())
 
 #: How far a run may fall below the baseline before the test fails.

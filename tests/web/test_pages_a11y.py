@@ -28,9 +28,12 @@ CHROMIUM = "/usr/bin/chromium"
 AXE = REPO / "src" / "custodes" / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
 SHOTS = REPO / "artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="needs Chromium at /usr/bin/chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None, reason="needs Chromium at /usr/bin/chromium"
+    ),
+    pytest.mark.heavy,
+]
 
 ONE_MANY = re.compile(
     r"\b1 (?:cameras|requests|flags|declarations|outage declarations|events|intervals|districts"
