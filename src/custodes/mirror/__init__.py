@@ -9,7 +9,10 @@ mirror holds all of it.  When the origin is cut off, verifiers read the
 mirror instead (``custodes verify --source http://mirror``).
 
 :mod:`.follow` is the copying and checking, with no HTTP; :mod:`.server` the
-background follower and the read-only server.
+background follower and the server; :mod:`.push` the spec's write API
+(``add-checkpoint``, ``add-entries``), by which anyone holding the log keeps
+the mirror growing while the origin is down; :mod:`.client` the client of
+that API (``custodes mirror push``).
 """
 
 from custodes.mirror.follow import Mirror, Round, Source, changed_tiles, origin_hash
