@@ -192,8 +192,10 @@ class Mirror:
     def pending_at(self, size: int) -> SignedCheckpoint | None:
         """A valid pending checkpoint of ``size``: a recent one, or the mirror checkpoint."""
         found = self._recent.get(size)
+        if found is None and self.pending is not None and self.pending.checkpoint.size == size:
+            found = self.pending
         if found is None and self.checkpoint is not None and self.size == size:
-            return self.checkpoint
+            found = self.checkpoint
         return found
 
     def take_pending(self, signed: SignedCheckpoint, *, persist: bool = True) -> None:
@@ -274,13 +276,13 @@ class Mirror:
 
     def update(self, source: Source) -> Round:
         """Bring the mirror up to the origin's checkpoint; see the module's steps."""
-        with self.lock:
-            return self._update(source)
-
-    def _update(self, source: Source) -> Round:
         t0 = time.perf_counter()
+        raw = source.fetch("checkpoint")  # before the lock: a slow origin holds up no push
+        with self.lock:
+            return self._update(source, raw, t0)
+
+    def _update(self, source: Source, raw: bytes, t0: float) -> Round:
         # (1) the origin's checkpoint
-        raw = source.fetch("checkpoint")
         new = open_checkpoint(raw, self.log_key)
         cp = new.checkpoint
         old_size = self.size
