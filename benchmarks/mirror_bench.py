@@ -26,6 +26,14 @@ without compression, in the same run: a log of N entries is made with
 (what ``custodes verify --source URL`` runs) reads it ``--runs`` times each
 way, alternating, with ``Accept-Encoding: gzip, identity`` (bundles come
 gzip-compressed) and ``identity`` (they come plain).
+
+``--push N`` measures tlog-mirror's write API instead: a log of N entries is
+exported as tiles, and ``custodes.mirror.client.push`` (what ``custodes
+mirror push`` runs) sends it to a fresh ``custodes mirror serve`` whose origin
+is unreachable, ``--runs`` times: entries a second pushed (add-checkpoint,
+then add-entries in requests of 32 gzip-compressed packages, each package
+proven and fsynced by the mirror) and the mirror's CPU time per entry; then
+``verify_log`` checks the mirror's copy.
 """
 
 from __future__ import annotations
@@ -368,6 +376,71 @@ def verify_main(n: int, runs: int, via: str) -> None:
             server.wait(timeout=30)
 
 
+def push_main(n: int, runs: int) -> None:
+    """Push a log of ``n`` entries to a fresh mirror ``runs`` times; entries a second."""
+    from custodes.client.source import DirSource, HttpSource
+    from custodes.client.verify import verify_log
+    from custodes.mirror.client import push
+    from custodes.tlog import Verifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        cli = [sys.executable, "-m", "custodes", "--data", str(data)]
+        out = subprocess.run([*cli, "init", "--origin", ORIGIN], check=True, capture_output=True)
+        vkey = out.stdout.decode().strip().splitlines()[-1]
+        lines = Path(tmp) / "entries.jsonl"
+        with open(lines, "wb") as f:
+            for i in range(n):
+                f.write(_entry(i) + b"\n")
+        subprocess.run([*cli, "log", "append", str(lines)], check=True, capture_output=True)
+        export = Path(tmp) / "export"
+        subprocess.run([*cli, "log", "export", str(export)], check=True, capture_output=True)
+        rates: list[float] = []
+        cpus: list[float] = []
+        load_before = os.getloadavg()
+        for run_no in range(runs):
+            mport = _free_port()
+            mirror = subprocess.Popen(
+                [sys.executable, "-m", "custodes", "mirror", "serve", "--log",
+                 f"http://127.0.0.1:{_free_port()}/log", "--log-vkey", vkey,
+                 "--data", str(Path(tmp) / f"m{run_no}"), "--port", str(mport),
+                 "--interval", "30"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                url = f"http://127.0.0.1:{mport}"
+                _wait(url)
+                cpu0 = _cpu(mirror.pid)
+                t0 = time.perf_counter()
+                result = push(url, DirSource(export), Verifier.from_key(vkey))
+                seconds = time.perf_counter() - t0
+                cpu = _cpu(mirror.pid) - cpu0
+                assert result.size == n
+                source = HttpSource(url)
+                assert verify_log(source, Verifier.from_key(vkey)).size == n
+                source.close()
+            finally:
+                mirror.terminate()
+                mirror.wait(timeout=30)
+            rates.append(n / seconds)
+            cpus.append(cpu / n * 1e6)
+            print(json.dumps({"run": run_no + 1, "pushed_per_s": round(n / seconds),  # noqa: T201
+                              "requests": result.requests,
+                              "mirror_cpu_us_per_entry": round(cpu / n * 1e6, 1)}))  # fmt: skip
+        print(  # noqa: T201
+            json.dumps(
+                {
+                    "entries": n,
+                    "median_pushed_per_s": round(statistics.median(rates)),
+                    "median_mirror_cpu_us_per_entry": round(statistics.median(cpus), 1),
+                    "load_before": [round(x, 2) for x in load_before],
+                    "load_after": [round(x, 2) for x in os.getloadavg()],
+                    "cores": os.cpu_count(),
+                }
+            )
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=int, default=10_000)
@@ -377,6 +450,9 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--verify", type=int, default=0, metavar="N", help="Measure verify_log instead.")
     p.add_argument("--via", choices=["serve", "mirror"], default="serve")
+    p.add_argument(
+        "--push", type=int, default=0, metavar="N", help="Measure pushes to a mirror instead."
+    )
     p.add_argument("--origin-only", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skey", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -385,6 +461,9 @@ def main() -> None:
         return
     if args.verify:
         verify_main(args.verify, args.runs, args.via)
+        return
+    if args.push:
+        push_main(args.push, args.runs)
         return
     for _ in range(args.runs):
         print(json.dumps(run(args)), flush=True)  # noqa: T201
