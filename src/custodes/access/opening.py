@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from custodes.access import entries as E
 from custodes.access.release import Built, SegmentOpener, _checked_copy, in_window, segment_path
 from custodes.errors import (
+    ConflictError,
     NotFoundError,
     StoreUnavailableError,
     VerificationError,
@@ -114,6 +115,7 @@ class Opening:
         self.svc = svc
         self._lock = threading.Lock()
         self._fold = _Fold(CustodyLog())
+        self._opening: set[str] = set()  # requests whose footage is being opened now
 
     # -- what the log says ---------------------------------------------------------------
 
@@ -154,6 +156,22 @@ class Opening:
         self, user: Any, plan: ReleasePlan, rows: list[SegmentRow], out: Path, now_ms: int | None
     ) -> dict[str, Any]:
         """Log the release, have it witnessed and opened, cut the clip, log its export."""
+        rid = plan.request.id
+        with self._lock:
+            if rid in self._opening:
+                raise ConflictError(
+                    f"the footage of request {rid} is being opened now; wait for that release"
+                )
+            self._opening.add(rid)
+        try:
+            return self._release(user, plan, rows, out, now_ms)
+        finally:
+            with self._lock:
+                self._opening.discard(rid)
+
+    def _release(
+        self, user: Any, plan: ReleasePlan, rows: list[SegmentRow], out: Path, now_ms: int | None
+    ) -> dict[str, Any]:
         svc = self.svc
         used = [s for segs in in_window(rows, plan).values() for s in segs]
         digests = [s.sha256 for s in used]
@@ -187,6 +205,8 @@ class Opening:
 
                 built = build_clip(svc.data, rows, plan, tmp, opener=opener)
             _same(built, digests, redaction, index)
+            if self.exported(index) is not None:
+                raise ConflictError(f"the release at log entry {index} was exported already")
             keep.unlink(missing_ok=True)
             os.link(tmp, keep)
             me = svc.ids.get(user.name)

@@ -220,6 +220,9 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
                 resp.headers.get("X-Custodes-Index"),
                 resp.headers.get("X-Custodes-Sha256"),
             )
+            # Under custody the release is logged before the footage is opened, and the
+            # clip is named by the access.exported entry that follows it.
+            released = resp.headers.get("X-Custodes-Release-Index") or index
             with open(tmp, "wb") as f:
                 while chunk := resp.read(1 << 20):
                     f.write(chunk)
@@ -238,7 +241,13 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
             " logged too)"
         )
     else:
-        click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+        if released != index:
+            click.echo(
+                f"wrote {out} (sha256 {digest}, release logged at index {released} and opened"
+                f" by the custodians, the clip logged at index {index})"
+            )
+        else:
+            click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
     if index is None or not index.isdigit():
         return
     from custodes.access.receipt import fetch_receipt
