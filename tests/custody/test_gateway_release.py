@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from custodes.access.receipt import check_receipt, fetch_receipt
+from tests.conftest import run_cli
 from tests.custody.gateway import CAMERA, FFMPEG, City, call, city
 
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs ffmpeg")
@@ -93,6 +94,31 @@ def test_the_release_is_logged_and_witnessed_first_then_opened_cut_and_exported(
     assert int(headers["x-custodes-index"]) == exp_index
 
 
+def test_the_release_command_writes_the_clip_and_receipts_that_check_with_the_log_key(
+    c: City, tmp_path: Path
+) -> None:
+    rid = c.approved(seconds=2)
+    out = tmp_path / "clip.mp4"
+    said = run_cli(
+        "access", "release", rid, "--out", str(out), "--server", c.url, "--token",
+        c.tokens["ivan"],
+    ).stdout.decode()  # fmt: skip
+    (rel_index, _), = _of(c.log_entries(), "access.released", rid)  # fmt: skip
+    (exp_index, exp), = _of(c.log_entries(), "access.exported", rid)  # fmt: skip
+    assert f"release logged at index {rel_index} and opened by the custodians" in said
+    assert f"the clip logged at index {exp_index}" in said
+    assert exp["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    for receipt in (f"{out}.tlog-proof", f"{out}.release.json"):
+        ok = run_cli("access", "check-receipt", receipt, "--vkey", c.net.log_vkey)
+        assert ok.returncode == 0
+    # A clip other than the one exported fails the receipt.
+    out.write_bytes(out.read_bytes()[:-1])
+    bad = run_cli(
+        "access", "check-receipt", f"{out}.tlog-proof", "--vkey", c.net.log_vkey, check=False
+    )  # fmt: skip
+    assert bad.returncode != 0
+
+
 def test_a_copy_of_the_data_directory_holds_no_plaintext_of_any_segment(
     c: City, tmp_path: Path
 ) -> None:
@@ -109,6 +135,11 @@ def test_a_copy_of_the_data_directory_holds_no_plaintext_of_any_segment(
         blob = p.read_bytes()
         found += [f"{p}: run {k}" for k, r in enumerate(runs) if r in blob]
     assert found == []
+
+
+def test_under_custody_the_home_page_does_not_say_footage_is_unencrypted(c: City) -> None:
+    home = urllib.request.urlopen(c.url + "/", timeout=10).read().decode()
+    assert "The camera map" in home and "stored unencrypted" not in home
 
 
 def test_under_custody_the_server_refuses_a_plaintext_segment_record(c: City) -> None:

@@ -47,6 +47,7 @@ from custodes.web.public import (
     outage_timeline,
     who_looked,
 )
+from custodes.web.routes.custody import custody_on
 
 __all__ = ["install", "router"]
 
@@ -255,6 +256,7 @@ def map_page(request: Request) -> HTMLResponse:
         basemap=_basemap(svc.instance.path, tiles),
         vkey=svc.instance.verifier_key,
         base=settings.public_url.rstrip("/"),
+        custody=custody_on(request.app.state),  # off: the page says footage is unencrypted
     )
 
 
