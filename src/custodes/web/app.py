@@ -23,6 +23,7 @@ from custodes.web.routes import dashboard as dashboard_routes
 from custodes.web.routes import fleet as fleet_routes
 from custodes.web.routes import internal as internal_routes
 from custodes.web.routes import log as log_routes
+from custodes.web.routes import receipts as receipt_routes
 from custodes.web.security import Guard, Policy, default_hosts
 from custodes.web.service import LedgerService
 
@@ -137,6 +138,7 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
     access_routes.install(app)
     app.include_router(access_routes.router)
     app.include_router(clip_routes.router)
+    app.include_router(receipt_routes.router)
     app.include_router(internal_routes.router)
     app.include_router(custody_routes.router)
     dashboard_routes.install(app)  # the public pages, /static and / (the map)
