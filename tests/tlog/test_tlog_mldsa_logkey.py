@@ -135,3 +135,38 @@ def test_an_ml_dsa_log_key_refuses_extension_lines_it_could_not_sign() -> None:
     cp = Checkpoint(origin="example.org/pq-log", size=1, root_hash=ROOT, extensions=("x",))
     with pytest.raises(CosignatureError, match="extension lines"):
         sign_checkpoint(cp, Signer.from_key(skey))
+
+
+def test_a_tlog_proof_from_an_ml_dsa_log_is_checked_under_a_tlog_policy() -> None:
+    from custodes.tlog import (
+        CosignatureSigner,
+        MemoryTree,
+        NoteSignature,
+        format_note,
+        generate_cosigner_key,
+        leaf_hash,
+    )
+    from custodes.tlog.proof import TlogProof, check_proof, format_proof, parse_policy, parse_proof
+
+    origin = "example.org/pq-log"
+    skey, vkey = generate_key(origin, "ml-dsa-44")
+    wkey, wvkey = generate_cosigner_key("w.example/pq", "ml-dsa-44")
+    entries = [f"entry {i}".encode() for i in range(9)]
+    tree = MemoryTree(leaf_hash(e) for e in entries)
+    cp = Checkpoint(origin=origin, size=9, root_hash=tree.root())
+    note = sign_checkpoint(cp, Signer.from_key(skey))
+    opened = parse_note(note)
+    cosig: NoteSignature = CosignatureSigner.from_key(wkey).cosign(opened.text, 1_700_000_000)
+    cosigned = format_note(opened.text, [*opened.signatures, cosig])
+    data = format_proof(
+        TlogProof(index=4, inclusion=tuple(tree.prove_inclusion(4)), checkpoint=cosigned)
+    )
+    policy = parse_policy(f"log {vkey}\nwitness W {wvkey}\nquorum W\n".encode())
+    proof = parse_proof(data)
+    signed = check_proof(
+        proof, entries[4], policy.log_for(origin), witnesses=list(policy.witnesses.values())
+    )
+    assert set(signed.cosignatures) == {"w.example/pq"} and policy.satisfied_by({"W"})
+    policy.check(proof.checkpoint)
+    with pytest.raises(SignatureError):  # without the cosignature the policy is not met
+        policy.check(note)
