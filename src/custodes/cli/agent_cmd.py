@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,22 @@ __all__ = ["agent_cmd"]
     help="A custodian's verifier key the recorder trusts; repeat.  Custody is then required,"
     " and a segment is sealed only to an epoch dealt by these custodians alone.",
 )
+@click.option(
+    "--progress",
+    "progress_every",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="At most one progress line (segments seen, sent, uploaded) every this many seconds,"
+    " on stderr, when something changed.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Also print progress, and the result at the end, as JSON Lines on stdout"
+    ' ({"event": "progress", ...}, then {"event": "done", ...}).',
+)
 def agent_cmd(
     watch: Path,
     server: str,
@@ -70,6 +87,8 @@ def agent_cmd(
     once: bool,
     log_vkey: str | None,
     custodians: tuple[str, ...],
+    progress_every: float,
+    as_json: bool,
 ) -> None:
     """Follow a recorder's segment files and send their SHA-256 digests and heartbeats.
 
@@ -81,6 +100,10 @@ def agent_cmd(
     When the log holds a custodian set ('custody init'), each segment is encrypted
     here to its day's epoch key before it is sent or uploaded: the server gets the
     ciphertext only, and a segment whose epoch has no ready key waits.
+
+    While it runs it says how far it is on stderr ("segments seen 12, sent 12,
+    uploaded 11, pending 0"), at most once every --progress seconds; at the end
+    it prints the totals (with --json, JSON Lines on stdout).
     """
     from custodes.fleet.agent import Agent
 
@@ -92,6 +115,18 @@ def agent_cmd(
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+
+    def progress(st: dict[str, int]) -> None:
+        words = (
+            f"segments seen {st['seen']}, sent {st['sent']}, uploaded {st['uploaded']},"
+            f" pending {st['pending']}, refused {st['refused']}"
+        )
+        if st["held"]:
+            words += f", waiting for an epoch key {st['held']}"
+        click.echo(f"custodes agent: {words}", err=True)
+        if as_json:
+            click.echo(json.dumps({"event": "progress", **st}))
+
     agent = Agent(
         watch=watch,
         server=server,
@@ -104,15 +139,17 @@ def agent_cmd(
         say=lambda s: click.echo(f"custodes agent: {s}", err=True),
         log_vkey=log_vkey,
         custodians=frozenset(custodians) or None,
+        progress=progress,
+        progress_every=progress_every,
     )
     code = agent.run(once=once, poll=poll, stop=lambda: stopping)
-    counts = agent.journal.counts()
-    archived = agent.journal.conn.execute(
-        "SELECT COUNT(*) FROM files WHERE uploaded = 1"
-    ).fetchone()[0]
-    waiting = f", waiting for an epoch key {agent.held}" if agent.keys.on and agent.held else ""
-    click.echo(
-        f"segments sent {counts.get('sent', 0)}, pending {counts.get('pending', 0)},"
-        f" refused {counts.get('refused', 0)}, archived {archived}{waiting}"
-    )
+    st = agent.status()
+    if as_json:
+        click.echo(json.dumps({"event": "done", **st, "exit_code": code}))
+    else:
+        waiting = f", waiting for an epoch key {st['held']}" if st["held"] else ""
+        click.echo(
+            f"segments sent {st['sent']}, pending {st['pending']},"
+            f" refused {st['refused']}, archived {st['uploaded']}{waiting}"
+        )
     sys.exit(code)

@@ -33,7 +33,6 @@ import hashlib
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from custodes.errors import UsageError
+from custodes.fleet.agent_journal import Journal
 from custodes.fleet.model import format_time, valid_camera_id
 
 __all__ = ["Agent", "Journal", "Segment", "scan"]
@@ -171,82 +171,6 @@ PRUNE_EVERY_S = 600.0
 """How often a running agent forgets files that are sent and deleted."""
 
 
-class Journal:
-    """What the agent has seen, hashed and sent; survives restarts of either side."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, camera TEXT NOT NULL,"
-            " item TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', reason TEXT);"
-            "CREATE TABLE IF NOT EXISTS beats (camera TEXT NOT NULL, time TEXT NOT NULL,"
-            " PRIMARY KEY (camera, time));"
-        )
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(files)")}
-        if "uploaded" not in cols:  # 0 to do, 1 stored, -1 refused, -2 file gone
-            self.conn.execute("ALTER TABLE files ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0")
-
-    def known(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT path FROM files")}
-
-    def add(self, path: Path, camera: str, item: dict[str, Any]) -> None:
-        self.conn.execute(
-            "INSERT OR IGNORE INTO files (path, camera, item) VALUES (?, ?, ?)",
-            (str(path), camera, json.dumps(item, sort_keys=True)),
-        )
-
-    def pending(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        rows = self.conn.execute(
-            "SELECT path, item FROM files WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
-        )
-        return [(p, json.loads(i)) for p, i in rows]
-
-    def mark(self, results: list[tuple[str, str, str | None]]) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "UPDATE files SET state = ?, reason = ? WHERE path = ?",
-            [(s, r, p) for p, s, r in results],
-        )
-        self.conn.execute("COMMIT")
-
-    def to_upload(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        rows = self.conn.execute(
-            "SELECT path, item FROM files WHERE state = 'sent' AND uploaded = 0"
-            " ORDER BY rowid LIMIT ?",
-            (limit,),
-        )
-        return [(p, json.loads(i)) for p, i in rows]
-
-    def mark_uploaded(self, path: str, value: int) -> None:
-        self.conn.execute("UPDATE files SET uploaded = ? WHERE path = ?", (value, path))
-
-    def prune(self, *, upload: bool) -> int:
-        """Forget files that are done with (sent, and uploaded where uploads are on)
-        and that the recorder has since deleted, so the journal does not grow forever.
-
-        A deleted file cannot be found again, so forgetting it cannot cause a
-        digest to be sent twice.  Returns how many were forgotten.
-        """
-        done = "state != 'pending'" + (" AND uploaded != 0" if upload else "")
-        gone = [
-            (p,)
-            for (p,) in self.conn.execute(f"SELECT path FROM files WHERE {done}")
-            if not Path(p).exists()
-        ]
-        if gone:
-            self.conn.execute("BEGIN")
-            self.conn.executemany("DELETE FROM files WHERE path = ?", gone)
-            self.conn.execute("COMMIT")
-        return len(gone)
-
-    def counts(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state")
-        return {s: n for s, n in rows}
-
-
 def _record(item: dict[str, Any]) -> dict[str, Any]:
     """What the server is sent of a journal item (not where the agent spooled it)."""
     return {k: v for k, v in item.items() if k != "spool"}
@@ -269,7 +193,11 @@ class Agent:
         log_vkey: str | None = None,
         custodians: frozenset[str] | None = None,
         chunk_size: int | None = None,
+        progress: Callable[[dict[str, int]], None] | None = None,
+        progress_every: float = 10.0,
     ) -> None:
+        """``progress`` is called with :meth:`status` when it changed, at most once every
+        ``progress_every`` seconds while running, and once more at the end."""
         if not watch.is_dir():
             raise UsageError(f"{watch} is not a folder to watch")
         self.watch = watch
@@ -296,6 +224,11 @@ class Agent:
         self._waiting: set[str] = set()
         self.held = 0  # segments the last collect left on disk for want of a key
         self._spool_said = False
+        self.progress = progress
+        self.progress_every = progress_every
+        self.seen = 0  # segments hashed into the journal by this run
+        self._last_report: tuple[int, ...] | None = None
+        self._report_at = 0.0
 
     # -- finding complete segments ----------------------------------------------------
 
@@ -531,12 +464,53 @@ class Agent:
             raise ConnectionError(f"HTTP {status}: {payload.get('error', '')}")
         self.journal.conn.executemany("DELETE FROM beats WHERE camera = ? AND time = ?", rows)
 
+    # -- progress -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, int]:
+        """Segments ``seen`` (hashed by this run), and over the whole journal ``sent``,
+        ``uploaded``, ``pending`` (not yet logged), ``refused``, plus ``held`` (waiting
+        for an epoch key)."""
+        counts = self.journal.counts()
+        uploaded = self.journal.conn.execute(
+            "SELECT COUNT(*) FROM files WHERE uploaded = 1"
+        ).fetchone()[0]
+        return {
+            "seen": self.seen,
+            "sent": counts.get("sent", 0),
+            "uploaded": int(uploaded),
+            "pending": counts.get("pending", 0),
+            "refused": counts.get("refused", 0),
+            "held": self.held if self.keys.on else 0,
+        }
+
+    def report(self, *, force: bool = False) -> None:
+        """Tell ``progress`` the status, when it changed and ``progress_every`` has passed."""
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force and now < self._report_at:
+            return
+        st = self.status()
+        key = tuple(st.values())
+        if key == self._last_report and not force:
+            return
+        self._last_report = key
+        self._report_at = now + self.progress_every
+        self.progress(st)
+
     def run(self, *, once: bool = False, poll: float = 1.0, stop: Callable[[], bool] = bool) -> int:
         """Follow the folder until ``stop()``; with ``once``, send what is there and return."""
+        try:
+            return self._run(once=once, poll=poll, stop=stop)
+        finally:
+            self.report(force=True)
+
+    def _run(self, *, once: bool, poll: float, stop: Callable[[], bool]) -> int:
         next_prune = time.monotonic() + PRUNE_EVERY_S
         while True:
-            self.collect(final=once)
+            self.seen += self.collect(final=once)
             ok = self.send()
+            self.report()
             if time.monotonic() >= next_prune:
                 self.journal.prune(upload=self.upload)
                 next_prune = time.monotonic() + PRUNE_EVERY_S
