@@ -20,6 +20,13 @@
                         a habit of requests made then is flagged
     anomaly             thresholds of the insider-abuse rules, by the field names
                         of :class:`custodes.access.anomaly.AnomalyConfig`
+    live_max_minutes    the longest live grant: its window starts when the approval
+                        that completes it is logged and lasts at most this long
+    emergency_max_minutes  the longest emergency grant, which starts at once,
+                        before any approval
+    emergency_review_s  an emergency grant must be approved or denied by an approver
+                        within this many seconds of its start; until a late one is,
+                        its requester may make no further emergency grant
 
 The policy is evaluated as :class:`Decision` values (``allow`` and a
 ``reason`` sentence), never as bare booleans.  ``custodes access policy set``
@@ -68,6 +75,9 @@ DEFAULT_POLICY: dict[str, Any] = {
     "min_count": 5,
     "odd_hours": [0, 5],
     "anomaly": {},
+    "live_max_minutes": 60,
+    "emergency_max_minutes": 30,
+    "emergency_review_s": 4 * 3600,
 }
 
 _INT_KEYS = {
@@ -77,6 +87,9 @@ _INT_KEYS = {
     "request_ttl_s": (1, 366 * 86400),
     "disclosure_delay_s": (0, 10 * 366 * 86400),
     "min_count": (1, 1000),
+    "live_max_minutes": (1, 24 * 60),
+    "emergency_max_minutes": (1, 24 * 60),
+    "emergency_review_s": (1, 30 * 86400),
 }
 _PURPOSE = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:'()-]{0,79}")
@@ -276,6 +289,17 @@ class Policy:
             why.append("it touches a sensitive zone, so a judge must approve")
         reason = "; ".join(why) if why else "one approver suffices"
         return approvals, sensitive, reason
+
+    def check_live(self, minutes: int, emergency: bool) -> Decision:
+        """A live grant of ``minutes``: within the policy's longest live (or emergency) grant."""
+        key = "emergency_max_minutes" if emergency else "live_max_minutes"
+        kind = "an emergency grant" if emergency else "a live grant"
+        limit = int(self.doc[key])
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+            return Decision(False, f"{kind} lasts a whole number of minutes, at least 1")
+        if minutes > limit:
+            return Decision(False, f"{kind} may last at most {limit} minutes ({key})")
+        return Decision(True, f"{kind} of {minutes} minutes is within the policy's {limit}")
 
 
 class PolicyFile:

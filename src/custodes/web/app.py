@@ -22,6 +22,7 @@ from custodes.web.routes import custody as custody_routes
 from custodes.web.routes import dashboard as dashboard_routes
 from custodes.web.routes import fleet as fleet_routes
 from custodes.web.routes import internal as internal_routes
+from custodes.web.routes import live as live_routes
 from custodes.web.routes import log as log_routes
 from custodes.web.routes import receipts as receipt_routes
 from custodes.web.security import Guard, Policy, default_hosts
@@ -141,6 +142,7 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
     app.include_router(receipt_routes.router)
     app.include_router(internal_routes.router)
     app.include_router(custody_routes.router)
+    app.include_router(live_routes.router)
     dashboard_routes.install(app)  # the public pages, /static and / (the map)
 
     @app.get("/docs", include_in_schema=False)
