@@ -259,8 +259,10 @@ async def add_entries(
                 )
             pending = mirror.pending_at(head.end)
             nxt = mirror.next_entry
-            if pending is None or head.end < mirror.size or head.start > nxt:
+            if pending is None or head.end < mirror.size:
                 return mirror_info(mirror, 409)
+            if head.start > nxt:  # upload_end is valid: name it, so the client keeps its proofs
+                return mirror_info(mirror, 409, head.end)
             if min(head.end, nxt) - head.start > MAX_EXCESS:
                 return mirror_info(mirror, 409, head.end)
         saved = await _upload(mirror, body, head, pending, run)
