@@ -301,3 +301,41 @@ class _process:
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
+
+
+def test_two_clients_pushing_at_once_both_get_the_cosignature(
+    mirror: tuple[int, FakeLog, str], tmp_path: Path
+) -> None:
+    port, log, mirror_vkey = mirror
+    log.append(5000)
+    export = tmp_path / "export"
+    log.write_tiles(export)
+    _write_hash_tiles(log, export)
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "custodes", "mirror", "push", "--mirror", url,
+           "--source", str(export), "--log-vkey", log.vkey, "--json"]  # fmt: skip
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert json.loads(out)["size"] == 5000
+    out = run_cli("verify", "--vkey", log.vkey, "--source", url, "--witness", mirror_vkey,
+                  "--json")  # fmt: skip
+    assert json.loads(out.stdout)["size"] == 5000
+
+
+def _write_hash_tiles(log: FakeLog, out: Path) -> None:
+    """The hash tiles of the FakeLog's tree (write_tiles writes only bundles and checkpoint)."""
+    from custodes.tlog import Tile, format_hash_tile, tile_path
+
+    n = log.tree.size
+    level = 0
+    while n >> (8 * level) > 0:
+        width_all = n >> (8 * level)
+        for index in range(-(-width_all // 256)):
+            w = min(256, width_all - index * 256)
+            nodes = [(8 * level, index * 256 + j) for j in range(w)]
+            path = out / tile_path(Tile(level=level, index=index, width=w))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(format_hash_tile(log.tree.read_hashes(nodes)))
+        level += 1
