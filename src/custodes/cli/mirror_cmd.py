@@ -84,8 +84,10 @@ def serve_cmd(
     The copy is served as tlog-tiles at the root (checkpoint, tile/...) and at
     /<origin hash>/ as tlog-mirror says; its checkpoint carries the mirror's
     cosignature, made only once every entry it covers is verified and stored.
-    It keeps serving while the origin is down.  Prints the mirror's cosigner
-    verifier key, for verify --witness.
+    It keeps serving while the origin is down, and takes pushes from anyone
+    holding the log (POST /add-checkpoint and /add-entries, tlog-mirror; see
+    'custodes mirror push'), so it goes on growing and cosigning then too.
+    Prints the mirror's cosigner verifier key, for verify --witness.
     """
     import logging
 
