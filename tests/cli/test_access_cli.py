@@ -76,7 +76,8 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     err = refused.stderr.decode().strip()
     assert "\n" not in err and "approver" in err and "investigator" in err
 
-    assert access(s, "anna", "approve", rid, "--reason", "fits the case").returncode == 0
+    approved = access(s, "anna", "approve", rid, "--reason", "fits the case", "--json")
+    assert json.loads(approved.stdout)["complete"] is True  # --json: the server's answer
     clip = tmp_path / "clip.mp4"
     done = access(s, "ivan", "release", rid, "--out", str(clip))
     digest = hashlib.sha256(clip.read_bytes()).hexdigest()
@@ -144,14 +145,15 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     env_run = subprocess.run(
         [
             sys.executable, "-m", "custodes", "access", "request",
-            "--area", "55.7605,37.6110,300", *window,
+            "--area", "55.7605,37.6110,300", *window, "--json",
         ],
         capture_output=True,
         env={**os.environ, "CUSTODES_SERVER": s["url"], "CUSTODES_TOKEN": s["tokens"]["ivan"]},
         check=True,
     )  # fmt: skip
-    rid2 = env_run.stdout.decode().strip().splitlines()[-1]
-    assert access(s, "boris", "deny", rid2, "--reason", "too wide").returncode == 0
+    rid2 = json.loads(env_run.stdout)["request"]
+    denied = access(s, "boris", "deny", rid2, "--reason", "too wide", "--json")
+    assert isinstance(json.loads(denied.stdout)["index"], int)
     assert json.loads(access(s, "ivan", "show", rid2).stdout)["state"] == "denied"
 
     flags = json.loads(access(s, "audrey", "flags", "--json").stdout)

@@ -99,6 +99,7 @@ def access_group() -> None:
     "--case", required=True, metavar="REF", help="The case reference, e.g. CASE-2026-0001."
 )
 @click.option("--why", required=True, metavar="TEXT", help="The justification.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @_opts
 def request_cmd(
     cameras: str | None,
@@ -108,10 +109,12 @@ def request_cmd(
     purpose: str,
     case: str,
     why: str,
+    as_json: bool,
     server: str,
     token: str | None,
 ) -> None:
-    """Ask for footage; prints the request id as the last line.
+    """Ask for footage; prints the request id as the last line (with --json, the server's
+    answer: the request id, its log index and what the policy requires).
 
     The case and justification are sealed: the public log holds only a
     commitment to them, with the purpose and the size of the scope.
@@ -134,7 +137,7 @@ def request_cmd(
             raise click.BadParameter("--area must be LAT,LON,RADIUS_M") from None
         body["area"] = {"lat": lat, "lon": lon, "radius_m": radius}
     out = _call(server, "POST", "/access/requests", token, body)
-    click.echo(out["request"])
+    click.echo(json.dumps(out, indent=2) if as_json else out["request"])
 
 
 @access_group.command("show")
@@ -174,11 +177,17 @@ def queue_cmd(as_json: bool, server: str, token: str | None) -> None:
 @click.argument("rid", metavar="ID")
 @click.option("--unredacted", is_flag=True, help="Also grant an unredacted export.")
 @click.option("--reason", default="", help="Why (optional).")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @_opts
-def approve_cmd(rid: str, unredacted: bool, reason: str, server: str, token: str | None) -> None:
+def approve_cmd(
+    rid: str, unredacted: bool, reason: str, as_json: bool, server: str, token: str | None
+) -> None:
     """Approve a request (approvers; judges where it touches a sensitive zone)."""
     body = {"unredacted": unredacted, "reason": reason}
     out = _call(server, "POST", f"/access/requests/{_q(rid)}/approve", token, body)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
     state = "approved" if out.get("complete") else "approved; it needs another approval"
     click.echo(f"{rid} {state} (log index {out['index']}, valid until {out['expires']})")
 
@@ -186,11 +195,12 @@ def approve_cmd(rid: str, unredacted: bool, reason: str, server: str, token: str
 @access_group.command("deny")
 @click.argument("rid", metavar="ID")
 @click.option("--reason", required=True, help="Why; it is logged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @_opts
-def deny_cmd(rid: str, reason: str, server: str, token: str | None) -> None:
+def deny_cmd(rid: str, reason: str, as_json: bool, server: str, token: str | None) -> None:
     """Deny a request, with a reason."""
     out = _call(server, "POST", f"/access/requests/{_q(rid)}/deny", token, {"reason": reason})
-    click.echo(f"{rid} denied (log index {out['index']})")
+    click.echo(json.dumps(out, indent=2) if as_json else f"{rid} denied (log index {out['index']})")
 
 
 @access_group.command("release")
