@@ -51,6 +51,15 @@ TEMPLATES = jinja2.Environment(
     autoescape=jinja2.select_autoescape(default=True),
 )
 
+
+def _hours_minutes(seconds: float | None) -> str:
+    from custodes.web.staff_data import hours_minutes
+
+    return hours_minutes(seconds)
+
+
+TEMPLATES.filters["hm"] = _hours_minutes  # lengths of time as "2 h 30 min"
+
 router = APIRouter(tags=["auth"])
 
 

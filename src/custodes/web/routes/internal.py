@@ -22,9 +22,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from custodes.access.identity import User
+from custodes.access.requests import resolve_cameras
 from custodes.access.sealing import check_commitment
 from custodes.access.service import Forbidden, RequestInput
 from custodes.errors import CustodesError, FormatError, http_status
+from custodes.fleet.model import now_ms
 from custodes.web.auth import render
 from custodes.web.routes import internal_registry, internal_users
 from custodes.web.routes.internal_common import (
@@ -38,9 +40,17 @@ from custodes.web.routes.internal_common import access_of as _access
 from custodes.web.routes.internal_common import act as _act
 from custodes.web.routes.internal_common import failure as _failure
 from custodes.web.routes.internal_common import float_field as _float_field
+from custodes.web.routes.internal_common import ledger_of as _ledger
 from custodes.web.routes.internal_common import run as _run
 from custodes.web.routes.internal_common import same_origin as _same_origin
 from custodes.web.routes.internal_common import time_field as _time_field
+from custodes.web.staff_data import (
+    Footage,
+    decisions_by_request,
+    footage,
+    requester_history,
+    states,
+)
 
 __all__ = ["router"]
 
@@ -80,38 +90,78 @@ async def new_request_page(
     request: Request, user: Annotated[User, Depends(INVESTIGATOR)]
 ) -> HTMLResponse:
     purposes = await _run(lambda: _purposes(request))
-    return render(request, "internal/request_new.html", purposes=purposes, form={}, error=None)
+    return render(
+        request, "internal/request_new.html", purposes=purposes, form={}, error=None, footage=None
+    )
+
+
+def _window(form: dict[str, str]) -> tuple[int, int]:
+    """The window from its start and either its end or its length in hours and minutes."""
+    start = _time_field(form.get("from", ""), "start of the window")
+    if form.get("to", "").strip():
+        return start, _time_field(form["to"], "end of the window")
+    hours, minutes = form.get("hours", "").strip(), form.get("minutes", "").strip()
+    if not hours and not minutes:
+        raise FormatError("give the end of the window, or its length in hours and minutes")
+    length = _float_field(hours or "0", "hours") * 60 + _float_field(minutes or "0", "minutes")
+    if length <= 0:
+        raise FormatError("the window's length must be more than zero minutes")
+    return start, start + int(length * 60_000)
+
+
+def _input(form: dict[str, str]) -> RequestInput:
+    if form.get("scope") == "area":
+        area = (
+            _float_field(form.get("lat", ""), "latitude"),
+            _float_field(form.get("lon", ""), "longitude"),
+            _float_field(form.get("radius_m", ""), "radius"),
+        )
+        cameras: tuple[str, ...] = ()
+    else:
+        area = None
+        cameras = tuple(c for c in re.split(r"[\s,]+", form.get("cameras", "")) if c)
+        if not cameras:
+            raise FormatError("name at least one camera, or choose an area")
+    from_ms, to_ms = _window(form)
+    return RequestInput(
+        from_ms=from_ms,
+        to_ms=to_ms,
+        purpose=form.get("purpose", ""),
+        case=form.get("case", "").strip(),
+        justification=form.get("justification", ""),
+        cameras=cameras,
+        area=area,
+    )
+
+
+def _footage_for(request: Request, inp: RequestInput) -> Footage:
+    """What the segment index holds for the request's cameras and window; nothing logged."""
+    if inp.to_ms <= inp.from_ms:
+        raise FormatError("the end of the window must come after its start")
+    access = _access(request)
+
+    def read(_log: Any) -> Footage:
+        cams = resolve_cameras(access.fleet, inp)
+        return footage(access.fleet, [c.id for c in cams], inp.from_ms, inp.to_ms)
+
+    return _ledger(request).read(read)
 
 
 @router.post("/app/requests/new", include_in_schema=False)
 async def new_request(request: Request, user: Annotated[User, Depends(INVESTIGATOR)]) -> Response:
+    """Send the request, or (``action=check``) only say whether footage exists for it."""
     _same_origin(request)
     raw = await request.form()
     form = {k: str(v)[:4000] for k, v in raw.items() if isinstance(v, str)}
+    found: Footage | None = None
     try:
-        if form.get("scope") == "area":
-            area = (
-                _float_field(form.get("lat", ""), "latitude"),
-                _float_field(form.get("lon", ""), "longitude"),
-                _float_field(form.get("radius_m", ""), "radius"),
-            )
-            cameras: tuple[str, ...] = ()
+        inp = _input(form)
+        if form.get("action") == "check":
+            found = await _run(lambda: _footage_for(request, inp))
         else:
-            area = None
-            cameras = tuple(c for c in re.split(r"[\s,]+", form.get("cameras", "")) if c)
-            if not cameras:
-                raise FormatError("name at least one camera, or choose an area")
-        inp = RequestInput(
-            from_ms=_time_field(form.get("from", ""), "start of the window"),
-            to_ms=_time_field(form.get("to", ""), "end of the window"),
-            purpose=form.get("purpose", ""),
-            case=form.get("case", "").strip(),
-            justification=form.get("justification", ""),
-            cameras=cameras,
-            area=area,
-        )
-        access = _access(request)
-        rid = await _run(lambda: access.request(user, inp))
+            access = _access(request)
+            rid = await _run(lambda: access.request(user, inp))
+            return RedirectResponse(f"/app/requests/{rid}?created=1", status_code=303)
     except CustodesError as err:
         purposes = await _run(lambda: _purposes(request))
         status = 403 if isinstance(err, Forbidden) else http_status(err)
@@ -122,8 +172,17 @@ async def new_request(request: Request, user: Annotated[User, Depends(INVESTIGAT
             purposes=purposes,
             form=form,
             error=str(err),
+            footage=None,
         )
-    return RedirectResponse(f"/app/requests/{rid}?created=1", status_code=303)
+    purposes = await _run(lambda: _purposes(request))
+    return render(
+        request,
+        "internal/request_new.html",
+        purposes=purposes,
+        form=form,
+        error=None,
+        footage=found,
+    )
 
 
 @router.get("/app/requests", response_class=HTMLResponse, include_in_schema=False)
@@ -131,9 +190,16 @@ async def my_requests(
     request: Request, user: Annotated[User, Depends(INVESTIGATOR)]
 ) -> HTMLResponse:
     access = _access(request)
-    rows = await _run(lambda: access.mine(user))
-    rows.sort(key=lambda r: r["created"], reverse=True)
-    return render(request, "internal/requests.html", rows=rows)
+
+    def read() -> list[dict[str, Any]]:
+        rows = access.mine(user)
+        rows.sort(key=lambda r: r["created"], reverse=True)
+        for row in rows:  # the requester reads their own details freely (nothing is logged)
+            details = access.get(user, row["request"]).get("details") or {}
+            row["case"] = details.get("case", "")
+        return rows
+
+    return render(request, "internal/requests.html", rows=await _run(read))
 
 
 @router.get("/app/requests/{rid}", response_class=HTMLResponse, include_in_schema=False)
@@ -208,6 +274,37 @@ async def download(
 # -- approvers and judges ----------------------------------------------------------------
 
 
+def _beside(access: Any, rows: list[dict[str, Any]], details: dict[str, Any]) -> dict[str, Any]:
+    """For each queued request: its footage, its requester's history and open flags."""
+    from custodes.fleet.model import parse_time
+
+    now = now_ms()
+    all_rows = access.db.requests()
+    decisions = decisions_by_request(access)
+    state_of = states(access, all_rows, decisions, now)
+    by_id = {r.id: r for r in all_rows}
+    open_flags = access.db.flags(open_only=True)
+    out: dict[str, Any] = {}
+    for row in rows:
+        rid = row["request"]
+        d = details.get(rid) or {}
+        found = None
+        if d.get("cameras") and d.get("from") and d.get("to"):
+            start, end = parse_time(d["from"]), parse_time(d["to"])
+            found = footage(access.fleet, d["cameras"], start, end)
+        who = row["requester"]
+        flags = [
+            f
+            for f in open_flags
+            if rid in f["requests"]
+            or f.get("subject") == who
+            or any(by_id[r].pseudonym == who for r in f["requests"] if r in by_id)
+        ]
+        history = requester_history(all_rows, decisions, state_of, who, skip=rid)
+        out[rid] = {"footage": found, "history": history, "flags": flags}
+    return out
+
+
 @router.get("/app/queue", response_class=HTMLResponse, include_in_schema=False)
 async def queue(request: Request, user: Annotated[User, Depends(DECIDER)]) -> HTMLResponse:
     access = _access(request)
@@ -219,7 +316,9 @@ async def queue(request: Request, user: Annotated[User, Depends(DECIDER)]) -> HT
             details[row["request"]] = got.get("details") or {}
         except CustodesError:
             details[row["request"]] = {}
-    return render(request, "internal/queue.html", rows=rows, sealed_details=details)
+    ledger = _ledger(request)
+    beside = await _run(lambda: ledger.read(lambda _log: _beside(access, rows, details)))
+    return render(request, "internal/queue.html", rows=rows, sealed_details=details, beside=beside)
 
 
 @router.post("/app/requests/{rid}/approve", include_in_schema=False)
