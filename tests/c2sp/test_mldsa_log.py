@@ -138,3 +138,29 @@ def test_ed25519_stays_the_default_log_key(tmp_path: Path) -> None:
     assert base64.b64decode(info["verifier_key"].split("+", 2)[2])[0] == 0x01
     out = run_cli("init", "--algorithm", "rsa", data=tmp_path / "other", check=False)
     assert out.returncode == 2 and b"rsa" in out.stderr
+
+
+def test_an_ml_dsa_log_publishes_through_its_witness(tmp_path: Path) -> None:
+    data = tmp_path / "log"
+    vkey = _init(data, "--algorithm", "ml-dsa-44")["verifier_key"]
+    _append(data, 40)
+    wdata = tmp_path / "witness"
+    out = run_cli("witness", "init", "--name", "witness.test/pub", data=wdata)
+    wvkey = out.stdout.decode().strip().splitlines()[-1]
+    run_cli("witness", "add-log", "--origin", ORIGIN, "--vkey", vkey, data=wdata)
+    wport, port = free_port(), free_port()
+    run_cli("log", "witnesses", "add", f"http://127.0.0.1:{wport}", "--vkey", wvkey, data=data)
+    url = f"http://127.0.0.1:{port}"
+    witness = ["--data", str(wdata), "witness", "serve", "--port", str(wport)]
+    serve = ["--data", str(data), "serve", "--port", str(port), "--interval", "0.1"]
+    with _process(witness, tmp_path / "w.log"), _process(serve, tmp_path / "s.log"):
+        wait_http(f"http://127.0.0.1:{wport}/healthz")
+        wait_http(url + "/healthz")
+        for _ in range(300):
+            if "\u2014 witness.test/pub ".encode() in _fetch(url + "/log/checkpoint"):
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        out = run_cli("verify", "--vkey", vkey, "--source", url + "/log", "--witness", wvkey,
+                      "--json")  # fmt: skip
+        result = json.loads(out.stdout)
+        assert result["size"] == 40 and result["cosigned_by"] == ["witness.test/pub"]
