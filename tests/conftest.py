@@ -14,6 +14,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Nearly every test starts Python processes (the CLI, servers, agents).  Where the
+# environment sets PYTHONDONTWRITEBYTECODE, each of them compiled all of custodes from
+# source again (`custodes --help` took twice the CPU); the suite lets them keep the
+# compiled modules (in the __pycache__ folders git ignores) and reuse them.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 
 def run_cli(
     *args: str,
