@@ -53,7 +53,8 @@ LOGIN_LIMIT = 64 << 10
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:{tiles}; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "img-src 'self' data:{tiles}; font-src 'self'; connect-src 'self'; media-src 'self' blob:; "
+    "object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 _HEADERS = (

@@ -8,7 +8,7 @@
   function say(text) { status.textContent = text; }
   video.addEventListener("playing", function () { say("Playing."); });
   if (window.Hls && window.Hls.isSupported()) {
-    var hls = new window.Hls({ liveSyncDurationCount: 1, manifestLoadingMaxRetry: 0,
+    var hls = new window.Hls({ enableWorker: false, liveSyncDurationCount: 1, manifestLoadingMaxRetry: 0,
                                levelLoadingMaxRetry: 0, fragLoadingMaxRetry: 0 });
     hls.on(window.Hls.Events.ERROR, function (_e, data) {
       if (!data.fatal) return;
