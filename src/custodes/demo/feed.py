@@ -10,6 +10,10 @@ and ``/fleet/segments`` with each agent's bearer token), for the cameras that
 were working when the week ended.  It stops when the process that started it
 goes (``make demo`` starts it just before it becomes the server), or when the
 server has been unreachable for a minute.
+
+Under custody (``make demo`` sets up three local custodians) the server takes only
+encrypted segments, and these hourly records stand for no footage that could be
+encrypted: the feed then sends heartbeats only, and says so once.
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ def _up(server: str) -> bool:
         return False
 
 
+def _custody_on(server: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(server + "/custody/status", timeout=10) as resp:
+            return bool(json.loads(resp.read()).get("custody"))
+    except (OSError, ValueError):
+        return False
+
+
 def feed(
     data: Path,
     server: str,
@@ -87,6 +100,8 @@ def feed(
     hour_done = started - started % HOUR + HOUR  # the first hour recorded whole ends here
     last_ok = time.monotonic()
     sent = accepted = refused = 0
+    custody = _custody_on(server)
+    said_custody = False
     while rounds is None or sent < rounds:
         if os.getppid() != parent:
             break
@@ -103,7 +118,7 @@ def feed(
                     refused += 1
                     if refused <= 3:
                         say(f"the demo server refused a heartbeat: {r.get('reason')}")
-                if now >= hour_done + 60_000:
+                if now >= hour_done + 60_000 and not custody:
                     _post(
                         server + "/fleet/segments",
                         agent["token"],
@@ -111,6 +126,13 @@ def feed(
                     )
             if now >= hour_done + 60_000:
                 hour_done += HOUR
+                custody = custody or _custody_on(server)
+                if custody and not said_custody:
+                    said_custody = True
+                    say(
+                        "custody is on, so the synthetic hourly segments are not sent"
+                        " (they stand for no footage to encrypt); heartbeats go on"
+                    )
             last_ok = time.monotonic()
             sent += 1
         except (OSError, urllib.error.HTTPError, ValueError) as err:
