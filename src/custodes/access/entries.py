@@ -54,7 +54,9 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       commitment
 ``anomaly.flagged``   ``flag`` (id, a keyed hash), ``rule``, ``subject`` (a
                       pseudonym, the word ``gateway`` (a private table
-                      disagreed with the log), or the word ``place``: no coordinates and no
+                      disagreed with the log), the word ``custodian`` (rule
+                      ``custodian-wrong``: a custodian's partial failed its
+                      proof; the reason names it), or the word ``place``: no coordinates and no
                       place id, since a place requested again and again may be
                       someone's home and a stable id would be tied to it by the
                       requests' later disclosure), ``reason`` (a sentence that
