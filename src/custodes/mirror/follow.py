@@ -378,8 +378,8 @@ class Mirror:
         The subtree ``[start rounded down to 256, end)`` is hashed from the
         entries held and the ones received, and its subtree consistency proof
         checked against ``pending`` (ProofError: 422).  Returns whether any
-        entry was new.  Bundle, then hash tiles, then ``next-entry`` are written,
-        so a crash leaves at most an unused file.
+        entry was new.  Bundle, then hash tiles (each synced), then ``next-entry``
+        are written, so a crash leaves at most unused files.
         """
         with self.lock:
             held = self._tv.size
@@ -408,7 +408,9 @@ class Mirror:
                 if hashes is None or len(hashes) < tile.width:  # pragma: no cover - kept window
                     raise ProofError(f"The mirror lost track of hash tile {tile_path(tile)}.")
                 self._write(tile_path(tile), format_hash_tile(hashes[: tile.width]))
-            self._write(NEXT_FILE, f"{end}\n".encode())
+            # Not synced: lost or torn, it only makes a restart hold fewer entries, which
+            # clients send again; what it counts was synced before it was written.
+            self._write(NEXT_FILE, f"{end}\n".encode(), sync=False)
             return True
 
     def commit(self, signed: SignedCheckpoint) -> bytes:
@@ -482,13 +484,13 @@ class Mirror:
         cosig = self.signer.cosign(note.text, int(self.clock()))
         return format_note(note.text, [*kept, cosig])
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes, *, sync: bool = True) -> None:
         target = self.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
-            if self.fsync:
+            if self.fsync and sync:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, target)
