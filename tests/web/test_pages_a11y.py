@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.geo import city as test_city
+from tests.shared_city import private_copy
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -67,6 +68,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         with test_city.serving(data) as url:
             yield {"url": url, "data": data, "facts": facts, "logins": logins}
+
+
+@pytest.fixture(scope="module")
+def plain_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A city that is not the demo (no invented streets), made once; tests copy it."""
+    data, _ = test_city.make_instance(tmp_path_factory.mktemp("plain"))
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -475,7 +483,7 @@ def _tile_server(folder: Path) -> tuple[Any, list[str]]:
 
 
 def test_serve_tiles_draws_a_base_map_from_the_tile_server(
-    tmp_path: Path, browser: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, browser: Any, plain_city: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import subprocess
     import sys
@@ -485,7 +493,7 @@ def test_serve_tiles_draws_a_base_map_from_the_tile_server(
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "CUSTODES_TILE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    data, _ = test_city.make_instance(tmp_path)
+    data = private_copy(plain_city, tmp_path / "data")
     tiles, seen = _tile_server(tmp_path)
     tile_url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
     port = free_port()
@@ -521,14 +529,14 @@ def test_serve_tiles_draws_a_base_map_from_the_tile_server(
 
 
 def test_the_config_file_sets_the_tiles_and_serve_refuses_a_bad_url(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, plain_city: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from custodes.web.routes.dashboard import tile_settings
     from tests.conftest import run_cli
 
     monkeypatch.delenv("CUSTODES_TILE_URL", raising=False)
     monkeypatch.delenv("CUSTODES_TILE_ATTRIBUTION", raising=False)
-    data, _ = test_city.make_instance(tmp_path)
+    data = private_copy(plain_city, tmp_path / "data")
     cfg = json.loads((data / "custodes.json").read_text())
     cfg["tile_url"] = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     (data / "custodes.json").write_text(json.dumps(cfg))
