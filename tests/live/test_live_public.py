@@ -1,0 +1,60 @@
+"""What the public sees of live viewing, from the log alone: grants per month, how long
+they lasted, segments viewed, and emergency reviews late or missing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custodes.access.live_stats import live_figures
+from custodes.fleet.model import format_time, now_ms, parse_time
+from tests.access.gateway_kit import AppCity, app_city
+from tests.live.kit import approve, live, record_after, set_clock
+
+
+@pytest.fixture
+def a(tmp_path: Path) -> Iterator[AppCity]:
+    with app_city(tmp_path) as got:
+        yield got
+
+
+def entries(a: AppCity) -> list[tuple[int, dict[str, Any]]]:
+    log = a.app.state.ledger
+    raw = log.read(lambda lg: list(lg.store.read_entries(0, lg.store.next_index())))
+    return [(i, json.loads(e)) for i, e in enumerate(raw)]
+
+
+def test_live_figures_count_grants_durations_views_and_late_or_missing_reviews(
+    a: AppCity,
+) -> None:
+    t0 = now_ms()
+    # One live grant, approved, one segment of it watched.
+    rid = live(a, minutes=5)["request"]
+    approve(a, rid)
+    start = parse_time(a.client.get(f"/access/live/{rid}", headers=a.auth("ivan")).json()["start"],
+                       "start")  # fmt: skip
+    (name,) = record_after(a, start + 100, 1)
+    assert a.client.get(f"/access/live/{rid}/{name}.ts", headers=a.auth("ivan")).status_code == 200
+    # One never approved; two emergency grants: one reviewed late, one never.
+    live(a, minutes=3)
+    late = live(a, emergency=True, minutes=10)["request"]
+    live(a, who="olga", emergency=True, minutes=10)
+    set_clock(a, t0 + 4 * 3600_000 + 60_000)
+    approve(a, late)
+    figures = live_figures(entries(a), t0 + 5 * 3600_000)
+    month = format_time(t0)[:7]
+    assert figures["pending"] == 1
+    assert figures["live"] == 3 and figures["emergency"] == 2
+    assert figures["minutes_granted"] == 25
+    assert figures["minutes_live"] == 25  # all ran to their end by then
+    assert figures["segments_viewed"] == 1
+    assert figures["reviews_late"] == 1 and figures["reviews_missing"] == 1
+    assert figures["months"][month]["live"] == 3
+    # Before the deadline nothing is late or missing yet.
+    early = live_figures([e for e in entries(a) if e[1]["type"] != "access.approved"
+                          or e[1]["request"] != late], t0 + 60_000)  # fmt: skip
+    assert early["reviews_missing"] == 0 and early["reviews_late"] == 0
