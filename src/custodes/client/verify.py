@@ -30,7 +30,13 @@ from pathlib import Path
 
 from custodes._proc import exit_with_parent
 from custodes.client.source import TileSource
-from custodes.errors import InconsistentLogError, ProofError, VerificationError
+from custodes.errors import (
+    FormatError,
+    InconsistentLogError,
+    ProofError,
+    UsageError,
+    VerificationError,
+)
 from custodes.tlog import (
     CosignatureVerifier,
     NoteVerifier,
@@ -255,7 +261,12 @@ def verify_log(
     old: SignedCheckpoint | None = None
     if state is not None and state.exists():
         old_raw = state.read_bytes()
-        old = open_checkpoint(old_raw, verifier)
+        try:
+            old = open_checkpoint(old_raw, verifier)
+        except (FormatError, VerificationError) as err:
+            raise UsageError(
+                f"the state file {state} holds no checkpoint of this log: {err}"
+            ) from None
         if old.checkpoint.size > size:
             raise InconsistentLogError(
                 f"rollback: the log now shows size {size}, but it signed size"
@@ -322,9 +333,12 @@ def verify_log(
             )
     # (6) remember
     if state is not None:
-        tmp = state.with_name(f".{state.name}.tmp")
-        tmp.write_bytes(raw)
-        os.replace(tmp, state)
+        try:
+            tmp = state.with_name(f".{state.name}.tmp")
+            tmp.write_bytes(raw)
+            os.replace(tmp, state)
+        except OSError as err:
+            raise UsageError(f"the state file {state} cannot be written: {err.strerror}") from None
     return VerifyResult(
         origin=cp.origin,
         size=size,

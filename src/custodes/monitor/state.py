@@ -58,11 +58,16 @@ class MonitorState:
             "alerted": self.alerted[-_MAX_ALERT_KEYS:],
         }
         tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            raise UsageError(
+                f"The monitor state file {path} cannot be written: {err.strerror}."
+            ) from None
 
     def first_time(self, key: str) -> bool:
         """Whether the alert ``key`` is new; remembers it."""
