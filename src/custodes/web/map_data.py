@@ -150,7 +150,7 @@ class BodyCache:
 
 
 def _accepts_gzip(value: str | None) -> bool:
-    from custodes.web.routes.log import accepts_gzip
+    from custodes.client.http import accepts_gzip
 
     return accepts_gzip(value)
 
