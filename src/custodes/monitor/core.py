@@ -238,7 +238,7 @@ class Monitor:
             )
         for check in self.checks:
             for found in check.check_checkpoint(signed):
-                self._finding(alert, found, raw, digest)
+                self._finding(alert, found, raw, found.key or digest)
         # (6)
         self.state.checkpoint = raw
         self.state.edge = edge
