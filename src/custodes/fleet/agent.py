@@ -507,6 +507,7 @@ class Agent:
 
     def _run(self, *, once: bool, poll: float, stop: Callable[[], bool]) -> int:
         next_prune = time.monotonic() + PRUNE_EVERY_S
+        last_at = (-1, -1)
         while True:
             self.seen += self.collect(final=once)
             ok = self.send()
@@ -516,8 +517,14 @@ class Agent:
                 next_prune = time.monotonic() + PRUNE_EVERY_S
             if once:
                 if ok:
-                    unsent = self.journal.pending(1) or (self.upload and self.journal.to_upload(1))
-                    return 1 if unsent or self.held else 0
+                    if self.journal.pending(1) or (self.upload and self.journal.to_upload(1)):
+                        st = self.status()
+                        now_at = (st["sent"], st["uploaded"])
+                        if now_at != last_at:  # each round sends one batch: go on while it moves
+                            last_at = now_at
+                            continue
+                        return 1
+                    return 1 if self.held else 0
                 if self._backoff >= self.max_backoff:
                     return 1
                 time.sleep(max(0.0, self._retry_at - time.monotonic()))
