@@ -74,6 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         run_cli("log", "append", "-", data=data, input=lines)
         run_cli("cameras", "retire", "cam-e1", "--reason", "pole removed", data=data)
         run_cli("log", "checkpoint", data=data)
+        run_cli("report", "--period", "2026-11", "--publish", data=data)
         with city.serving(data) as url:
             yield url, data
 
@@ -239,11 +240,15 @@ def test_cameras_and_every_public_table_download_as_csv(site: tuple[str, Path]) 
     assert [f["id"] for f in json.loads(body)["features"]] == ["cam-c2"]
 
     linked: set[str] = set()
-    for path in ("/cameras", "/coverage", "/statistics", "/outages"):
+    for path in ("/cameras", "/coverage", "/statistics", "/outages", "/reports", "/verify"):
         linked |= set(re.findall(r'href="(/public/tables/[a-z-]+\.csv)"', _page(url + path)))
-    assert len(linked) == 8
+    assert len(linked) == 10
     for path in sorted(linked):
-        assert _csv(url + path), path
+        _csv(url + path)  # each answers as a CSV download
+    [report] = _csv(url + "/public/tables/reports.csv")
+    assert report["period"] == "2026-11" and _get(url + report["json"])[0] == 200
+    # No witness is set in this city: the header says what would be there.
+    assert _get(url + "/public/tables/witnesses.csv")[1].startswith(b"witness,url,vkey,")
     cov = {r["district"]: r for r in _csv(url + "/public/tables/districts.csv")}
     # cam-e1 was retired, so the east counts none in service.
     assert {d: int(cov[d]["cameras"]) for d in city.EXPECTED} == {**city.EXPECTED, "east": 0}

@@ -483,7 +483,36 @@ TABLES = {
     "flags": "Anomaly flags by rule (access statistics)",
     "outages": "The outage timeline, newest first",
     "entry-types": "How many entries of each type the log holds",
+    "reports": "The published transparency reports",
+    "witnesses": "The witnesses and whether they cosigned the public checkpoint",
 }
+
+
+EMPTY_COLUMNS = {
+    "reports": ["period", "name", "json", "size", "generated"],
+    "witnesses": ["witness", "url", "vkey", "cosigned"],
+    "outages": ["kind", "time", "cameras", "index", "late", "detail"],
+    "flags": ["rule", "raised", "resolved"],
+}
+"""The header of a table with no rows yet (the others always have rows or are rarely empty)."""
+
+
+def _outside_state(name: str, request: Request) -> list[dict[str, Any]] | None:
+    """The tables that are not computed from the public state (None for the others)."""
+    if name == "reports":
+        from custodes.reports.publish import published
+
+        rows = published(request.app.state.ledger.instance.path)
+        return [{"period": r.period, "name": r.name, "json": f"/reports/{r.name}.json",
+                 "size": r.size, "generated": r.generated} for r in rows]  # fmt: skip
+    if name == "witnesses":
+        inst = request.app.state.ledger.instance
+        snap = _view(request).use(lambda _s, sn: sn)
+        signed = set(snap.signers) if snap else set()
+        return [{"witness": vkey.split("+", 1)[0], "url": url, "vkey": vkey,
+                 "cosigned": vkey.split("+", 1)[0] in signed}
+                for url, vkey in inst.witnesses]  # fmt: skip
+    return None
 
 
 def _table(name: str, state: PublicState, view: PublicView) -> list[dict[str, Any]]:
@@ -512,7 +541,10 @@ def table_csv(request: Request, name: str) -> Response:
     if name not in TABLES:
         raise NotFoundError(f"there is no public table {name!r}; the tables: {', '.join(TABLES)}")
     view = _view(request)
-    return _csv(to_csv(view.use(lambda state, _snap: _table(name, state, view))), f"{name}.csv")
+    rows = _outside_state(name, request)
+    if rows is None:
+        rows = view.use(lambda state, _snap: _table(name, state, view))
+    return _csv(to_csv(rows, None if rows else EMPTY_COLUMNS.get(name)), f"{name}.csv")
 
 
 CAMERA_COLUMNS = ["id", "name", "status", "district", "district_name", "lat", "lon",
