@@ -47,8 +47,11 @@ from custodes.web.routes.internal_common import time_field as _time_field
 from custodes.web.staff_data import (
     Footage,
     decisions_by_request,
+    flags_by_person,
+    flags_by_place,
     footage,
     requester_history,
+    search_requests,
     states,
 )
 
@@ -354,6 +357,24 @@ async def deny(
 # -- auditors ----------------------------------------------------------------------------
 
 
+def _audit_views(
+    access: Any, flags: list[dict[str, Any]], q: str
+) -> tuple[tuple[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]] | None]:
+    """The flags by person and by place, and the requests matching ``q`` (None: no search).
+
+    Only public fields of requests are read: no sealed details, so nothing is logged.
+    """
+    rows = access.db.requests()
+    by_id = {r.id: r for r in rows}
+    positions = {c["camera"]["id"]: c["camera"] for c in access.fleet.cameras()}
+    groups = (flags_by_person(flags, by_id), flags_by_place(flags, by_id, positions))
+    found = None
+    if q:
+        decisions = decisions_by_request(access)
+        found = search_requests(rows, states(access, rows, decisions, now_ms()), q)
+    return groups, found
+
+
 @router.get("/app/audit", response_class=HTMLResponse, include_in_schema=False)
 async def audit(
     request: Request,
@@ -362,9 +383,14 @@ async def audit(
     why: Annotated[str, Query(max_length=1000)] = "",
     all_flags: Annotated[int, Query(alias="all")] = 0,
     revealed: int = 0,
+    q: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     access = _access(request)
     flags = await _run(lambda: access.flags(user, open_only=not all_flags))
+    ledger = _ledger(request)
+    groups, found = await _run(
+        lambda: ledger.read(lambda _log: _audit_views(access, flags, q.strip()))
+    )
     sealed = None
     error = None
     if rid:
@@ -385,6 +411,10 @@ async def audit(
         why=why,
         error=error,
         revealed=bool(revealed),
+        q=q.strip(),
+        found=found,
+        by_person=groups[0],
+        by_place=groups[1],
     )
 
 
