@@ -109,6 +109,7 @@ def test_the_findability_pages_pass_axe_and_fit_a_phone(demo: dict[str, Any], br
     base = demo["url"]
     cid, name = _a_street_camera(base)
     paths = [
+        "/",  # its camera search
         "/cameras",
         "/cameras?" + urllib.parse.urlencode({"q": name.split()[0]}),
         f"/cameras/{cid}",
@@ -124,6 +125,8 @@ def test_the_findability_pages_pass_axe_and_fit_a_phone(demo: dict[str, Any], br
             pg.set_viewport_size({"width": width, "height": 900})
             pg.goto(base + path)
             pg.wait_for_load_state("networkidle")
+            if path == "/":
+                pg.wait_for_selector("#map[data-ready=true]", timeout=20_000)
             found = _axe(pg, base) if width == 1366 else _too_wide(pg)
             problems += [f"{path} at {width}px: {p}" for p in found]
     pg.context.close()
