@@ -64,12 +64,14 @@ def install(app: FastAPI) -> None:
     app.state.map_cache = BodyCache()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    from custodes.web.routes.downloads import router as downloads_router
     from custodes.web.routes.find import router as find_router
     from custodes.web.routes.map import router as map_router
     from custodes.web.routes.reports import router as reports_router
 
     app.include_router(map_router)
     app.include_router(find_router)
+    app.include_router(downloads_router)
     app.include_router(reports_router)
 
 
