@@ -175,3 +175,30 @@ def test_release_shows_it_is_working_and_cannot_be_sent_twice(
     assert posts == []
     released = [e for e in _entries(city["data"]) if e["type"] == "access.released"]
     assert [e["request"] for e in released] == [rid]
+
+
+def test_cameras_are_picked_on_the_map(city: dict[str, Any], browser: Any) -> None:
+    from tests.web.test_pages_a11y import _axe, _too_wide
+
+    base = city["server"].url
+    page = _login(browser, base, "ivan", "/app/requests/new")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.reload()
+    try:
+        page.wait_for_selector("#pick-map[data-ready=true]", timeout=20_000)
+    except Exception:
+        raise AssertionError(errors) from None
+    markers = page.locator("#pick-map path.leaflet-interactive")
+    assert markers.count() == 8  # every registered camera of the city
+    markers.first.dispatch_event("click")
+    picked = page.get_by_label("Camera ids").input_value()
+    assert picked and "," not in picked
+    assert page.locator("#picked").inner_text() == f"Added {picked}. Cameras: {picked}"
+    markers.nth(1).dispatch_event("click")
+    assert page.get_by_label("Camera ids").input_value().startswith(picked + ", ")
+    markers.first.dispatch_event("click")  # a second click takes it out again
+    assert picked not in page.get_by_label("Camera ids").input_value().split(", ")
+    page.set_viewport_size({"width": 360, "height": 800})
+    assert [v["id"] for v in _axe(page, base)] + _too_wide(page) == []

@@ -9,7 +9,7 @@
   if (typeof L === "undefined") return;
 
   function base(el) {
-    var map = L.map(el, { keyboard: true, attributionControl: true });
+    var map = L.map(el, { keyboard: true, attributionControl: true }).setView([0, 0], 1);
     var tiles = el.getAttribute("data-tile-url");
     if (tiles) {
       L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-tile-attribution") || "" })
