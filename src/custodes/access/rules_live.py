@@ -22,17 +22,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from custodes.access.rules_model import DECIDING_ROLES, Ev, Violation, _ms, _Request
+from custodes.access.rules_model import DECIDING_ROLES, Ev, Report, Violation, _ms, _Request
 
 if TYPE_CHECKING:
     from custodes.access.public_rules import RuleChecker
 
 __all__ = [
+    "HANDLERS",
     "LIVE_RULES",
     "LiveState",
+    "check_log_live",
     "emergency_reviews",
     "requested",
     "revoked",
@@ -58,10 +61,39 @@ class LiveState:
 
 
 def live_state(checker: RuleChecker) -> LiveState:
+    """The live rules' state on ``checker`` (made at first use, with the rules' counters)."""
     state: LiveState | None = checker.__dict__.get("_live_state")
     if state is None:
         state = checker.__dict__["_live_state"] = LiveState()
+        for rule in LIVE_RULES:
+            checker.report.checked.setdefault(rule, 0)
+            checker.report.passed.setdefault(rule, 0)
     return state
+
+
+HANDLERS: dict[str, Any] = {}  # filled below: kind -> handler(checker, index, obj)
+
+
+def check_log_live(entries: Iterable[tuple[int, Any]]) -> Report:
+    """The public rules with the live rules, over (index, body) pairs in log order."""
+    from custodes.access.public_rules import RuleChecker
+    from custodes.errors import CustodesError
+
+    checker = RuleChecker()
+    live_state(checker)
+    for index, obj in entries:
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        handler = HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            checker.feed(index, obj)
+            continue
+        checker.report.entries += 1
+        try:
+            handler(checker, index, obj)
+        except (KeyError, TypeError, ValueError, AttributeError, CustodesError) as err:
+            j = checker._judge(str(obj.get("request")), index, obj)
+            j("well-formed", None, f"cannot check: the {kind} entry is malformed ({err!r})")
+    return checker.report
 
 
 def _live(body: dict[str, Any]) -> tuple[int, bool] | None:
@@ -225,3 +257,6 @@ def emergency_reviews(checker: RuleChecker, now_ms: int) -> list[dict[str, Any]]
                 }
             )
     return sorted(out, key=lambda r: str(r["start"]))
+
+
+HANDLERS.update({"access.requested": requested, "access.viewed": viewed, "access.revoked": revoked})
