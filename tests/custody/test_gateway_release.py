@@ -235,3 +235,33 @@ def test_a_lying_custodian_is_named_in_an_alert_and_the_honest_two_still_open(c:
         assert _of(c.log_entries(), "access.exported", rid) == []
     finally:
         c.custodian(2).start()
+
+
+def test_the_public_rules_hold_and_access_db_rebuilds_from_a_log_with_custody_releases(
+    c: City,
+) -> None:
+    import sqlite3
+
+    got = run_cli("audit", "access", "--source", c.url + "/log", "--vkey", c.net.log_vkey,
+                  "--json", check=False)  # fmt: skip
+    assert got.returncode == 0, got.stdout + got.stderr
+    report = json.loads(got.stdout)
+    assert report["ok"] and report["rules"]["exported-release"]["checked"] >= 4
+
+    def releases() -> list[tuple[str, str, int]]:
+        with sqlite3.connect(c.net.log_data / "access.db") as db:
+            rows = db.execute("SELECT request, sha256, bytes FROM req_releases ORDER BY 1")
+            return [(str(r), str(s), int(b)) for r, s, b in rows]
+
+    before = releases()
+    exported = {
+        e["request"]: e["output"] for e in c.log_entries() if e["type"] == "access.exported"
+    }
+    assert before and all(exported[r] == {"sha256": s, "bytes": b} for r, s, b in before
+                          if r in exported)  # fmt: skip
+    c.net.server.stop()
+    try:
+        run_cli("access", "rebuild", data=c.net.log_data)
+        assert releases() == before  # access.released, then access.exported, taken in again
+    finally:
+        c.net.server.start()
