@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -27,8 +28,16 @@ pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs ffmpeg")
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    with city(tmp_path_factory.mktemp("gateway")) as got:
-        yield got
+    before = os.environ.get("CUSTODES_WITNESS_WAIT_S")
+    os.environ["CUSTODES_WITNESS_WAIT_S"] = "5"  # the gateway's wait for a witnessed checkpoint
+    try:
+        with city(tmp_path_factory.mktemp("gateway")) as got:
+            yield got
+    finally:
+        if before is None:
+            os.environ.pop("CUSTODES_WITNESS_WAIT_S", None)
+        else:
+            os.environ["CUSTODES_WITNESS_WAIT_S"] = before
 
 
 def _frames(clip: bytes) -> int:
@@ -171,6 +180,22 @@ def test_a_changed_ciphertext_in_the_archive_is_refused_with_the_segment_named(c
     finally:
         enc.write_bytes(original)
     status, _, clip = c.release(rid)  # the archive mended: the same release opens
+    assert status == 200, clip
+
+
+def test_a_release_not_witnessed_in_time_is_a_503_and_opens_once_it_is(c: City) -> None:
+    rid = c.approved(seconds=2)
+    c.net.witness.stop()
+    try:
+        status, _, raw = c.release(rid)
+        assert status == 503, raw
+        error = json.loads(raw)["error"]
+        assert "was cosigned by the log's witnesses within 5 s" in error, error
+        assert "no custodian was asked and nothing was released" in error
+        assert _of(c.log_entries(), "access.exported", rid) == []
+    finally:
+        c.net.witness.start()
+    status, _, clip = c.release(rid)
     assert status == 200, clip
 
 

@@ -7,8 +7,9 @@ ciphertext only and the gateway cannot open a segment by itself.  A release then
    durably in the log: the request, the approvals and policy it relies on, the
    plaintext digests of the segments it uses, the redaction; no output digest, since
    nothing is cut yet;
-2. a wait, bounded by :attr:`Opening.witness_wait_s`, for a checkpoint covering that
-   entry cosigned by the log's witness quorum (:meth:`LedgerService.wait_published`);
+2. a wait, bounded by :attr:`Opening.witness_wait_s` (30 s, or the environment's
+   ``CUSTODES_WITNESS_WAIT_S``), for a checkpoint covering that entry cosigned by the
+   log's witness quorum (:meth:`LedgerService.wait_published`); none in time is a 503;
 3. ``POST /partials`` to every custodian of the segments' epochs at once, with the
    cosigned checkpoint, the release entry and its inclusion proof, and each segment's
    record with its proofs (the record in its batch, the batch in the log); every
@@ -52,6 +53,7 @@ from custodes.errors import (
     ConflictError,
     NotFoundError,
     StoreUnavailableError,
+    UsageError,
     VerificationError,
 )
 from custodes.fleet.containers import Container, sniff
@@ -116,6 +118,14 @@ class Opening:
         self._lock = threading.Lock()
         self._fold = _Fold(CustodyLog())
         self._opening: set[str] = set()  # requests whose footage is being opened now
+        wait = os.environ.get("CUSTODES_WITNESS_WAIT_S")
+        if wait:
+            try:
+                self.witness_wait_s = float(wait)
+            except ValueError:
+                raise UsageError(f"CUSTODES_WITNESS_WAIT_S must be seconds, not {wait!r}") from None
+            if not 0 < self.witness_wait_s <= 3600:
+                raise UsageError("CUSTODES_WITNESS_WAIT_S must be more than 0 and at most 3600")
 
     # -- what the log says ---------------------------------------------------------------
 
