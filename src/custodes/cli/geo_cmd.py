@@ -15,7 +15,36 @@ from custodes.ledger.log import Log
 
 __all__ = ["geo_group"]
 
-_HINT = "a server holds it; stop it to import, or import before serving"
+_HINT = "a server holds it: send the file to it with --server URL --token OPERATOR_TOKEN"
+
+
+def _server_opts(fn: Any) -> Any:
+    fn = click.option(
+        "--token",
+        envvar="CUSTODES_TOKEN",
+        help="With --server: an operator's token (a user with the operator role, or an agent"
+        " added with --role operator); or $CUSTODES_TOKEN.",
+    )(fn)
+    return click.option(
+        "--server",
+        metavar="URL",
+        envvar="CUSTODES_SERVER",
+        help="Import through a running server (http://HOST:PORT), which appends to its log,"
+        " instead of into the data directory.",
+    )(fn)
+
+
+def _send(server: str, token: str | None, kind: str, raw: bytes, remove: bool) -> dict[str, Any]:
+    from custodes.cli.fleet_cmd import _remote
+    from custodes.errors import UsageError
+
+    if not token:
+        raise UsageError("--server needs an operator token: give --token or set CUSTODES_TOKEN")
+    query = "?remove_missing=true" if remove else ""
+    report: dict[str, Any] = _remote(
+        server, "POST", f"/geo/{kind}/import{query}", token=token, body=raw
+    )
+    return report
 
 
 def _data(ctx: click.Context) -> Path:
@@ -63,20 +92,33 @@ def districts_group() -> None:
 @click.argument("file", type=click.File("rb"))
 @click.option("--remove-missing", is_flag=True, help="Remove districts in the log that FILE lacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_server_opts
 @click.pass_context
-def districts_import(ctx: click.Context, file: Any, remove_missing: bool, as_json: bool) -> None:
+def districts_import(
+    ctx: click.Context,
+    file: Any,
+    remove_missing: bool,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Define districts from a GeoJSON FeatureCollection (FILE, or - for stdin).
 
     Each feature is a Polygon or MultiPolygon with properties id, name and,
     optionally, population (residents).  The area is computed from the polygon.
+    While the server runs, import through it with --server URL --token TOKEN.
     """
     from custodes.geo.imports import parse_districts
     from custodes.geo.ops import import_districts
 
-    districts = parse_districts(file.read())
-    report = _import(
-        ctx, lambda log: import_districts(log, districts, remove_missing=remove_missing)
-    )
+    raw = file.read()
+    districts = parse_districts(raw)  # a bad file is refused here, before any request
+    if server:
+        report = _send(server, token, "districts", raw, remove_missing)
+    else:
+        report = _import(
+            ctx, lambda log: import_districts(log, districts, remove_missing=remove_missing)
+        )
     _say(report, "districts", as_json)
 
 
@@ -89,18 +131,31 @@ def places_group() -> None:
 @click.argument("file", type=click.File("rb"))
 @click.option("--remove-missing", is_flag=True, help="Remove places in the log that FILE lacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_server_opts
 @click.pass_context
-def places_import(ctx: click.Context, file: Any, remove_missing: bool, as_json: bool) -> None:
+def places_import(
+    ctx: click.Context,
+    file: Any,
+    remove_missing: bool,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Define places from a GeoJSON FeatureCollection of Points (FILE, or - for stdin).
 
     Properties: id, category (a slug such as worship, school,
-    official-residence or protest-site) and name.
+    official-residence or protest-site) and name.  While the server runs,
+    import through it with --server URL --token TOKEN.
     """
     from custodes.geo.imports import parse_places
     from custodes.geo.ops import import_places
 
-    places = parse_places(file.read())
-    report = _import(ctx, lambda log: import_places(log, places, remove_missing=remove_missing))
+    raw = file.read()
+    places = parse_places(raw)  # a bad file is refused here, before any request
+    if server:
+        report = _send(server, token, "places", raw, remove_missing)
+    else:
+        report = _import(ctx, lambda log: import_places(log, places, remove_missing=remove_missing))
     _say(report, "places", as_json)
 
 

@@ -28,7 +28,7 @@ from custodes.access.service import Forbidden, RequestInput
 from custodes.errors import CustodesError, FormatError, http_status
 from custodes.fleet.model import now_ms
 from custodes.web.auth import render
-from custodes.web.routes import internal_registry, internal_users
+from custodes.web.routes import internal_geo, internal_registry, internal_users
 from custodes.web.routes.internal_common import (
     ANYONE,
     AUDITOR,
@@ -60,6 +60,7 @@ __all__ = ["router"]
 router = APIRouter()
 router.include_router(internal_users.router)
 router.include_router(internal_registry.router)
+router.include_router(internal_geo.router)
 
 
 LINKS: dict[str, list[tuple[str, str]]] = {
@@ -70,7 +71,7 @@ LINKS: dict[str, list[tuple[str, str]]] = {
     "approver": [("/app/queue", "Requests waiting for my decision")],
     "judge": [("/app/queue", "Requests waiting for my decision")],
     "auditor": [("/app/audit", "Audit: sealed details and anomaly flags")],
-    "operator": [("/app/registry", "Camera registry")],
+    "operator": [("/app/registry", "Camera registry"), ("/app/geo", "Districts and places")],
     "admin": [("/app/users", "Users and roles")],
 }
 
