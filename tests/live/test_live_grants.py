@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from custodes.fleet.model import now_ms, parse_time
+from custodes.fleet.model import parse_time
 from tests.access.gateway_kit import AppCity, app_city
 from tests.live.kit import approve, live, record_after, set_clock
 
@@ -180,7 +180,6 @@ def _live() -> dict[str, Any]:
 def test_an_emergency_grant_starts_at_once_flagged_and_a_late_review_blocks_the_next(
     a: AppCity,
 ) -> None:
-    t0 = now_ms()
     g = live(a, emergency=True, minutes=10)
     rid = g["request"]
     assert g["state"] == "live" and g["emergency"] and g["review_due"] is not None
@@ -193,7 +192,7 @@ def test_an_emergency_grant_starts_at_once_flagged_and_a_late_review_blocks_the_
     r = a.client.get(f"/access/live/{rid}/{name}.ts", headers=a.auth("ivan"))
     assert r.status_code == 200  # before any approval
     # Four hours later, not reviewed: no further emergency grant for this requester.
-    set_clock(a, t0 + 4 * 3600_000 + 1000)
+    set_clock(a, parse_time(g["start"], "start") + 4 * 3600_000 + 1000)
     r = a.client.post("/access/live", json={**_live(), "emergency": True}, headers=a.auth("ivan"))
     assert r.status_code == 403 and rid in r.json()["error"]
     # Another investigator may; and once an approver reviews it, so may ivan again.

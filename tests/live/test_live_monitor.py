@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from custodes.client.source import HttpSource
-from custodes.fleet.model import now_ms
+from custodes.fleet.model import parse_time
 from custodes.monitor import Monitor
 from custodes.tlog import Verifier
 from tests.access.gateway_kit import AppCity, app_city
@@ -42,12 +42,12 @@ def test_an_emergency_grant_not_reviewed_in_time_raises_one_alert_naming_it(
         verifier=Verifier.from_key(vkey),
         state_path=tmp_path / "monitor.json",
     )
-    t0 = now_ms()
-    rid = live(a, emergency=True, minutes=10)["request"]
+    g = live(a, emergency=True, minutes=10)
+    rid = g["request"]
     _published(a)
     assert not [x for x in mon.round() if x.kind == "emergency-review"]  # not due yet
     # Past the deadline (four hours by the default policy): the log moves on, no review.
-    set_clock(a, t0 + 4 * 3600_000 + 1000)
+    set_clock(a, parse_time(g["start"], "start") + 4 * 3600_000 + 1000)
     live(a, who="olga", minutes=5)
     _published(a)
     alerts = [x for x in mon.round() if x.kind == "emergency-review"]

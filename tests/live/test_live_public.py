@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from custodes.access.live_stats import live_figures
-from custodes.fleet.model import format_time, now_ms, parse_time
+from custodes.fleet.model import format_time, parse_time
 from tests.access.gateway_kit import AppCity, app_city
 from tests.live.kit import approve, live, record_after, set_clock
 
@@ -31,7 +31,6 @@ def entries(a: AppCity) -> list[tuple[int, dict[str, Any]]]:
 def test_live_figures_count_grants_durations_views_and_late_or_missing_reviews(
     a: AppCity,
 ) -> None:
-    t0 = now_ms()
     # One live grant, approved, one segment of it watched.
     rid = live(a, minutes=5)["request"]
     approve(a, rid)
@@ -42,7 +41,8 @@ def test_live_figures_count_grants_durations_views_and_late_or_missing_reviews(
     # One never approved; two emergency grants: one reviewed late, one never.
     live(a, minutes=3)
     late = live(a, emergency=True, minutes=10)["request"]
-    live(a, who="olga", emergency=True, minutes=10)
+    last = live(a, who="olga", emergency=True, minutes=10)
+    t0 = parse_time(last["start"], "start")  # the latest start: every deadline is from it on
     set_clock(a, t0 + 4 * 3600_000 + 60_000)
     approve(a, late)
     figures = live_figures(entries(a), t0 + 5 * 3600_000)
