@@ -104,8 +104,8 @@ def test_flags_by_person_and_place_search_and_logged_reads(
         assert entry["type"] == "access.details_read" and entry["request"] == rids[0]
         assert entry["why"] == "flag review"
         again = olga.get("/app/audit", params={"request": rids[0], "why": "second look"})
-        n = re.search(r"entry\s+(\d+)\s+of the log", again.text)
-        assert n is not None and int(n.group(1)) > int(m.group(1))  # each read its own entry
+        m2 = re.search(r"entry\s+(\d+)\s+of the log", again.text)
+        assert m2 is not None and int(m2.group(1)) > int(m.group(1))  # each read its own entry
 
     # In the browser: the map draws the place; the page passes axe and fits 360 px.
     pg = _login(browser, base, "olga", "/app/audit?q=" + ivan)

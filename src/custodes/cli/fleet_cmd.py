@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from custodes.errors import UsageError
-from custodes.fleet.imports import GEOJSON_PROPERTIES, parse_cameras, to_geojson
+from custodes.fleet.imports import IMPORT_HELP, parse_cameras, to_geojson
 from custodes.fleet.model import Camera, format_time, parse_time
 from custodes.fleet.ops import FleetSettings
 from custodes.fleet.registry import FleetDB
@@ -111,45 +111,7 @@ def cameras_group() -> None:
     """
 
 
-_OVERPASS_QUERY = (
-    '[out:json][timeout:120]; area["name:en"="Moscow"]["admin_level"="4"]->.city;'
-    ' nwr(area.city)["man_made"="surveillance"]; out center;'
-)
-_IMPORT_HELP = (
-    """Register cameras from GeoJSON or OpenStreetMap Overpass JSON.
-
-    New cameras are registered, known ones whose data changed are logged with
-    the fields that changed, and identical ones are left alone.  The report
-    lists every element skipped and why (not a camera, no position, ...).  If
-    every element is skipped, nothing is written and the exit status is 1.
-
-    OpenStreetMap: man_made=surveillance nodes and ways (ways need 'out
-    center').  surveillance:type=camera (or absent) is a camera;
-    surveillance:type=ALPR (or ANPR) is a camera with the capability
-    plate_reading_capable; other types (guard, ...) are skipped.  Tags read:
-    ref (the id), name, operator, surveillance, surveillance:zone (the zone),
-    camera:type, camera:mount, camera:direction (or direction).  A city's
-    cameras from Overpass (https://overpass-api.de/api/interpreter, the query
-    as the form field data):
-
-    \b
-      """
-    + _OVERPASS_QUERY
-    + """
-
-    GeoJSON: Point features ([lon, lat]); every property read:
-
-    \b
-"""
-    + "\n".join(f"      {k}: {v}" for k, v in GEOJSON_PROPERTIES)
-    + """
-
-    Properties holding man_made are read as OSM tags (an overpass-turbo export).
-    """
-)
-
-
-@cameras_group.command("import", help=_IMPORT_HELP)
+@cameras_group.command("import", help=IMPORT_HELP)
 @click.argument("file", type=click.File("rb"))
 @click.option(
     "--retire-missing", is_flag=True, help="Retire registered cameras that are not in FILE."

@@ -45,6 +45,8 @@ from custodes.fleet.model import (
 __all__ = [
     "ALPR_TYPES",
     "GEOJSON_PROPERTIES",
+    "IMPORT_HELP",
+    "OVERPASS_QUERY",
     "ImportResult",
     "Skipped",
     "parse_cameras",
@@ -75,6 +77,46 @@ GEOJSON_PROPERTIES: tuple[tuple[str, str], ...] = (
     ("source", "where the record came from"),
 )  # fmt: skip
 """Every GeoJSON property the importer reads, with what it means."""
+
+OVERPASS_QUERY = (
+    '[out:json][timeout:120]; area["name:en"="Moscow"]["admin_level"="4"]->.city;'
+    ' nwr(area.city)["man_made"="surveillance"]; out center;'
+)
+"""An Overpass API query for a city's cameras (Moscow here; change the area's name)."""
+
+IMPORT_HELP = (
+    """Register cameras from GeoJSON or OpenStreetMap Overpass JSON.
+
+    New cameras are registered, known ones whose data changed are logged with
+    the fields that changed, and identical ones are left alone.  The report
+    lists every element skipped and why (not a camera, no position, ...).  If
+    every element is skipped, nothing is written and the exit status is 1.
+
+    OpenStreetMap: man_made=surveillance nodes and ways (ways need 'out
+    center').  surveillance:type=camera (or absent) is a camera;
+    surveillance:type=ALPR (or ANPR) is a camera with the capability
+    plate_reading_capable; other types (guard, ...) are skipped.  Tags read:
+    ref (the id), name, operator, surveillance, surveillance:zone (the zone),
+    camera:type, camera:mount, camera:direction (or direction).  A city's
+    cameras from Overpass (https://overpass-api.de/api/interpreter, the query
+    as the form field data):
+
+    \b
+      """
+    + OVERPASS_QUERY
+    + """
+
+    GeoJSON: Point features ([lon, lat]); every property read:
+
+    \b
+"""
+    + "\n".join(f"      {k}: {v}" for k, v in GEOJSON_PROPERTIES)
+    + """
+
+    Properties holding man_made are read as OSM tags (an overpass-turbo export).
+    """
+)
+"""``custodes cameras import --help``: every OSM tag and GeoJSON property read."""
 
 
 @dataclass(frozen=True)
