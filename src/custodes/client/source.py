@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import http.client
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
-from custodes.client.http import HttpClient
+from custodes.client.http import HttpClient, _proxy_for
+from custodes.client.pipeline import PipelinedGetter
 from custodes.errors import FormatError, NotFoundError, UsageError
 
-__all__ = ["DirSource", "HttpSource", "TileSource", "open_source"]
+__all__ = ["DirSource", "HttpSource", "TileSource", "fetch_many", "open_source"]
 
 MAX_OBJECT = 1 << 24
 """No tile, bundle or checkpoint is larger than this; refuse anything that is."""
@@ -23,6 +26,14 @@ class TileSource(Protocol):
     """How many fetches to keep in flight: 1 for local files, more over a network."""
 
     def fetch(self, path: str) -> bytes: ...
+
+
+def fetch_many(source: TileSource, paths: Sequence[str]) -> list[bytes]:
+    """Each of ``paths``, in order: in pipelined batches where the source can, else one by one."""
+    many: Callable[[Sequence[str]], list[bytes]] | None = getattr(source, "fetch_many", None)
+    if many is not None:
+        return many(paths)
+    return [source.fetch(p) for p in paths]
 
 
 class DirSource:
@@ -48,6 +59,9 @@ class HttpSource:
     """A log at an HTTP(S) base URL, read over kept-alive connections.
 
     Bodies sent with ``Content-Encoding: gzip`` are decoded, asked for or not.
+    A plain ``http://`` log reached without a proxy is read through
+    :class:`PipelinedGetter` (batches of requests written ahead of their
+    answers); redirects, https and proxies go through :class:`HttpClient`.
     """
 
     def __init__(self, base: str, *, timeout: float = 30.0) -> None:
@@ -56,8 +70,48 @@ class HttpSource:
         self.timeout = timeout
         self.fetch_window = 8
         self.http = HttpClient(timeout=timeout, user_agent="custodes-verify", limit=MAX_OBJECT)
+        self.getter: PipelinedGetter | None = None
+        parts = urlsplit(self.base)
+        if parts.scheme == "http" and parts.hostname and _proxy_for("http", parts.netloc) is None:
+            try:
+                port = parts.port or 80
+            except ValueError:
+                port = None
+            if port is not None and "@" not in parts.netloc:
+                self.getter = PipelinedGetter(
+                    parts.hostname,
+                    port,
+                    timeout=timeout,
+                    user_agent="custodes-verify",
+                    limit=MAX_OBJECT,
+                )
+                self._prefix = parts.path
 
     def fetch(self, path: str) -> bytes:
+        return self.fetch_many([path])[0]
+
+    def fetch_many(self, paths: Sequence[str]) -> list[bytes]:
+        """Each of ``paths`` under the base URL, in order; NotFoundError for any not served."""
+        if self.getter is None:
+            return [self._fetch_one(p) for p in paths]
+        where = self.base + paths[0] if len(paths) == 1 else self.base
+        try:
+            answers = self.getter.get_many([self._prefix + p for p in paths])
+        except (OSError, http.client.HTTPException) as err:
+            raise NotFoundError(f"cannot reach {where}: {err}") from None
+        except FormatError as err:
+            raise NotFoundError(f"{where} answered with an unreadable body: {err}") from None
+        out: list[bytes] = []
+        for path, answer in zip(paths, answers, strict=True):
+            if answer.status in (301, 302, 303, 307, 308) and "location" in answer.headers:
+                out.append(self._fetch_one(path))  # redirects: as urllib would follow them
+            elif answer.status != 200:
+                raise NotFoundError(f"{self.base + path} answered HTTP {answer.status}")
+            else:
+                out.append(answer.body)
+        return out
+
+    def _fetch_one(self, path: str) -> bytes:
         url = self.base + path
         try:
             resp = self.http.get(url)
@@ -72,6 +126,8 @@ class HttpSource:
     def close(self) -> None:
         """Close the kept-alive connections."""
         self.http.close()
+        if self.getter is not None:
+            self.getter.close()
 
 
 def open_source(where: str) -> TileSource:

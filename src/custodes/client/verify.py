@@ -29,7 +29,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 from custodes._proc import exit_with_parent
-from custodes.client.source import TileSource
+from custodes.client.source import TileSource, fetch_many
 from custodes.errors import (
     FormatError,
     InconsistentLogError,
@@ -100,22 +100,28 @@ class VerifyResult:
         }
 
 
+_CHUNK = 64
+"""Paths asked for in one :func:`fetch_many` call (pipelined over one connection)."""
+
+
 def _prefetch(source: TileSource, paths: Sequence[str], window: int) -> Iterator[tuple[str, bytes]]:
     if window <= 1:
         for p in paths:
             yield p, source.fetch(p)
         return
+    # Chunks of paths, each fetched by one thread (pipelined where the source can),
+    # up to ``window`` chunks ahead of the one being checked.
     with ThreadPoolExecutor(max_workers=window) as pool:
-        pending: list[Future[bytes]] = []
-        it = iter(paths)
-        order: list[str] = []
-        for p in it:
-            order.append(p)
-            pending.append(pool.submit(source.fetch, p))
-            if len(pending) >= 2 * window:
-                yield order.pop(0), pending.pop(0).result()
+        pending: deque[tuple[Sequence[str], Future[list[bytes]]]] = deque()
+        for i in range(0, len(paths), _CHUNK):
+            chunk = paths[i : i + _CHUNK]
+            pending.append((chunk, pool.submit(fetch_many, source, chunk)))
+            if len(pending) >= window:
+                done, future = pending.popleft()
+                yield from zip(done, future.result(), strict=True)
         while pending:
-            yield order.pop(0), pending.pop(0).result()
+            done, future = pending.popleft()
+            yield from zip(done, future.result(), strict=True)
 
 
 def _edge_nodes(size: int) -> list[tuple[int, int]]:
@@ -191,14 +197,17 @@ def _check_bundles(
     roots: list[bytes] = []
     kept: dict[tuple[int, int], bytes] = {}
     sha = sha256
+    paths: list[str] = []
     for i in range(first, last):
-        tile = Tile(level=0, index=i)
-        entries = parse_entry_bundle(source.fetch(tile_path(Tile(level=-1, index=i))), _WIDTH)
-        stored = source.fetch(tile_path(tile))
+        paths += [tile_path(Tile(level=-1, index=i)), tile_path(Tile(level=0, index=i))]
+    blobs = fetch_many(source, paths)
+    for k, i in enumerate(range(first, last)):
+        entries = parse_entry_bundle(blobs[2 * k], _WIDTH)
+        stored = blobs[2 * k + 1]
         leaves = [sha(b"\x00" + e).digest() for e in entries]
         if b"".join(leaves) != stored:
             parse_hash_tile(stored, _WIDTH)
-            raise ProofError(f"Hash tile {tile_path(tile)} does not match the entries under it.")
+            raise ProofError(f"Hash tile {paths[2 * k + 1]} does not match the entries under it.")
         roots.append(_row_root(leaves))
         if (0, i) in wanted:
             kept[(0, i)] = stored

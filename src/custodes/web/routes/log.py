@@ -5,7 +5,9 @@ client can read the log.  Tiles never change once they exist (a partial tile
 of width W holds the same hashes for as long as it is served), so full tiles
 are cached for a year as immutable and partial ones for a day; the checkpoint
 is never cached.  Entry bundles are sent gzip-compressed to a client whose
-``Accept-Encoding`` allows it, as tlog-tiles recommends.  Every read-only log
+``Accept-Encoding`` allows it, as tlog-tiles recommends.  Tiles and bundles
+once read are kept in a bounded memory cache (:mod:`custodes.web.tile_cache`),
+bundles already compressed, and sent from it without a thread hand-off.  Every read-only log
 path answers ``HEAD`` too and carries ``Access-Control-Allow-Origin: *``, so
 a verifier running in a browser on another site can read the log.
 """
@@ -13,17 +15,19 @@ a verifier running in a browser on another site can read the log.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from custodes.client.http import accepts_gzip
 from custodes.errors import NotFoundError
 from custodes.tlog import ENTRIES_LEVEL, TILE_WIDTH, parse_tile_path
+from custodes.web.tile_cache import TileCache, compress_bundle, inflate
 
 router = APIRouter(prefix="/log", tags=["log"])
 
@@ -70,22 +74,77 @@ def checkpoint(request: Request) -> Response:
     )
 
 
+def _tile_cache(app: Any) -> TileCache:
+    cache: TileCache | None = getattr(app.state, "tile_cache", None)
+    if cache is None:
+        cache = app.state.tile_cache = TileCache()
+    return cache
+
+
+def _load(ledger: Any, level: int, index: int, width: int) -> bytes:
+    """A tile as the cache keeps it: hashes, or an entry bundle gzip-compressed."""
+    if level == ENTRIES_LEVEL:
+        raw: bytes = ledger.read(lambda r: r.entry_bundle(index, width))
+        return compress_bundle(raw)
+    data: bytes = ledger.read(lambda r: r.hash_tile(level, index, width))
+    return data
+
+
+async def _tile_answer(app: Any, path: str, accept: str | None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of ``tile/<path>``; CustodesError (400, 404) when there is none.
+
+    In the event loop: a tile read before is sent from memory, with no thread
+    hand-off; only the first read of each goes to the store, in a thread.
+    """
+    t = parse_tile_path("tile/" + path)
+    headers = {"Cache-Control": tile_cache_control(t.width), **CORS}
+    cache = _tile_cache(app)
+    key = (t.level, t.index, t.width)
+    data = cache.get(key)
+    if data is None:
+        data = await run_in_threadpool(_load, app.state.ledger, *key)
+        cache.put(key, data)
+    if t.level == ENTRIES_LEVEL:
+        headers["Vary"] = "Accept-Encoding"
+        if accepts_gzip(accept):
+            headers["Content-Encoding"] = "gzip"
+        else:
+            data = inflate(data)
+    return data, headers
+
+
+class _TileRoute:
+    """``GET``/``HEAD /log/tile/...`` as a bare ASGI app: the hot path of every verifier.
+
+    It answers exactly as :func:`tile` below (which stays registered after it, so
+    that the API's schema documents the path) without FastAPI's request model and
+    dependency resolution, which cost more than the answer itself.  Errors are
+    raised as CustodesError and answered by the app's handler, as for any route.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        accept = None
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept = value.decode("latin-1")
+        data, headers = await _tile_answer(scope["app"], scope["path_params"]["path"], accept)
+        raw = [(b"content-type", b"application/octet-stream")]
+        raw.append((b"content-length", str(len(data)).encode()))
+        raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
+
+
+router.routes.append(Route("/log/tile/{path:path}", _TileRoute(), methods=["GET", "HEAD"]))
+
+
 @_read(
     "/tile/{path:path}",
     response_class=Response,
     summary="A hash tile or entry bundle",
 )
-def tile(path: str, request: Request) -> Response:
-    t = parse_tile_path("tile/" + path)
-    headers = {"Cache-Control": tile_cache_control(t.width), **CORS}
-    if t.level == ENTRIES_LEVEL:
-        data = request.app.state.ledger.read(lambda r: r.entry_bundle(t.index, t.width))
-        headers["Vary"] = "Accept-Encoding"
-        if accepts_gzip(request.headers.get("accept-encoding")):
-            data = gzip.compress(data, compresslevel=6, mtime=0)
-            headers["Content-Encoding"] = "gzip"
-    else:
-        data = request.app.state.ledger.read(lambda r: r.hash_tile(t.level, t.index, t.width))
+async def tile(path: str, request: Request) -> Response:
+    data, headers = await _tile_answer(request.app, path, request.headers.get("accept-encoding"))
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
