@@ -58,3 +58,21 @@ def test_live_figures_count_grants_durations_views_and_late_or_missing_reviews(
     early = live_figures([e for e in entries(a) if e[1]["type"] != "access.approved"
                           or e[1]["request"] != late], t0 + 60_000)  # fmt: skip
     assert early["reviews_missing"] == 0 and early["reviews_late"] == 0
+
+
+def test_the_replayed_public_state_gives_the_same_live_figures(a: AppCity) -> None:
+    from custodes.access.live_stats import live_from_state
+    from custodes.reports.replay import replay
+
+    rid = live(a, minutes=5)["request"]
+    approve(a, rid)
+    live(a, minutes=3)
+    g = live(a, emergency=True, minutes=10)
+    now = parse_time(g["start"], "start") + 5 * 3600_000
+    log = a.app.state.ledger
+    raw = log.read(lambda lg: list(lg.store.read_entries(0, lg.store.next_index())))
+    state = replay((i, bytes(e)) for i, e in enumerate(raw))
+    got, want = live_from_state(state, now), live_figures(entries(a), now)
+    assert got == want
+    assert got["live"] == 2 and got["emergency"] == 1 and got["pending"] == 1
+    assert got["reviews_missing"] == 1

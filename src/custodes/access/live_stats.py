@@ -25,7 +25,7 @@ from custodes.access.live import live_of
 from custodes.errors import CustodesError
 from custodes.fleet.model import format_time, parse_time
 
-__all__ = ["live_figures"]
+__all__ = ["live_figures", "live_from_state"]
 
 DEFAULT_REVIEW_S = 4 * 3600
 _FIELDS = (
@@ -131,3 +131,28 @@ def live_figures(entries: Iterable[tuple[int, Any]], now_ms: int) -> dict[str, A
             total[k] += v
     return {"computed_at": format_time(now_ms), **total, "pending": pending,
             "months": dict(sorted(months.items()))}  # fmt: skip
+
+
+def live_from_state(state: Any, now_ms: int | None = None) -> dict[str, Any]:
+    """:func:`live_figures` from a replayed public state's requests
+    (:class:`custodes.reports.replay.PublicState`: each request's body with its
+    ``approvals`` and ``denials``, and where the replay keeps them its ``revoked`` entry and
+    ``viewed`` entries), as of ``now_ms`` (default: the state's latest entry time)."""
+    made: list[tuple[int, dict[str, Any]]] = []
+    latest = getattr(state, "policy", None)  # the one version whose document it keeps
+    if isinstance(latest, dict):
+        made.append((-1, {**latest, "type": "policy.changed"}))
+    for rid, req in state.requests.items():
+        if not isinstance(req, dict) or "live" not in req:
+            continue
+        made.append((req.get("index", 0), {**req, "type": "access.requested", "request": rid}))
+        for kind, key in (("access.approved", "approvals"), ("access.denied", "denials"),
+                          ("access.viewed", "viewed")):  # fmt: skip
+            for e in req.get(key) or []:
+                made.append((e.get("index", 0), {**e, "type": kind, "request": rid}))
+        if isinstance(req.get("revoked"), dict):
+            e = req["revoked"]
+            made.append((e.get("index", 0), {**e, "type": "access.revoked", "request": rid}))
+    made.sort(key=lambda x: x[0])
+    now = now_ms if now_ms is not None else (getattr(state, "last_ms", None) or 0)
+    return live_figures(made, now)
