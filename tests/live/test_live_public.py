@@ -76,3 +76,11 @@ def test_the_replayed_public_state_gives_the_same_live_figures(a: AppCity) -> No
     assert got == want
     assert got["live"] == 2 and got["emergency"] == 1 and got["pending"] == 1
     assert got["reviews_missing"] == 1
+    # A report's period: live.* figures of the grants that started in it; none, none shown.
+    from custodes.access.live_stats import live_period
+
+    start = parse_time(g["start"], "start")
+    fig = live_period(state, start - 3600_000, start + 3600_000)
+    assert fig["live.grants"] == 2 and fig["live.emergency"] == 1 and fig["live.pending"] == 1
+    assert fig["live.minutes_granted"] == 15
+    assert live_period(state, start - 7200_000, start - 3600_000) == {}

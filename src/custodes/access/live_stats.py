@@ -25,7 +25,7 @@ from custodes.access.live import live_of
 from custodes.errors import CustodesError
 from custodes.fleet.model import format_time, parse_time
 
-__all__ = ["live_figures", "live_from_state"]
+__all__ = ["live_figures", "live_from_state", "live_period"]
 
 DEFAULT_REVIEW_S = 4 * 3600
 _FIELDS = (
@@ -61,8 +61,15 @@ def _t(obj: dict[str, Any]) -> int | None:
         return None
 
 
-def live_figures(entries: Iterable[tuple[int, Any]], now_ms: int) -> dict[str, Any]:
-    """The live figures of the log (entries as (index, parsed body) in log order)."""
+def live_figures(
+    entries: Iterable[tuple[int, Any]],
+    now_ms: int,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict[str, Any]:
+    """The live figures of the log (entries as (index, parsed body) in log order); with
+    ``since_ms``/``until_ms``, of the grants that started (or were asked for) in that period."""
     grants: dict[str, _Grant] = {}
     review_s: dict[int, int] = {}
     for _i, obj in entries:
@@ -110,6 +117,11 @@ def live_figures(entries: Iterable[tuple[int, Any]], now_ms: int) -> dict[str, A
     pending = 0
     for g in grants.values():
         start = g.start()
+        when = g.requested_ms if start is None else start
+        if (since_ms is not None and when < since_ms) or (
+            until_ms is not None and when >= until_ms
+        ):
+            continue
         if start is None:
             pending += 1
             continue
@@ -133,7 +145,13 @@ def live_figures(entries: Iterable[tuple[int, Any]], now_ms: int) -> dict[str, A
             "months": dict(sorted(months.items()))}  # fmt: skip
 
 
-def live_from_state(state: Any, now_ms: int | None = None) -> dict[str, Any]:
+def live_from_state(
+    state: Any,
+    now_ms: int | None = None,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict[str, Any]:
     """:func:`live_figures` from a replayed public state's requests
     (:class:`custodes.reports.replay.PublicState`: each request's body with its
     ``approvals`` and ``denials``, and where the replay keeps them its ``revoked`` entry and
@@ -155,4 +173,20 @@ def live_from_state(state: Any, now_ms: int | None = None) -> dict[str, Any]:
             made.append((e.get("index", 0), {**e, "type": "access.revoked", "request": rid}))
     made.sort(key=lambda x: x[0])
     now = now_ms if now_ms is not None else (getattr(state, "last_ms", None) or 0)
-    return live_figures(made, now)
+    return live_figures(made, now, since_ms=since_ms, until_ms=until_ms)
+
+
+def live_period(state: Any, from_ms: int, to_ms: int) -> dict[str, int]:
+    """The report's ``live.*`` figures for a period: of the live grants that started in it
+    (``live.grants``, ``live.emergency``, ``live.minutes_granted``, ``live.minutes_live``,
+    ``live.segments_viewed``, ``live.reviews_late``, ``live.reviews_missing``) and those
+    asked for in it that never started (``live.pending``), as of the period's end or the
+    log's last entry, whichever is earlier.  Empty when the period has no live grant, so a
+    report of a log without any has no live figures at all."""
+    last = getattr(state, "last_ms", None)
+    now = to_ms if last is None else min(to_ms, last)
+    got = live_from_state(state, now, since_ms=from_ms, until_ms=to_ms)
+    if not got["live"] and not got["pending"]:
+        return {}
+    names = {"live": "grants"}
+    return {f"live.{names.get(k, k)}": int(got[k]) for k in (*_FIELDS, "pending")}
