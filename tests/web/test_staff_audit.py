@@ -107,6 +107,15 @@ def test_flags_by_person_and_place_search_and_logged_reads(
         m2 = re.search(r"entry\s+(\d+)\s+of the log", again.text)
         assert m2 is not None and int(m2.group(1)) > int(m.group(1))  # each read its own entry
 
+    # The approver sees the same flag beside each of those requests in the queue.
+    with _session(base, "anna") as anna:
+        queue = anna.get("/app/queue").text
+        for rid in rids:
+            section = queue.split(f'aria-labelledby="q-{rid}"')[1].split("</section>")[0]
+            flags = _words(section.split(f'id="flags-{rid}"')[1])
+            assert flags.startswith(">Open flags repeated-place : One place was requested"), flags[:99]
+            assert "made 3 other requests: 3 pending." in _words(section)
+
     # In the browser: the map draws the place; the page passes axe and fits 360 px.
     pg = _login(browser, base, "olga", "/app/audit?q=" + ivan)
     pg.wait_for_selector("#flag-map[data-ready=true]", timeout=20_000)
