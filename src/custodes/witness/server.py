@@ -195,6 +195,7 @@ def serve(
         backlog=1024,
         timeout_keep_alive=60,
         server_header=False,
+        proxy_headers=False,  # nothing here reads the client address: one middleware fewer
     )
 
     class _Server(uvicorn.Server):
