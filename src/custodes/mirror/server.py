@@ -5,16 +5,17 @@ prefix ``/<origin hash>/`` (tlog-mirror), and at the root, so that a client
 that read ``http://origin/log`` reads ``http://mirror:port`` the same way.
 ``checkpoint`` is the mirror checkpoint, carrying the mirror's cosignature.
 Tiles never change once written; entry bundles go gzip-compressed to a
-client that accepts it.  The log is read with ``GET`` and ``HEAD``, and it
-goes on being served while the origin is down.  The submission prefix is the
-root too: ``POST /add-checkpoint`` and ``POST /add-entries`` (tlog-mirror, see
-:mod:`.push`) let anyone holding the log push it, so the mirror goes on
-growing and cosigning while the origin cannot be reached.
+client that accepts it.  Each file is read once and then sent from a bounded
+memory cache (:class:`~custodes.web.tile_cache.TileCache`).  The log is read
+with ``GET`` and ``HEAD``, and it goes on being served while the origin is
+down.  The submission prefix is the root too: ``POST /add-checkpoint`` and
+``POST /add-entries`` (tlog-mirror, see :mod:`.push`) let anyone holding the
+log push it, so the mirror goes on growing and cosigning while the origin
+cannot be reached.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from custodes.errors import CustodesError, FormatError
 from custodes.mirror.follow import Mirror, origin_hash
 from custodes.mirror.push import add_checkpoint, add_entries
 from custodes.tlog import TILE_WIDTH, parse_tile_path
+from custodes.web.tile_cache import TileCache, compress_bundle, inflate
 from custodes.witness.core import MAX_REQUEST, Reply
 
 __all__ = ["Follower", "create_app", "serve"]
@@ -91,6 +93,7 @@ def create_app(mirror: Mirror, origin: str) -> Any:
     from starlette.routing import Route
 
     prefix = origin_hash(origin)
+    cache = TileCache()  # what the mirror holds never changes: read each file once
 
     def _missing(what: str) -> Response:
         return PlainTextResponse(f"{what}\n", status_code=404, headers=CORS)
@@ -112,23 +115,30 @@ def create_app(mirror: Mirror, origin: str) -> Any:
         except FormatError as err:
             return _missing(str(err))
         headers = {"Cache-Control": IMMUTABLE if t.width == TILE_WIDTH else PARTIAL, **CORS}
-        try:
-            if t.level < 0:
-                headers["Vary"] = "Accept-Encoding"
-                if accepts_gzip(request.headers.get("accept-encoding")):
-                    try:
-                        data = (mirror.root / (path + ".gz")).read_bytes()
-                        headers["Content-Encoding"] = "gzip"
-                    except FileNotFoundError:  # copied before bundles were stored compressed
-                        data = gzip.compress((mirror.root / path).read_bytes(), mtime=0)
-                        headers["Content-Encoding"] = "gzip"
-                else:
-                    data = (mirror.root / path).read_bytes()
+        key = (t.level, t.index, t.width)
+        data = cache.get(key)
+        if data is None:
+            try:
+                data = _stored(path, t.level < 0)
+            except (FileNotFoundError, NotADirectoryError):
+                return _missing(f"The mirror holds no {path}.")
+            cache.put(key, data)
+        if t.level < 0:
+            headers["Vary"] = "Accept-Encoding"
+            if accepts_gzip(request.headers.get("accept-encoding")):
+                headers["Content-Encoding"] = "gzip"
             else:
-                data = (mirror.root / path).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return _missing(f"The mirror holds no {path}.")
+                data = inflate(data)
         return Response(data, media_type="application/octet-stream", headers=headers)
+
+    def _stored(path: str, bundle: bool) -> bytes:
+        """A tile's bytes, or a bundle gzip-compressed, from the mirror's files."""
+        if not bundle:
+            return (mirror.root / path).read_bytes()
+        try:
+            return (mirror.root / (path + ".gz")).read_bytes()
+        except FileNotFoundError:  # copied before bundles were stored compressed
+            return compress_bundle((mirror.root / path).read_bytes())
 
     async def health(request: Request) -> Response:
         return PlainTextResponse(f"{mirror.size}\n")
