@@ -84,3 +84,23 @@ def test_the_replayed_public_state_gives_the_same_live_figures(a: AppCity) -> No
     assert fig["live.grants"] == 2 and fig["live.emergency"] == 1 and fig["live.pending"] == 1
     assert fig["live.minutes_granted"] == 15
     assert live_period(state, start - 7200_000, start - 3600_000) == {}
+
+
+def test_anyone_reads_the_live_figures_at_the_published_checkpoint(a: AppCity) -> None:
+    import time
+
+    rid = live(a, minutes=5)["request"]
+    approve(a, rid)
+    live(a, emergency=True, minutes=10)
+    want = a.app.state.ledger.read(lambda lg: lg.store.next_index())
+    deadline = time.monotonic() + 30
+    while True:
+        r = a.client.get("/public/live.json")  # no token, no session
+        assert r.status_code == 200, r.text
+        got = r.json()
+        if got["checkpoint"] and got["checkpoint"]["size"] >= want:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+    assert got["live"] == 2 and got["emergency"] == 1 and got["minutes_granted"] == 15
+    assert list(got["months"].values())[0]["live"] == 2

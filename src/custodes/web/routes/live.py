@@ -10,6 +10,9 @@
                                            never a byte of footage then)
 ``GET  /access/live/{id}/watch``           a page that plays the playlist (hls.js, served
                                            from ``/static/vendor/hls``)
+``GET  /public/live.json``                 anyone: live and emergency grants per month, their
+                                           minutes, segments viewed, reviews late or missing,
+                                           as of the published checkpoint it names
 
 The playlist and the segments answer the grant's requester only (bearer token or login
 session), and only while the grant is live.
@@ -29,9 +32,10 @@ from custodes.access.live_view import LiveView
 from custodes.web.auth import render, require, require_page
 from custodes.web.routes.access import _clock, _run
 
-__all__ = ["live_of_app", "router"]
+__all__ = ["live_of_app", "public_router", "router"]
 
 router = APIRouter(prefix="/access/live", tags=["live"])
+public_router = APIRouter(tags=["public"])
 
 Investigator = Annotated[User, Depends(require("investigator"))]
 Viewer = Annotated[User, Depends(require("investigator", "approver", "judge", "auditor"))]
@@ -132,3 +136,16 @@ async def segment(
             "Cache-Control": "no-store",
         },
     )
+
+
+@public_router.get("/public/live.json", summary="Live viewing: grants, minutes, reviews")
+def public_live(request: Request) -> dict[str, Any]:
+    from custodes.access.live_stats import live_from_state
+
+    def figures(state: Any, snap: Any) -> dict[str, Any]:
+        cp = None if snap is None else {"size": snap.size, "root": snap.root,
+                                        "origin": snap.origin}  # fmt: skip
+        return {**live_from_state(state), "checkpoint": cp}
+
+    got: dict[str, Any] = request.app.state.public.use(figures)
+    return got
