@@ -34,6 +34,7 @@ __all__ = [
     "access_statistics",
     "camera_feature",
     "camera_features",
+    "outage_item",
     "outage_timeline",
     "who_looked",
 ]
@@ -353,27 +354,30 @@ def who_looked(
 
 def outage_timeline(state: PublicState) -> list[dict[str, Any]]:
     """The outage entries, newest first, each with a day, a kind and its cameras."""
-    out = []
-    for ev in state.outages:
-        kind = ev["type"]
-        cams = ev.get("cameras") or ([ev["camera"]] if "camera" in ev else [])
-        item = {"kind": kind, "time": ev["time"], "day": ev["time"][:10], "cameras": cams,
-                "index": ev["index"], "late": bool(ev.get("late"))}  # fmt: skip
-        if kind == "camera.silent":
-            item["detail"] = f"silent since {ev['since']}"
-        elif kind == "camera.back":
-            item["detail"] = f"back; silent since {ev['silent_since']}"
-        elif kind == "outage.correlated":
-            item["detail"] = (
-                f"{plural(len(cams), 'camera')} within {ev['radius_m']} m of"
-                f" {ev['lat']}, {ev['lon']}"
-                f" fell silent together since {ev['since']}"
-            )
-        else:
-            item["detail"] = f"{ev['from']} to {ev['to']}: {ev.get('reason', '')}"
-        out.append(item)
+    out = [outage_item(ev) for ev in state.outages]
     out.reverse()
     return out
+
+
+def outage_item(ev: dict[str, Any]) -> dict[str, Any]:
+    """One outage entry of the state as the timeline shows it: kind, day, cameras, words."""
+    kind = ev["type"]
+    cams = ev.get("cameras") or ([ev["camera"]] if "camera" in ev else [])
+    item = {"kind": kind, "time": ev["time"], "day": ev["time"][:10], "cameras": cams,
+            "index": ev["index"], "late": bool(ev.get("late"))}  # fmt: skip
+    if kind == "camera.silent":
+        item["detail"] = f"silent since {ev['since']}"
+    elif kind == "camera.back":
+        item["detail"] = f"back; silent since {ev['silent_since']}"
+    elif kind == "outage.correlated":
+        item["detail"] = (
+            f"{plural(len(cams), 'camera')} within {ev['radius_m']} m of"
+            f" {ev['lat']}, {ev['lon']}"
+            f" fell silent together since {ev['since']}"
+        )
+    else:
+        item["detail"] = f"{ev['from']} to {ev['to']}: {ev.get('reason', '')}"
+    return item
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:

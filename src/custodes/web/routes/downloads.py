@@ -21,10 +21,10 @@ from fastapi.responses import Response, StreamingResponse
 from custodes.errors import NotFoundError
 from custodes.reports.figures import coverage, place_categories
 from custodes.reports.replay import PublicState
+from custodes.web.map_data import Body, registry_version, respond, status_codes
 from custodes.web.public import PublicView, access_statistics, outage_timeline
-from custodes.web.routes.dashboard import PLACE_RADIUS_M, _view, _when
-from custodes.web.routes.find import _row, filter_cameras
-from custodes.web.routes.map import _live_codes
+from custodes.web.routes.dashboard import PLACE_RADIUS_M, _cache, _view, _when
+from custodes.web.routes.find import _row, filter_cameras, live_all
 
 __all__ = ["TABLES", "router", "to_csv"]
 
@@ -141,9 +141,23 @@ def cameras_csv(
     status: str = Query(default="", max_length=20),
     district: str = Query(default="", max_length=128),
 ) -> Response:
-    live = _live_codes(request)
-    rows = _view(request).use(lambda state, _s: filter_cameras(state, live, q, status, district))
-    return _csv(to_csv(rows, CAMERA_COLUMNS), "cameras.csv")
+    live = live_all(request)
+    if q or status or district:
+        rows = _view(request).use(lambda s, _sn: filter_cameras(s, live, q, status, district))
+        return _csv(to_csv(rows, CAMERA_COLUMNS), "cameras.csv")
+    cache = _cache(request)
+
+    def every(state: PublicState, _snap: Any) -> Body:
+        # All of them: built once per registry and status change, kept and sent gzipped.
+        def make() -> Body:
+            rows = filter_cameras(state, live, "", "", "")
+            return Body.of(to_csv(rows, CAMERA_COLUMNS), "text/csv; charset=utf-8")
+
+        key = (registry_version(state), status_codes(state, cache.ids(state), live))
+        return cache.get("cameras.csv", key, make)
+
+    disposition = {"Content-Disposition": 'attachment; filename="cameras.csv"'}
+    return respond(request, _view(request).use(every), disposition)
 
 
 @router.get("/public/entries.csv", summary="The log's entries by type and time (index, type, time)")

@@ -12,9 +12,13 @@ holds: commitments for sealed details, pseudonyms for people.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,7 +38,7 @@ from custodes.web.public import (
     PublicView,
     Snapshot,
     camera_feature,
-    outage_timeline,
+    outage_item,
 )
 from custodes.web.routes.dashboard import _local, _page, _view, _when
 from custodes.web.routes.map import _live_codes
@@ -63,47 +67,94 @@ def _status_of(cam: dict[str, Any], live: str | None) -> str:
     return "recording" if live == "up" else (live or "unknown")
 
 
-_WHERE: dict[int, tuple[tuple[int, ...], Districts]] = {}
+@dataclass(frozen=True)
+class _Search:
+    """What a camera search reads, built once per registry change: the cameras by id, each
+    with its district and its words (id, address, district, operator, zone) in one string."""
+
+    version: tuple[int, ...]
+    where: Districts
+    ids: list[str]
+    districts: list[str]
+    words: list[str]
+    folded: dict[str, str]  # an id in any case -> the id
+
+
+_SEARCH: dict[int, _Search] = {}
+
+
+def _search(state: PublicState) -> _Search:
+    version = registry_version(state)
+    kept = _SEARCH.get(id(state))
+    if kept is not None and kept.version == version:
+        return kept
+    where = Districts(state)
+    names = {d: str(v.get("name") or d) for d, v in state.districts.items()}
+    ids = sorted(state.cameras)
+    dists, words = [], []
+    for cid in ids:
+        cam = state.cameras[cid]
+        dist = where.of(cam)
+        dists.append(dist)
+        words.append(" ".join(str(x) for x in (cid, cam.get("name") or "", names.get(dist, dist),
+                     cam.get("operator") or "", cam.get("zone") or "")).casefold())  # fmt: skip
+    _SEARCH.clear()
+    folded = {cid.casefold(): cid for cid in ids}
+    kept = _SEARCH[id(state)] = _Search(version, where, ids, dists, words, folded)
+    return kept
 
 
 def districts_of(state: PublicState) -> Districts:
     """Which district each camera is in (as the coverage figures count it), kept per registry."""
-    version = registry_version(state)
-    kept = _WHERE.get(id(state))
-    if kept is None or kept[0] != version:
-        _WHERE.clear()
-        kept = _WHERE[id(state)] = (version, Districts(state))
-    return kept[1]
+    return _search(state).where
 
 
-def filter_cameras(
-    state: PublicState, live: dict[str, str], q: str, status: str, district: str
-) -> list[dict[str, Any]]:
-    """The cameras whose id, name (address), district or operator holds ``q`` (any case),
-    with ``status`` and in ``district`` when given; sorted by id, an exact id first."""
+def find_cameras(
+    state: PublicState,
+    live: Callable[[], dict[str, str]],
+    q: str,
+    status: str,
+    district: str,
+) -> list[str]:
+    """The ids of the cameras whose id, name (address), district or operator holds ``q``
+    (any case), with ``status`` and in ``district`` when given; by id, an exact id first.
+
+    ``live`` gives the fleet's status of every camera; it is asked only for a status filter.
+    """
     if status and status not in STATUS_CHOICES:
         raise FormatError(f"the status {status!r} must be one of {', '.join(STATUS_CHOICES)}")
     if district and district not in state.districts and district != "outside":
         raise FormatError(f"there is no district {district!r} in the public log")
     needle = q.strip().casefold()
+    idx = _search(state)
+    if not needle and not district:
+        out = list(idx.ids)
+    else:
+        out = [
+            cid
+            for cid, dist, words in zip(idx.ids, idx.districts, idx.words, strict=True)
+            if (not district or dist == district) and (not needle or needle in words)
+        ]
+    if status:
+        codes = live()
+        cams = state.cameras
+        out = [c for c in out if _status_of(cams[c], codes.get(c)) == status]
+    exact = idx.folded.get(needle) if needle else None
+    if exact is not None and exact in out:
+        out.remove(exact)
+        out.insert(0, exact)
+    return out
+
+
+def camera_rows(state: PublicState, live: dict[str, str], ids: list[str]) -> list[dict[str, Any]]:
+    """One row a camera, as the camera list and its CSV show it."""
     names = {d: str(v.get("name") or d) for d, v in state.districts.items()}
     where = districts_of(state)
     out = []
-    for cid in sorted(state.cameras):
+    for cid in ids:
         cam = state.cameras[cid]
         st = _status_of(cam, live.get(cid))
-        if status and st != status:
-            continue
         dist = where.of(cam)
-        if district and dist != district:
-            continue
-        if needle:
-            hay = " ".join(
-                str(x) for x in (cid, cam.get("name") or "", names.get(dist, dist),
-                                 cam.get("operator") or "", cam.get("zone") or "")
-            ).casefold()  # fmt: skip
-            if needle not in hay:
-                continue
         out.append(
             {
                 "id": cid,
@@ -120,8 +171,38 @@ def filter_cameras(
                 "index": cam.get("index"),
             }
         )
-    out.sort(key=lambda c: str(c["id"]).casefold() != needle)
     return out
+
+
+def filter_cameras(
+    state: PublicState, live: dict[str, str], q: str, status: str, district: str
+) -> list[dict[str, Any]]:
+    """The rows of :func:`find_cameras`' cameras (for the downloads)."""
+    return camera_rows(state, live, find_cameras(state, lambda: live, q, status, district))
+
+
+LIVE_MAX_AGE_S = 5.0
+"""How old the fleet's statuses behind a status filter may be (as the map's status digits)."""
+
+
+def live_all(request: Request) -> dict[str, str]:
+    """Every camera's fleet status, read at most once every few seconds."""
+    kept: tuple[float, dict[str, str]] | None = getattr(request.app.state, "find_live", None)
+    now = time.monotonic()
+    if kept is None or now - kept[0] > LIVE_MAX_AGE_S:
+        kept = (now, _live_codes(request))
+        request.app.state.find_live = kept
+    return kept[1]
+
+
+def live_some(request: Request, ids: list[str]) -> dict[str, str]:
+    """The fleet's status of a few cameras."""
+    st = getattr(request.app.state, "fleet", None)
+    if st is None or not ids:
+        return {}
+    sql = f"SELECT id, status FROM cameras WHERE id IN ({','.join('?' * len(ids))})"
+    rows = st.svc.read(lambda _log: st.db.conn.execute(sql, ids).fetchall())
+    return {str(cid): str(status) for cid, status in rows}
 
 
 def _camera_query(q: str, status: str, district: str) -> str:
@@ -136,25 +217,28 @@ def cameras_page(
     district: str = Query(default="", max_length=128),
     page: str = Query(default="1", max_length=12),
 ) -> HTMLResponse:
-    live = _live_codes(request)
     error = None
+    view = _view(request)
     try:
         n = _page_no(page)
-        found, districts, snap = _view(request).use(
+        found, districts, snap = view.use(
             lambda state, snap: (
-                filter_cameras(state, live, q, status, district),
+                find_cameras(state, lambda: live_all(request), q, status, district),
                 {d: str(v.get("name") or d) for d, v in sorted(state.districts.items())},
                 snap,
             )
         )
     except FormatError as err:
         error, n, found = str(err), 1, []
-        districts, snap = _view(request).use(
+        districts, snap = view.use(
             lambda state, snap: (
                 {d: str(v.get("name") or d) for d, v in sorted(state.districts.items())},
                 snap,
             )
         )
+    shown = found[(n - 1) * PER_PAGE : n * PER_PAGE]
+    live = live_some(request, shown)
+    rows = view.use(lambda state, _snap: camera_rows(state, live, shown))
     pages = max(1, math.ceil(len(found) / PER_PAGE))
     query = _camera_query(q, status, district)
     return _page(
@@ -166,7 +250,7 @@ def cameras_page(
         statuses=STATUS_CHOICES,
         labels=STATUS_LABELS,
         districts=districts,
-        rows=found[(n - 1) * PER_PAGE : n * PER_PAGE],
+        rows=rows,
         total=len(found),
         page=n,
         pages=pages,
@@ -178,15 +262,17 @@ def cameras_page(
 def _camera_events(state: PublicState, index: EntryIndex, cid: str) -> list[dict[str, Any]]:
     """The entries naming camera ``cid``, oldest first, each with its type, time and words."""
     events = []
-    outages = {ev["index"]: ev for ev in outage_timeline(state)}
+    outages = state.outages  # in log order
     for i in index.by_camera.get(cid, []):
         kind = index.kind(i)
         t = index.time(i)
         item: dict[str, Any] = {"index": i, "kind": kind,
                                 "time": format_time(t) if t is not None else None}  # fmt: skip
-        if i in outages:
-            item["detail"] = outages[i]["detail"]
-            item["late"] = outages[i]["late"]
+        at = bisect.bisect_left(outages, i, key=lambda ev: int(ev["index"]))
+        if at < len(outages) and outages[at]["index"] == i:
+            shown = outage_item(outages[at])
+            item["detail"] = shown["detail"]
+            item["late"] = shown["late"]
         events.append(item)
     return events
 
@@ -211,7 +297,7 @@ async def camera_page(
     to: str = Query(default="", max_length=40),
 ) -> HTMLResponse:
     view: PublicView = _view(request)
-    live = _live_codes(request)
+    live = live_some(request, [cid])
 
     def build(state: PublicState, snap: Snapshot | None) -> dict[str, Any] | None:
         cam = state.cameras.get(cid)
