@@ -25,7 +25,10 @@ without compression, in the same run: a log of N entries is made with
 ``custodes log append`` and served by ``custodes serve``; then ``verify_log``
 (what ``custodes verify --source URL`` runs) reads it ``--runs`` times each
 way, alternating, with ``Accept-Encoding: gzip, identity`` (bundles come
-gzip-compressed) and ``identity`` (they come plain).
+gzip-compressed) and ``identity`` (they come plain).  Each run also prints
+the CPU time an entry of the server (from /proc) and of the client (this
+process and its worker processes), which on a shared machine say more than
+the wall clock, and the load average when it started.
 
 ``--push N`` measures tlog-mirror's write API instead: a log of N entries is
 exported as tiles, and ``custodes.mirror.client.push`` (what ``custodes
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -182,6 +186,13 @@ def origin_main(port: int, skey: str, rate: int, every: float, preload: int) -> 
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its children that ended (verify_log's workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _mirror_size(url: str) -> int:
@@ -331,16 +342,25 @@ def verify_main(n: int, runs: int, via: str) -> None:
                 _wait(base, n)
                 print(json.dumps({"mirror_copied_s": round(time.perf_counter() - t0, 1)}))  # noqa: T201
             results: dict[str, list[float]] = {"gzip": [], "identity": [], "directory": []}
+            cpu: dict[str, list[tuple[float, float]]] = {"gzip": [], "identity": []}
+            served_by = mirror.pid if mirror is not None else server.pid
             load_before = os.getloadavg()
             for _ in range(runs):
                 for mode, accept in (("gzip", "gzip, identity"), ("identity", "identity")):
                     client_http.ACCEPT_ENCODING = accept  # read per request; forked workers too
+                    load = os.getloadavg()[0]
+                    s0, c0 = _cpu(served_by), _own_cpu()
                     source = HttpSource(base)
                     r = verify_log(source, Verifier.from_key(vkey))
                     source.close()
+                    s_us, c_us = (_cpu(served_by) - s0) / n * 1e6, (_own_cpu() - c0) / n * 1e6
                     assert r.size == n
                     results[mode].append(n / r.seconds)
-                    print(json.dumps({"mode": mode, "entries_per_s": round(n / r.seconds)}))  # noqa: T201
+                    cpu[mode].append((s_us, c_us))
+                    print(json.dumps({"mode": mode, "entries_per_s": round(n / r.seconds),  # noqa: T201
+                                      "server_cpu_us_per_entry": round(s_us, 2),
+                                      "client_cpu_us_per_entry": round(c_us, 2),
+                                      "load_1min": round(load, 2)}))  # fmt: skip
                 if (
                     via == "mirror"
                 ):  # the same tiles read from the mirror's files: the client's ceiling
@@ -362,6 +382,13 @@ def verify_main(n: int, runs: int, via: str) -> None:
                         "median_directory": round(statistics.median(results["directory"]))
                         if results["directory"]
                         else None,
+                        **{
+                            f"median_{side}_cpu_us_per_entry_{mode}": round(
+                                statistics.median(x[k] for x in cpu[mode]), 2
+                            )
+                            for mode in cpu
+                            for k, side in enumerate(("server", "client"))
+                        },
                         "load_before": [round(x, 2) for x in load_before],
                         "load_after": [round(x, 2) for x in os.getloadavg()],
                         "cores": os.cpu_count(),
