@@ -37,8 +37,16 @@ def test_an_emergency_grant_not_reviewed_in_time_raises_one_alert_naming_it(
     a: AppCity, tmp_path: Path
 ) -> None:
     vkey = (a.data / "keys" / "log.vkey").read_text().strip()
+    source = HttpSource(str(a.client.base_url) + "/log", timeout=10)
+    try:
+        _follow(a, source, vkey, tmp_path)
+    finally:
+        source.close()
+
+
+def _follow(a: AppCity, source: HttpSource, vkey: str, tmp_path: Path) -> None:
     mon = Monitor(
-        source=HttpSource(str(a.client.base_url) + "/log", timeout=10),
+        source=source,
         verifier=Verifier.from_key(vkey),
         state_path=tmp_path / "monitor.json",
     )

@@ -36,6 +36,9 @@ What is checked, and under which rule name:
     ``expired-request-logged``.
 ``access.disclosed``
     ``disclosed-segments`` and ``disclosed-judge``.
+``access.requested`` (live), ``access.viewed``, ``access.revoked``
+    ``live-minutes``, ``emergency-reviewed``, ``viewed-live-grant``,
+    ``viewed-in-window`` and ``revoker-role`` (:mod:`custodes.access.rules_live`).
 
 Every rule has three outcomes: passed, violated (with the entries as
 evidence, the checked entry last), or *cannot check* because the log lacks a
@@ -582,6 +585,7 @@ class RuleChecker:
         return j.out
 
 
+from custodes.access import rules_live  # noqa: E402  (it needs RuleChecker)
 from custodes.access.rules_custody import exported  # noqa: E402  (it needs RuleChecker)
 
 _Handler = Callable[[RuleChecker, int, dict[str, Any]], list[Violation]]
@@ -594,13 +598,15 @@ _HANDLERS: dict[str, _Handler] = {
     "camera.registered": RuleChecker._camera_registered,
     "camera.changed": RuleChecker._camera_changed,
     "segments.batch": RuleChecker._segments_batch,
-    "access.requested": RuleChecker._requested,
+    "access.requested": rules_live.requested,  # the base handler, then the live rules
     "access.approved": RuleChecker._approved,
     "access.denied": RuleChecker._denied,
     "access.expired": RuleChecker._expired,
     "access.released": RuleChecker._released,
     "access.disclosed": RuleChecker._disclosed,
     "access.exported": exported,
+    "access.viewed": rules_live.viewed,
+    "access.revoked": rules_live.revoked,
 }
 
 

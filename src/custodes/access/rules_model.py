@@ -37,6 +37,11 @@ RULES = (
     "expired-request-logged",
     "disclosed-segments",
     "disclosed-judge",
+    "live-minutes",
+    "emergency-reviewed",
+    "viewed-live-grant",
+    "viewed-in-window",
+    "revoker-role",
     "well-formed",
 )
 

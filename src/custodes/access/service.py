@@ -411,6 +411,15 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 complete=complete, reason=reason or "approved", now_ms=now,
             )  # fmt: skip
             index = self._commit([(entry, "", me.name)])
+            logged = self.view.request(rid) if complete else None
+            live = logged.entry.get("live") if logged is not None else None
+            if isinstance(live, dict) and not live.get("emergency"):
+                end = now + int(live["minutes"]) * 60_000  # the window the log now fixes
+                with self.db.lock:
+                    self.db.conn.execute(
+                        "UPDATE req_requests SET from_ms = ?, to_ms = ? WHERE id = ?",
+                        (now, end, rid),
+                    )
         return {
             "request": rid,
             "state": "approved" if complete else "pending",
@@ -450,6 +459,12 @@ class AccessService(AuthorityMixin, ReadingMixin):
         row = self._row(rid)
         if not self._made_by(me, row):
             raise Forbidden("only the investigator who made the request may receive its footage")
+        logged = self.view.request(rid)
+        if logged is not None and "live" in logged.entry:
+            raise Forbidden(
+                f"request {rid} is a live grant: it is watched at /access/live/{rid}/watch,"
+                " never exported as a clip"
+            )
         self._check_sealed(row)
         st = self._log_state(row, now)
         if reopen and st["state"] == "released":

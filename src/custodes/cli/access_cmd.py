@@ -92,8 +92,25 @@ def access_group() -> None:
 @access_group.command("request")
 @click.option("--cameras", metavar="ID,ID", help="The cameras, by id.")
 @click.option("--area", metavar="LAT,LON,RADIUS_M", help="Or every camera within a circle.")
-@click.option("--from", "from_", required=True, metavar="ISO", help="Window start (RFC 3339).")
-@click.option("--to", required=True, metavar="ISO", help="Window end (RFC 3339).")
+@click.option("--from", "from_", metavar="ISO", help="Window start (RFC 3339).")
+@click.option("--to", metavar="ISO", help="Window end (RFC 3339).")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Watch the cameras live instead: --minutes from the approval that completes it.",
+)
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 24 * 60),
+    metavar="N",
+    help="How long a live grant lasts (at most the policy's live_max_minutes).",
+)
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="A live grant that starts at once, before approval; flagged, and an approver must"
+    " review it within the policy's emergency_review_s.",
+)
 @click.option("--purpose", required=True, help="investigation, missing-person, ... (the policy's).")
 @click.option(
     "--case", required=True, metavar="REF", help="The case reference, e.g. CASE-2026-0001."
@@ -109,6 +126,9 @@ def request_cmd(
     purpose: str,
     case: str,
     why: str,
+    live: bool,
+    minutes: int | None,
+    emergency: bool,
     as_json: bool,
     server: str,
     token: str | None,
@@ -116,9 +136,26 @@ def request_cmd(
     """Ask for footage; prints the request id as the last line (with --json, the server's
     answer: the request id, its log index and what the policy requires).
 
+    With --live --minutes N, ask to watch --cameras live for N minutes from the approval
+    (--emergency: from now, before any approval); it is played at
+    /access/live/ID/watch and never exported as a clip.
+
     The case and justification are sealed: the public log holds only a
     commitment to them, with the purpose and the size of the scope.
     """
+    if live or emergency:
+        if not cameras or area or from_ or to or minutes is None:
+            raise click.UsageError("a live grant takes --cameras and --minutes, not a window")
+        grant = {"cameras": [c.strip() for c in cameras.split(",") if c.strip()],
+                 "minutes": minutes, "emergency": emergency, "purpose": purpose,
+                 "case": case, "justification": why}  # fmt: skip
+        got = _call(server, "POST", "/access/live", token, grant)
+        click.echo(json.dumps(got, indent=2) if as_json else got["request"])
+        return
+    if minutes is not None:
+        raise click.UsageError("--minutes is for a live grant (--live)")
+    if not from_ or not to:
+        raise click.UsageError("give --from and --to (or --live --minutes N)")
     if bool(cameras) == bool(area):
         raise click.UsageError("give either --cameras or --area")
     body: dict[str, Any] = {

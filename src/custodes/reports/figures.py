@@ -77,6 +77,10 @@ Data retention (``retention.*``)
     ``actions`` and ``actions.by_type.T``: ``retention.*`` entries in the period
 Accounts (``users.*``)
     ``added``, ``revoked`` (in the period), ``active.by_role.R`` (at the end)
+Live viewing (``live.*``, only when the period has a live grant)
+    ``grants``, ``emergency``, ``minutes_granted``, ``minutes_live``, ``segments_viewed``,
+    ``reviews_late``, ``reviews_missing`` and ``pending``
+    (:func:`custodes.access.live_stats.live_period`)
 Policy (``policy.*``)
     ``version_at_end`` (0 when none), ``changes`` (in the period) and
     ``in_force.V`` = 1 for each version in force at some time in the period
@@ -364,6 +368,9 @@ def compute(state: PublicState, period_from_ms: int, period_to_ms: int) -> Figur
         if _ms(user["added"]) < hi and (user["revoked"] is None or _ms(user["revoked"]) >= hi):
             bump(f"users.active.by_role.{user['role']}")
     _policy(state, lo, hi, fig)
+    from custodes.access.live_stats import live_period
+
+    fig.update(live_period(state, lo, hi))
     return dict(sorted(fig.items()))
 
 

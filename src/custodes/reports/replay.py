@@ -359,6 +359,19 @@ class PublicState:
         if req is not None:
             req["revealed"] = _body(obj, index)
 
+    def _live_revoked(self, index: int, obj: dict[str, Any]) -> None:
+        req = self.requests.get(_str(obj, "request"))
+        if req is not None and "revoked" not in req:
+            req["revoked"] = _body(obj, index)
+
+    def _viewed(self, index: int, obj: dict[str, Any]) -> None:
+        if not isinstance(obj["segments"], list):
+            raise _Malformed("segments")
+        req = self.requests.get(_str(obj, "request"))
+        if req is not None:
+            req.setdefault("viewed", []).append({"index": index, "time": obj["time"],
+                                                 "segments": obj["segments"]})  # fmt: skip
+
     def _flagged(self, index: int, obj: dict[str, Any]) -> None:
         flag = _str(obj, "flag")
         _str(obj, "rule")
@@ -398,6 +411,8 @@ _HANDLERS: dict[str, _Handler] = {
     "access.expired": PublicState._expired,
     "access.disclosed": PublicState._disclosed,
     "access.revealed": PublicState._revealed,
+    "access.revoked": PublicState._live_revoked,
+    "access.viewed": PublicState._viewed,
     "anomaly.flagged": PublicState._flagged,
     "anomaly.resolved": PublicState._resolved,
     **{kind: PublicState._outage for kind in OUTAGE_TYPES},

@@ -41,9 +41,10 @@ from custodes.client.verify import WitnessPolicy
 from custodes.custody.daemon.custodian import CustodianDir, dkg_actions
 from custodes.custody.daemon.entries import now_ms
 from custodes.custody.daemon.ledger import CustodyLog
+from custodes.custody.daemon.partials import partials_json
 from custodes.custody.errors import CustodyFormatError
 from custodes.custody.group import Point, b64decode, b64encode
-from custodes.custody.kem import SegmentId, partial_decrypt
+from custodes.custody.kem import SegmentId
 from custodes.custody.keys import EpochShare
 from custodes.errors import CustodesError
 from custodes.monitor import Monitor
@@ -224,7 +225,8 @@ def check_release(
     """Steps that must all pass before a custodian answers; raise :class:`Refusal` if not.
 
     (1) The checkpoint verifies with the log key and the witness policy.
-    (2) The release is an ``access.released`` entry included in that checkpoint.
+    (2) The release is an ``access.released`` entry (or the ``access.viewed`` of a live
+        grant) included in that checkpoint.
     (3) The custodian has followed the log up to that checkpoint (it follows again if
         not), the entry at that index is the same, and the public rules hold for it.
     (4) Each segment record is in a ``segments.batch`` entry included in the checkpoint
@@ -251,8 +253,8 @@ def check_release(
     cp = signed.checkpoint
     # (2)
     index, raw, proof, release = _entry_at(body["release"], "release")
-    if release.get("type") != "access.released":
-        raise Refusal(f"entry {index} is not an access.released entry.")
+    if release.get("type") not in ("access.released", "access.viewed"):
+        raise Refusal(f"entry {index} is not an access.released or access.viewed entry.")
     try:
         check_inclusion(proof, index=index, size=cp.size, leaf=leaf_hash(raw), root=cp.root_hash)
     except CustodesError:
@@ -341,9 +343,7 @@ def check_release(
 def answer(f: Follower, body: object) -> dict[str, Any]:
     """Check, record durably, then return the partials (raises :class:`Refusal`)."""
     name, release, segs = check_release(f, body)
-    partials = [
-        partial_decrypt(share, eph, seg, release=name).to_json() for seg, eph, _, share in segs
-    ]
+    partials = partials_json([(seg, eph, share) for seg, eph, _, share in segs], release=name)
     f.me.append_answer(
         {
             "time": now_ms(),

@@ -84,10 +84,16 @@ class NewRequest(BaseModel):
         ]
         | None
     ) = Field(default=None, max_length=1000, description="[[lat, lon], ...], at least 3 points")
-    from_: str = Field(
-        alias="from", max_length=40, description="RFC 3339, e.g. 2026-01-02T03:04:05Z"
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=40,
+        description="RFC 3339, e.g. 2026-01-02T03:04:05Z (not for a live grant)",
     )
-    to: str = Field(max_length=40)
+    to: str | None = Field(default=None, max_length=40)
+    live: bool = Field(default=False, description="Watch live: minutes from the approval")
+    minutes: int | None = Field(default=None, ge=1, le=24 * 60, description="A live grant's")
+    emergency: bool = Field(default=False, description="A live grant that starts at once")
     purpose: str = Field(max_length=40)
     case: str = Field(max_length=200, description="A case reference such as CASE-2026-0001")
     justification: str = Field(max_length=4000)
@@ -211,9 +217,28 @@ def _time(value: str | None, what: str) -> int | None:
 # -- routes ------------------------------------------------------------------------------
 
 
+async def _live_request(body: NewRequest, request: Request, user: User) -> Any:
+    from custodes.access.live import LiveInput
+    from custodes.web.routes.live import live_of_app
+
+    if body.from_ is not None or body.to is not None or body.area or body.polygon:
+        raise FormatError("a live grant names cameras and minutes, not a window or an area")
+    if not body.cameras or body.minutes is None:
+        raise FormatError("a live grant needs cameras and minutes")
+    inp = LiveInput(cameras=tuple(body.cameras), minutes=body.minutes, purpose=body.purpose,
+                    case=body.case, justification=body.justification,
+                    emergency=body.emergency)  # fmt: skip
+    return await _run(live_of_app(request).grants.request, user, inp, _clock(request))
+
+
 @router.post("/requests", status_code=201, response_model=Created, summary="Request footage")
 async def create_request(body: NewRequest, request: Request, user: Investigator) -> Any:
-    """An investigator asks for footage of cameras or an area, for a case and a purpose."""
+    """An investigator asks for footage of cameras or an area, for a case and a purpose;
+    with ``live`` (and ``minutes``, ``emergency``), to watch cameras live instead."""
+    if body.live or body.emergency:
+        return await _live_request(body, request, user)
+    if body.from_ is None or body.to is None:
+        raise FormatError("a request for recorded footage needs from and to")
     f, t = parse_time(body.from_, "from"), parse_time(body.to, "to")
     if body.polygon is not None and len(body.polygon) < 3:
         raise FormatError("a polygon needs at least 3 points")
