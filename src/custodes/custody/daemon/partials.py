@@ -1,0 +1,52 @@
+"""A custodian's partial decryptions for one answer, on every core.
+
+Each partial (:func:`~custodes.custody.kem.partial_decrypt`: ``D = x_j*R`` and its DLEQ
+proof) is three scalar multiplications in libsodium, called through ctypes, which releases
+the GIL for the length of each call.  So threads of one process run them on all cores at
+once: no second process, no share of the epoch secret leaving this one, nothing to restart.
+The few Python steps between calls (the proof's hashes, the JSON form) hold the GIL; on 2
+cores that still gives most of a second core.
+
+A request of fewer than :data:`MIN_CHUNK` segments per thread stays on the calling thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from custodes.custody.group import Point
+from custodes.custody.kem import SegmentId, partial_decrypt
+from custodes.custody.keys import EpochShare
+
+__all__ = ["MIN_CHUNK", "WORKERS", "partials_json"]
+
+WORKERS = max(1, min(8, os.cpu_count() or 1))
+MIN_CHUNK = 32
+_pool: ThreadPoolExecutor | None = None
+
+Item = tuple[SegmentId, Point, EpochShare]
+
+
+def _chunk(items: Sequence[Item], release: str) -> list[dict[str, Any]]:
+    return [
+        partial_decrypt(share, eph, seg, release=release).to_json() for seg, eph, share in items
+    ]
+
+
+def partials_json(items: Sequence[Item], *, release: str) -> list[dict[str, Any]]:
+    """Every item's partial, as JSON, in the order given (an error in any is raised)."""
+    global _pool
+    parts = min(WORKERS, len(items) // MIN_CHUNK)
+    if parts < 2:
+        return _chunk(items, release)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="custodian-partials")
+    size = -(-len(items) // parts)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    out: list[dict[str, Any]] = []
+    for done in _pool.map(_chunk, chunks, [release] * len(chunks)):
+        out += done
+    return out
