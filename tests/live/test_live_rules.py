@@ -99,3 +99,18 @@ def test_a_revocation_by_the_requester_breaks_revoker_role(log: dict[str, Any]) 
     req = _of(entries, "access.requested", log["revoked"])
     forged = {**rev, "request": log["live"], "by": req["requester"]}
     assert ("revoker-role", log["live"]) in _check([*entries, forged])
+
+
+def test_the_custodians_copy_of_the_rules_refuses_a_view_outside_its_grant(
+    log: dict[str, Any],
+) -> None:
+    from custodes.access.public_rules import check_log
+    from custodes.custody.daemon.service import public_rules_violations
+
+    entries = log["entries"]
+    seen = _of(entries, "access.viewed", log["live"])
+    after = {**seen, "request": log["revoked"]}  # the grant was revoked before this
+    assert check_log(list(enumerate(entries))).violations == []  # the checker runs them now
+    found = public_rules_violations(list(enumerate([*entries, after])))
+    assert list(found) == [len(entries)]
+    assert "viewed-in-window" in found[len(entries)]
