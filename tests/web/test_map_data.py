@@ -186,6 +186,7 @@ def test_the_map_page_draws_from_the_compact_data_not_the_download(site: tuple[s
             assert "/public/cameras/cam-c3.json" in seen
             pg.locator("#camera-list summary").click()
             rows = pg.locator("#camera-list tbody tr")
+            rows.nth(len(city.CAMERAS) - 1).wait_for(timeout=5_000)  # filled on the toggle event
             assert rows.count() == len(city.CAMERAS)
             assert "City Transport" in pg.locator("#camera-list tbody").inner_text()
             assert errors == []
