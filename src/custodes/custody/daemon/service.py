@@ -41,9 +41,10 @@ from custodes.client.verify import WitnessPolicy
 from custodes.custody.daemon.custodian import CustodianDir, dkg_actions
 from custodes.custody.daemon.entries import now_ms
 from custodes.custody.daemon.ledger import CustodyLog
+from custodes.custody.daemon.partials import partials_json
 from custodes.custody.errors import CustodyFormatError
 from custodes.custody.group import Point, b64decode, b64encode
-from custodes.custody.kem import SegmentId, partial_decrypt
+from custodes.custody.kem import SegmentId
 from custodes.custody.keys import EpochShare
 from custodes.errors import CustodesError
 from custodes.monitor import Monitor
@@ -342,9 +343,7 @@ def check_release(
 def answer(f: Follower, body: object) -> dict[str, Any]:
     """Check, record durably, then return the partials (raises :class:`Refusal`)."""
     name, release, segs = check_release(f, body)
-    partials = [
-        partial_decrypt(share, eph, seg, release=name).to_json() for seg, eph, _, share in segs
-    ]
+    partials = partials_json([(seg, eph, share) for seg, eph, _, share in segs], release=name)
     f.me.append_answer(
         {
             "time": now_ms(),
