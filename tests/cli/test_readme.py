@@ -46,7 +46,7 @@ def test_the_readme_examples_marked_as_tested_run_as_written(tmp_path: Path) -> 
     assert out.splitlines()[0].startswith("scratch.example/log+")  # init: the verifier key
     assert "\n0\n" in out  # log append: the index
     assert "verified scratch.example/log: size 1" in out
-    assert "all 47 figures of 2026-11 match the log scratch.example/log at size 1" in out
+    assert re.search(r"all \d+ figures of 2026-11 match the log scratch.example/log at size 1", out)
 
 
 def test_the_readme_says_how_long_the_demo_city_takes_and_what_it_prints() -> None:
