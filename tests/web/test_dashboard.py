@@ -294,6 +294,7 @@ def test_no_generated_query_makes_a_public_endpoint_fail(site: tuple[str, Path, 
             assert response.status_code < 500, (case.path, case.query, response.text[:300])
 
         run()
-    # with /public/basemap.geojson (the demo city's streets), the map's own data and the
+    # with /public/basemap.geojson (the demo city's streets), the map's own data, the
     # downloads of the findability pages (cameras.csv, entries.csv, tables/{name}.csv)
-    assert len(seen) == 15
+    # and /public/live.json
+    assert len(seen) == 16
