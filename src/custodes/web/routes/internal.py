@@ -35,6 +35,7 @@ from custodes.web.routes.internal_common import (
     DECIDER,
     INVESTIGATOR,
     READER,
+    map_settings,
 )
 from custodes.web.routes.internal_common import access_of as _access
 from custodes.web.routes.internal_common import act as _act
@@ -95,7 +96,13 @@ async def new_request_page(
 ) -> HTMLResponse:
     purposes = await _run(lambda: _purposes(request))
     return render(
-        request, "internal/request_new.html", purposes=purposes, form={}, error=None, footage=None
+        request,
+        "internal/request_new.html",
+        purposes=purposes,
+        form={},
+        error=None,
+        footage=None,
+        map=map_settings(request),
     )
 
 
@@ -177,6 +184,7 @@ async def new_request(request: Request, user: Annotated[User, Depends(INVESTIGAT
             form=form,
             error=str(err),
             footage=None,
+            map=map_settings(request),
         )
     purposes = await _run(lambda: _purposes(request))
     return render(
@@ -186,6 +194,7 @@ async def new_request(request: Request, user: Annotated[User, Depends(INVESTIGAT
         form=form,
         error=None,
         footage=found,
+        map=map_settings(request),
     )
 
 
@@ -416,6 +425,7 @@ async def audit(
         found=found,
         by_person=groups[0],
         by_place=groups[1],
+        map=map_settings(request),
     )
 
 

@@ -97,3 +97,18 @@ def float_field(value: str, what: str) -> float:
     if not math.isfinite(number):
         raise FormatError(f"the {what} must be a finite number")
     return number
+
+
+def map_settings(request: Request) -> dict[str, str]:
+    """What a staff map draws under its markers: the configured tile source, or the
+    demo city's own street plan; the same choice as the public map's."""
+    from custodes.web.routes.dashboard import synthetic_city, tile_settings
+
+    data = ledger_of(request).instance.path
+    tiles = tile_settings(data)
+    basemap = "/public/basemap.geojson" if tiles["url"] is None and synthetic_city(data) else ""
+    return {
+        "tile_url": tiles["url"] or "",
+        "tile_attribution": tiles["attribution"] or "",
+        "basemap": basemap,
+    }

@@ -15,6 +15,23 @@
       L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-tile-attribution") || "" })
         .addTo(map);
     }
+    var plan = el.getAttribute("data-basemap");
+    if (plan) { // the demo city's own streets and blocks, under the markers
+      var STYLE = {
+        block: { stroke: false, fillColor: "#e4e0d8", fillOpacity: 1 },
+        park: { stroke: false, fillColor: "#cfe5c6", fillOpacity: 1 },
+        street: { color: "#ffffff", weight: 3, opacity: 1 },
+        avenue: { color: "#fbfaf7", weight: 7, opacity: 1 },
+      };
+      map.createPane("basemap").style.zIndex = 250;
+      fetch(plan).then(function (r) { return r.json(); }).then(function (doc) {
+        L.geoJSON(doc, {
+          pane: "basemap", interactive: false,
+          style: function (f) { return STYLE[f.properties.kind] || STYLE.block; },
+          attribution: "Streets: synthetic, drawn from the demo city's districts",
+        }).addTo(map);
+      });
+    }
     return map;
   }
 
