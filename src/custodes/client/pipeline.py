@@ -177,6 +177,7 @@ class PipelinedGetter:
         self.user_agent = user_agent
         self.limit = limit
         self.accept_encoding = accept_encoding
+        self.batch = BATCH
         self._local = threading.local()
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -218,6 +219,14 @@ class PipelinedGetter:
                 self._open.discard(conn)
             conn.close()
 
+    def _ended(self, conn: _Conn) -> None:
+        """The server ended ``conn``: write no more ahead than it answered on one connection
+        (a server that closes after every answer, or every N, is then not sent requests
+        it will only drop)."""
+        self._drop()
+        if 0 < conn.answered < self.batch:
+            self.batch = conn.answered
+
     def close(self) -> None:
         """Close every connection, of every thread (each reconnects on its next request)."""
         if self._pid != os.getpid():
@@ -247,7 +256,7 @@ class PipelinedGetter:
         out: list[Answer] = []
         fresh_tries = 0
         while len(out) < len(targets):
-            batch = targets[len(out) : len(out) + BATCH]
+            batch = targets[len(out) : len(out) + self.batch]
             conn, reused = self._conn()
             start = conn.answered
             try:
@@ -256,10 +265,10 @@ class PipelinedGetter:
                     answer, keep = conn.read_answer(self.limit)
                     out.append(answer)
                     if not keep:
-                        self._drop()
+                        self._ended(conn)
                         break
             except (_Closed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-                self._drop()
+                self._ended(conn)
                 if conn.answered > start or reused:
                     continue  # some answered, or an idle connection went: send the rest again
                 fresh_tries += 1
