@@ -5,8 +5,8 @@
 (2) Read every entry up to that size, hash them into the tree and feed them,
     in order, to a :class:`custodes.access.public_rules.RuleChecker`; the
     entries must give the signed root, or nothing is reported.
-(3) Print what was checked in the period (releases, denials, expiries,
-    disclosures), how many rules each passed, and every violation with its
+(3) Print what was checked in the period (releases, exports, denials,
+    expiries, disclosures), how many rules each passed, and every violation with its
     evidence.  Exit 0 with no violation, 1 with any, 2 on bad input.
 """
 
@@ -23,6 +23,7 @@ __all__ = ["audit_access_cmd"]
 
 _KINDS = (
     ("access.released", "releases"),
+    ("access.exported", "exports"),
     ("access.denied", "denials"),
     ("access.expired", "expiries"),
     ("access.disclosed", "disclosures"),
@@ -108,7 +109,8 @@ def audit_access_cmd(
     """Check the two-person rule and the other public rules from the log alone.
 
     Verifies the log against its signed checkpoint first, then checks, for
-    every release, denial, expiry and disclosure in the period, every rule of
+    every release, export (the clip of a release under custody, logged after
+    it), denial, expiry and disclosure in the period, every rule of
     DESIGN.md ("The public rules"): the request came first, its approvals are
     logged, distinct, not the requester's, by people who held a deciding role
     and scope then, enough of them with a judge where needed, none expired,
@@ -134,7 +136,7 @@ def audit_access_cmd(
     for kind, name in _KINDS:
         rows = [j for j in report.judged if j[1] == kind]
         per_kind[name] = {
-            "checked": getattr(report, name),
+            "checked": getattr(report, name, len(rows)),  # exports: one row each
             "passed_all": sum(1 for j in rows if j[3] == j[4]),
             "rules_passed": [
                 {"index": j[0], "request": j[2], "passed": j[3], "of": j[4]} for j in rows

@@ -47,7 +47,10 @@ Sharing (``sharing.*``)
     ``releases``, ``releases.redacted``, ``releases.unredacted`` (redaction
     method ``none``), ``releases.faces_masked`` and ``releases.plates_masked``
     (releases whose ``redaction`` says ``faces`` / ``plates`` is true),
-    ``segments`` (segments used), ``bytes`` (released output),
+    ``segments`` (segments used), ``bytes`` (the clips' bytes: a release's
+    ``output``, or under custody, where the release is logged before the cut,
+    the ``access.exported`` that names it, counted in the period of the export),
+    ``exports`` (``access.exported`` entries in the period),
     ``unredacted_granted`` (approvals granting an unredacted export),
     ``disclosed`` and ``revealed`` (entries in the period)
 Violations (``violations.*``), from the log's own order
@@ -416,7 +419,7 @@ def _use(state: PublicState, lo: int, hi: int, inside: Any, fig: Figures, bump: 
     for key in ("requests", "approvals", "denials", "expired", "releases"):
         fig[f"access.{key}"] = 0
     released = ("releases", "releases.redacted", "releases.unredacted", "releases.faces_masked")
-    for key in (*released, "releases.plates_masked", "segments", "bytes"):
+    for key in (*released, "releases.plates_masked", "segments", "bytes", "exports"):
         fig[f"sharing.{key}"] = 0
     for key in ("unredacted_granted", "disclosed", "revealed"):
         fig[f"sharing.{key}"] = 0
@@ -475,15 +478,16 @@ def _use(state: PublicState, lo: int, hi: int, inside: Any, fig: Figures, bump: 
                 if not plain and isinstance(redaction, dict) and redaction.get(part) is True:
                     bump(f"sharing.releases.{part}_masked")
             bump("sharing.segments", len(rel["segments"]))
-            output = rel.get("output")
-            size = output.get("bytes") if isinstance(output, dict) else None
-            if isinstance(size, int) and not isinstance(size, bool):
-                bump("sharing.bytes", size)
+            _bytes(rel, bump)
             grant = _complete_before(req, rel["index"])
             if grant is None:
                 bump("violations.release_without_approval")
             elif _ms(grant["expires"]) < _ms(rel["time"]):
                 bump("violations.release_after_expiry")
+        for ex in req.get("exported", ()):  # under custody: the clip, after its release
+            if inside(ex["time"]):
+                bump("sharing.exports")
+                _bytes(ex, bump)
         for key in ("disclosed", "revealed"):
             if req[key] is not None and inside(req[key]["time"]):
                 bump(f"sharing.{key}")
@@ -505,6 +509,14 @@ def _use(state: PublicState, lo: int, hi: int, inside: Any, fig: Figures, bump: 
             bump(f"flags.resolved.by_rule.{rule}")
         if _ms(flag["time"]) < hi and (res is None or _ms(res["time"]) >= hi):
             bump("flags.open_at_end")
+
+
+def _bytes(entry: dict[str, Any], bump: Any) -> None:
+    """Add the clip size an ``access.released`` or ``access.exported`` names, if any."""
+    output = entry.get("output")
+    size = output.get("bytes") if isinstance(output, dict) else None
+    if isinstance(size, int) and not isinstance(size, bool):
+        bump("sharing.bytes", size)
 
 
 def _outcome(req: dict[str, Any]) -> str:

@@ -226,6 +226,10 @@ def sections(report: dict[str, Any], names: dict[str, str] | None = None) -> lis
         ("Approvals granting an unredacted export", _num(g("sharing.unredacted_granted", 0))),
         ("Recorded segments released", _num(g("sharing.segments", 0))),
         ("Bytes released", _num(g("sharing.bytes", 0))),
+    ]
+    if g("sharing.exports"):  # under custody the clip is named after its release
+        share.facts.append(("Clips of releases under custody exported", _num(g("sharing.exports"))))
+    share.facts += [
         ("Requests whose place and window were disclosed", _num(g("sharing.disclosed", 0))),
         ("Requests whose sealed details were revealed", _num(g("sharing.revealed", 0))),
     ]

@@ -25,8 +25,10 @@ What the state holds (times stay RFC 3339 strings, as in the log):
                ``policies`` lists every version (``version``, ``sha256``,
                ``time``, ``index``), oldest first
 ``requests``   id -> the ``access.requested`` entry plus ``index``,
-               ``approvals``, ``denials``, ``released`` (lists of those
-               entries, each with its ``index``), ``disclosed`` and
+               ``approvals``, ``denials``, ``released``, ``exported`` (lists of
+               those entries, each with its ``index``; under custody an
+               ``access.exported`` names its release by ``release``, the log
+               index of the ``access.released``), ``disclosed`` and
                ``revealed`` (the entry or None) and ``expired`` (bool)
 ``flags``      id -> the ``anomaly.flagged`` entry plus ``index`` and
                ``resolved`` (the ``anomaly.resolved`` entry, or None)
@@ -317,7 +319,13 @@ class PublicState:
             raise _Malformed("districts")
         body = _body(obj, index)
         body.update(
-            approvals=[], denials=[], released=[], disclosed=None, revealed=None, expired=False
+            approvals=[],
+            denials=[],
+            released=[],
+            exported=[],
+            disclosed=None,
+            revealed=None,
+            expired=False,
         )
         self.requests[request] = body
 
@@ -338,6 +346,16 @@ class PublicState:
         req = self.requests.get(_str(obj, "request"))
         if req is not None:
             req["released"].append(_body(obj, index))
+
+    def _exported(self, index: int, obj: dict[str, Any]) -> None:
+        release = obj.get("release")
+        if isinstance(release, bool) or not isinstance(release, int):
+            raise _Malformed("release")
+        if not isinstance(obj.get("output"), dict):
+            raise _Malformed("output")
+        req = self.requests.get(_str(obj, "request"))
+        if req is not None:
+            req["exported"].append(_body(obj, index))
 
     def _expired(self, index: int, obj: dict[str, Any]) -> None:
         req = self.requests.get(_str(obj, "request"))
@@ -408,6 +426,7 @@ _HANDLERS: dict[str, _Handler] = {
     "access.approved": PublicState._approved,
     "access.denied": PublicState._denied,
     "access.released": PublicState._released,
+    "access.exported": PublicState._exported,
     "access.expired": PublicState._expired,
     "access.disclosed": PublicState._disclosed,
     "access.revealed": PublicState._revealed,
