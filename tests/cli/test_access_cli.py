@@ -84,8 +84,12 @@ def test_the_whole_path_from_the_command_line(served: dict[str, Any], tmp_path: 
     assert digest in done.stdout.decode()
     # Released once; asked again (as after an interrupted download), the logged clip comes
     # back byte for byte, and that download is logged too (issue 15, item 1).
-    again = access(s, "ivan", "release", rid, "--out", str(tmp_path / "again.mp4"))
-    assert "fetched again" in again.stdout.decode()
+    again = access(s, "ivan", "release", rid, "--out", str(tmp_path / "again.mp4"), "--json")
+    said = json.loads(again.stdout)  # --json: one object on stdout, the prose on stderr
+    assert said["again"] is True and said["sha256"] == digest and said["request"] == rid
+    assert said["receipt"] == str(tmp_path / "again.mp4.release.json")
+    assert said["tlog_proof"] == str(tmp_path / "again.mp4.tlog-proof")
+    assert "fetched again" in again.stderr.decode()
     assert (tmp_path / "again.mp4").read_bytes() == clip.read_bytes()
     other_one = access(s, "olga", "release", rid, "--out", str(tmp_path / "o.mp4"), check=False)
     assert other_one.returncode == 1 and not (tmp_path / "o.mp4").exists()

@@ -33,7 +33,7 @@ from custodes.errors import FormatError, NotFoundError, ProofError, Verification
 from custodes.tlog import Verifier, check_inclusion, leaf_hash, open_checkpoint, parse_checkpoint
 from custodes.tlog import parse_note as _parse_note
 
-__all__ = ["RECEIPT_FORMAT", "check_receipt", "fetch_receipt"]
+__all__ = ["RECEIPT_FORMAT", "as_tlog_proof", "check_receipt", "fetch_receipt"]
 
 RECEIPT_FORMAT = "custodes-release-receipt/1"
 #: The entries that name a released clip: the release itself, or under custody (where the
@@ -80,6 +80,21 @@ def fetch_receipt(
         "checkpoint": note.decode("utf-8"),
         "inclusion": proof,
     }
+
+
+def as_tlog_proof(receipt: dict[str, Any]) -> bytes:
+    """The same receipt as a ``c2sp.org/tlog-proof@v1`` file, the entry as its extra data
+    (``check-receipt`` reads either)."""
+    from custodes.tlog.proof import TlogProof, format_proof
+
+    return format_proof(
+        TlogProof(
+            index=int(receipt["entry"]["index"]),
+            inclusion=tuple(base64.b64decode(h, validate=True) for h in receipt["inclusion"]),
+            checkpoint=str(receipt["checkpoint"]).encode("utf-8"),
+            extra=str(receipt["entry"]["json"]).encode("utf-8"),
+        )
+    )
 
 
 def check_receipt(receipt: dict[str, Any], clip: Path | None, vkey: str) -> dict[str, Any]:

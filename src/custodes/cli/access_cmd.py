@@ -245,9 +245,14 @@ def deny_cmd(rid: str, reason: str, as_json: bool, server: str, token: str | Non
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The clip."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @_opts
-def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
-    """Receive the approved clip; it is released only once the release is logged."""
+def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | None) -> None:
+    """Receive the approved clip; it is released only once the release is logged.
+
+    Writes the clip, then beside it its receipt (CLIP.release.json) and the same as a
+    c2sp.org/tlog-proof file (CLIP.tlog-proof): check either with `access check-receipt`.
+    """
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {out}: the folder {folder} does not exist")
@@ -281,23 +286,42 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+    def say(text: str) -> None:
+        click.echo(text, err=as_json)
+
+    result: dict[str, Any] = {
+        "request": rid, "clip": str(out), "sha256": digest, "again": again,
+        "index": int(index) if index and index.isdigit() else None,
+        "release_index": int(released) if released and released.isdigit() else None,
+        "receipt": None, "tlog_proof": None,
+    }  # fmt: skip
     if again:
-        click.echo(
+        say(
             f"wrote {out}: request {rid} was released before, so its logged clip was fetched"
             f" again (sha256 {digest}, release logged at index {index}; this download is"
             " logged too)"
         )
+    elif released != index:
+        say(
+            f"wrote {out} (sha256 {digest}, release logged at index {released} and opened"
+            f" by the custodians, the clip logged at index {index})"
+        )
     else:
-        if released != index:
-            click.echo(
-                f"wrote {out} (sha256 {digest}, release logged at index {released} and opened"
-                f" by the custodians, the clip logged at index {index})"
-            )
-        else:
-            click.echo(f"wrote {out} (sha256 {digest}, release logged at index {index})")
-    if index is None or not index.isdigit():
-        return
-    from custodes.access.receipt import fetch_receipt
+        say(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+    if result["index"] is not None:
+        _write_receipts(server, rid, int(result["index"]), out, result, say)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+def _write_receipts(
+    server: str, rid: str, index: int, out: Path, result: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    """The receipt beside the clip, and the same as a tlog-proof; a failure is said, and
+    the clip stays (it is logged either way)."""
+    from custodes.access.receipt import as_tlog_proof, fetch_receipt
     from custodes.errors import CustodesError
 
     def get(path: str) -> bytes:
@@ -307,27 +331,21 @@ def release_cmd(rid: str, out: Path, server: str, token: str | None) -> None:
 
     receipt_path = out.with_name(out.name + ".release.json")
     try:
-        receipt = fetch_receipt(get, rid, int(index), out)
+        receipt = fetch_receipt(get, rid, index, out)
     except (CustodesError, OSError, ValueError) as err:
         click.echo(f"custodes: no release receipt written: {err}", err=True)
         return
     receipt_path.write_text(json.dumps(receipt, indent=2) + "\n")
-    click.echo(f"wrote {receipt_path}: the release entry, its inclusion proof and checkpoint")
-    from custodes.tlog.proof import TlogProof, format_proof
-
+    result["receipt"] = str(receipt_path)
+    say(f"wrote {receipt_path}: the release entry, its inclusion proof and checkpoint")
     proof_path = out.with_name(out.name + ".tlog-proof")
     try:
-        proof = TlogProof(
-            index=int(receipt["entry"]["index"]),
-            inclusion=tuple(base64.b64decode(h, validate=True) for h in receipt["inclusion"]),
-            checkpoint=str(receipt["checkpoint"]).encode("utf-8"),
-            extra=str(receipt["entry"]["json"]).encode("utf-8"),
-        )
-        proof_path.write_bytes(format_proof(proof))
+        proof_path.write_bytes(as_tlog_proof(receipt))
     except (CustodesError, OSError, ValueError, KeyError, TypeError) as err:
         click.echo(f"custodes: no tlog-proof written: {err}", err=True)
         return
-    click.echo(f"wrote {proof_path}: the same, as a c2sp.org/tlog-proof@v1 file")
+    result["tlog_proof"] = str(proof_path)
+    say(f"wrote {proof_path}: the same, as a c2sp.org/tlog-proof@v1 file")
 
 
 @access_group.command("check-receipt")

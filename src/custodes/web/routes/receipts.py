@@ -22,13 +22,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from custodes.access.receipt import RECEIPT_FORMAT
+from custodes.access.receipt import RECEIPT_FORMAT, as_tlog_proof
 from custodes.access.service import Forbidden
 from custodes.errors import ConflictError, NotFoundError
 from custodes.tlog import parse_checkpoint, parse_note
 from custodes.web.routes.access import Investigator, RequestId, _run
 
-__all__ = ["receipt_for", "router", "tlog_proof_of"]
+__all__ = ["receipt_for", "router"]
 
 router = APIRouter(prefix="/access", tags=["access"])
 
@@ -73,20 +73,6 @@ def receipt_for(app_state: Any, user: Any, rid: str, *, wait_s: float = WAIT_S) 
     }
 
 
-def tlog_proof_of(receipt: dict[str, Any]) -> bytes:
-    """The same receipt as a ``c2sp.org/tlog-proof@v1`` file (the entry as extra data)."""
-    from custodes.tlog.proof import TlogProof, format_proof
-
-    return format_proof(
-        TlogProof(
-            index=int(receipt["entry"]["index"]),
-            inclusion=tuple(base64.b64decode(h, validate=True) for h in receipt["inclusion"]),
-            checkpoint=str(receipt["checkpoint"]).encode("utf-8"),
-            extra=str(receipt["entry"]["json"]).encode("utf-8"),
-        )
-    )
-
-
 @router.get(
     "/requests/{rid}/receipt",
     summary="The released clip's receipt: its entry, inclusion proof and checkpoint",
@@ -108,7 +94,7 @@ async def receipt(
     got = await _run(receipt_for, request.app.state, user, rid)
     if format == "tlog-proof":
         return Response(
-            tlog_proof_of(got),
+            as_tlog_proof(got),
             media_type="text/plain; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="{rid}.mp4.tlog-proof"',
