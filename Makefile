@@ -2,7 +2,7 @@
 #   make demo   create .venv, install, build a synthetic city (a week of activity), serve its dashboard
 #   make test   create .venv, install, start PostgreSQL, run the whole suite (four workers,
 #               one test file each at a time: most tests wait on servers and subprocesses;
-#               files marked heavy first, so none is left running alone at the end)
+#               files marked heavy spread over the first half, none left alone at the end)
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

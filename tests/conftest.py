@@ -106,14 +106,24 @@ def server(instance: tuple[Path, str]) -> Iterator[tuple[str, Path, str]]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files marked ``heavy`` (a minute or more each) run first, the rest in their order.
+    """Files marked ``heavy`` (minutes each) are spread over the first half of the run.
 
     ``make test`` hands out whole files to four workers in this order
-    (``--dist loadfile --no-loadscope-reorder``); a heavy file handed out last would
-    leave one worker running it alone at the end while the others stand idle.
+    (``--dist loadfile --no-loadscope-reorder``).  A heavy file handed out last leaves
+    one worker running it alone at the end; all of them handed out first build their
+    cities at once on two cores, and each then takes several times as long as alone
+    (past its timeout, in one run).  So the first starts the run and the others follow
+    at even steps through the first half of the other files.
     """
-    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
-    items.sort(key=lambda item: item.path not in heavy)  # stable: order within a file kept
+    files: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    heavy = [f for f, its in files.items() if any(i.get_closest_marker("heavy") for i in its)]
+    order = [f for f in files if f not in heavy]
+    step = len(order) // 2 / max(len(heavy), 1)
+    for k, f in enumerate(heavy):
+        order.insert(round(k * step) + k, f)
+    items[:] = [item for f in order for item in files[f]]
 
 
 @pytest.fixture(autouse=True)
