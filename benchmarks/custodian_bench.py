@@ -19,10 +19,11 @@ most 65,535 bytes and each named digest takes 67, so 2,000 segments are 3 releas
 
 Timed, per run: ``POST /partials`` to one custodian for every release in turn, each with
 its cosigned checkpoint, inclusion proof and every segment's record with its two proofs,
-until the last answer's last byte.  Reported: segments a second (all segments over the
-wall time), the custodian's CPU time per segment (``utime + stime`` of its process from
-``/proc``, children included), and the load average when the run ended.  The median is
-over ``--runs`` runs.
+until the last answer's last byte; then the same to a second custodian restarted with
+``CUSTODES_PARTIAL_THREADS=1`` (its partials on one thread), runs alternating.  Reported:
+segments a second (all segments over the wall time), the custodian's CPU time per segment
+(``utime + stime`` of its process, all its threads, from ``/proc``), and the load average
+when the run ended.  The median is over ``--runs`` runs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from custodes.access.policy import DEFAULT_POLICY  # noqa: E402
 from custodes.custody import SegmentId  # noqa: E402
 from custodes.custody.daemon import SegmentProof, partials_request  # noqa: E402
 from custodes.custody.daemon.entries import format_ms, now_ms  # noqa: E402
+from custodes.custody.daemon.partials import WORKERS  # noqa: E402
 from custodes.custody.kem import encapsulate  # noqa: E402
 from custodes.records.canonical import canonicalize  # noqa: E402
 from custodes.tlog import MemoryTree, leaf_hash  # noqa: E402
@@ -188,6 +190,16 @@ def _run(url: str, pid: int, bodies: list[bytes], n: int) -> tuple[float, float,
     return n / wall, 1000 * cpu / n, os.getloadavg()[0]
 
 
+def _median(runs: list[tuple[float, float, float]]) -> dict[str, Any]:
+    return {
+        "runs_segments_per_s": [round(r[0], 1) for r in runs],
+        "median_segments_per_s": round(statistics.median(r[0] for r in runs), 1),
+        "runs_cpu_ms_per_segment": [round(r[1], 3) for r in runs],
+        "median_cpu_ms_per_segment": round(statistics.median(r[1] for r in runs), 3),
+        "load_average_1m": [round(r[2], 2) for r in runs],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--segments", type=int, default=2000, help="segments asked for (2000)")
@@ -199,37 +211,67 @@ def main() -> None:
     args = ap.parse_args()
     if not 0 < args.segments <= 100_000 or not 0 < args.per_release <= 960:
         raise SystemExit("--segments must be 1 to 100000 and --per-release 1 to 960.")
+    if not 0 < args.batch <= 100_000 or not 0 < args.runs <= 100:
+        raise SystemExit("--batch must be 1 to 100000 and --runs 1 to 100.")
     with tempfile.TemporaryDirectory(prefix="custodian-bench-") as tmp, network(Path(tmp)) as net:
         init_set(net, Path(tmp))
-        bodies = scene(net, args.segments, args.batch, args.per_release).bodies
-        _, _, url, proc = net.custodians[0]
-        assert proc.proc is not None
-        pid = proc.proc.pid
-        _run(url, pid, bodies[:1], 1)  # warm up: the custodian's first follow and rules
-        runs = [_run(url, pid, bodies, args.segments) for _ in range(args.runs)]
-    rates = [r[0] for r in runs]
+        scene_ = scene(net, args.segments, args.batch, args.per_release)
+        bodies = scene_.bodies
+        # The second custodian is restarted with its partials on one thread, for comparison.
+        one = net.custodians[1][3]
+        one.stop()
+        os.environ["CUSTODES_PARTIAL_THREADS"] = "1"
+        try:
+            one.start()
+        finally:
+            del os.environ["CUSTODES_PARTIAL_THREADS"]
+        (_, _, url, proc), (_, _, url1, _) = net.custodians[0], net.custodians[1]
+        assert proc.proc is not None and one.proc is not None
+        pid, pid1 = proc.proc.pid, one.proc.pid
+        # The first request after the releases were logged: the custodian follows the log to
+        # their checkpoint and recomputes the public rules over it (as for every new release).
+        first = _run(url, pid, bodies[:1], len(scene_.proofs[0]))
+        _run(url1, pid1, bodies[:1], len(scene_.proofs[0]))
+        runs, runs1 = [], []
+        for _ in range(args.runs):  # alternating, so that the machine's load falls on both
+            runs.append(_run(url, pid, bodies, args.segments))
+            runs1.append(_run(url1, pid1, bodies, args.segments))
     figures = {
         "segments": args.segments,
         "requests": len(bodies),
         "request_bytes": [len(b) for b in bodies],
-        "runs_segments_per_s": [round(r, 1) for r in rates],
-        "median_segments_per_s": round(statistics.median(rates), 1),
-        "runs_cpu_ms_per_segment": [round(r[1], 3) for r in runs],
-        "median_cpu_ms_per_segment": round(statistics.median(r[1] for r in runs), 3),
-        "load_average_1m": [round(r[2], 2) for r in runs],
+        "threads": {"custodian": WORKERS, "comparison": 1},
+        **_median(runs),
+        "one_thread": _median(runs1),
+        "first_request": {
+            "segments": len(scene_.proofs[0]),
+            "segments_per_s": round(first[0], 1),
+            "cpu_ms_per_segment": round(first[1], 3),
+        },
         "nproc": os.cpu_count(),
         "python": platform.python_version(),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    for k, r in enumerate(runs, 1):
-        print(f"run {k}: {r[0]:,.0f} segments/s, {r[1]:.3f} ms CPU a segment, load {r[2]:.2f}")
     print(
-        f"median: {figures['median_segments_per_s']:,.0f} segments/s "
-        f"({args.segments} segments in {len(bodies)} requests), "
-        f"{figures['median_cpu_ms_per_segment']:.3f} ms of the custodian's CPU a segment"
+        f"first request ({len(scene_.proofs[0])} segments, the custodian following the log and"
+        f" checking the public rules first): {first[0]:,.0f} segments/s, {first[1]:.3f} ms CPU"
     )
+    for k, (r, r1) in enumerate(zip(runs, runs1, strict=True), 1):
+        print(
+            f"run {k}: {r[0]:,.0f} segments/s, {r[1]:.3f} ms CPU a segment, load {r[2]:.2f}"
+            f" | one thread: {r1[0]:,.0f} segments/s, {r1[1]:.3f} ms CPU, load {r1[2]:.2f}"
+        )
+    for label, m in (
+        (f"partials on {WORKERS} threads", figures),
+        ("one thread", figures["one_thread"]),
+    ):
+        print(
+            f"median, {label}: {m['median_segments_per_s']:,.0f} segments/s "
+            f"({args.segments} segments in {len(bodies)} requests), "
+            f"{m['median_cpu_ms_per_segment']:.3f} ms of the custodian's CPU a segment"
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ still get them in segment order, each one proving correct and opening the agent'
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +72,14 @@ def test_a_custodian_spends_under_half_a_millisecond_of_cpu_a_segment(
 def json_body(s: Scene) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(s.bodies[0])
     return body
+
+
+def test_a_bad_thread_count_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "custodes", "--data", str(tmp_path / "c"), "custodian", "serve",
+           "--port", "1", "--log", "http://127.0.0.1:1", "--log-vkey", "x"]  # fmt: skip
+    env = {**os.environ, "CUSTODES_PARTIAL_THREADS": "0"}
+    got = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
+    assert got.returncode != 0
+    assert got.stderr.decode().strip() == (
+        "custodes: CUSTODES_PARTIAL_THREADS must be a number from 1 to 64, not '0'."
+    )

@@ -8,6 +8,8 @@ The few Python steps between calls (the proof's hashes, the JSON form) hold the 
 cores that still gives most of a second core.
 
 A request of fewer than :data:`MIN_CHUNK` segments per thread stays on the calling thread.
+The threads are as many as the cores (at most 8), or ``CUSTODES_PARTIAL_THREADS`` (1 to 64)
+if set when the custodian starts; 1 computes every partial on the request's own thread.
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ from typing import Any
 from custodes.custody.group import Point
 from custodes.custody.kem import SegmentId, partial_decrypt
 from custodes.custody.keys import EpochShare
+from custodes.errors import UsageError
 
 __all__ = ["MIN_CHUNK", "WORKERS", "partials_json"]
 
-WORKERS = max(1, min(8, os.cpu_count() or 1))
+
+def _workers(text: str | None) -> int:
+    if text is None or text == "":
+        return max(1, min(8, os.cpu_count() or 1))
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise UsageError(f"CUSTODES_PARTIAL_THREADS must be a number from 1 to 64, not {text!r}.")
+    return int(text)
+
+
+WORKERS = _workers(os.environ.get("CUSTODES_PARTIAL_THREADS"))
 MIN_CHUNK = 32
 _pool: ThreadPoolExecutor | None = None
 
