@@ -20,14 +20,16 @@ LIVE = {
 }
 
 
-def record_after(a: AppCity, start_ms: int, n: int, camera: str = "cam-n1") -> list[str]:
+def record_after(
+    a: AppCity, start_ms: int, n: int, camera: str = "cam-n1", first: int = 100
+) -> list[str]:
     """``n`` ten-second segments of ``camera`` from ``start_ms``, logged and archived; their
     playlist names."""
     st = a.app.state
     settings = FleetSettings.load(a.data)
     items, names = [], []
     for i in range(n):
-        body = segment_bytes(100 + i)
+        body = segment_bytes(first + i)  # distinct bytes: a digest sent again is a re-send
         t = start_ms + i * SEGMENT_S * 1000
         stamp = format_time(t)
         folder = a.data / "archive" / camera / stamp[:10]

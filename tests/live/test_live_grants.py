@@ -94,7 +94,7 @@ def test_outside_the_grant_a_segment_is_403_with_no_bytes_and_nothing_logged(
     start = parse_time(a.client.get(f"/access/live/{rid}", headers=a.auth("ivan")).json()["start"],
                        "start")  # fmt: skip
     (inside,) = record_after(a, start + 100, 1)
-    (other_cam,) = record_after(a, start + 100, 1, camera="cam-n2")
+    (other_cam,) = record_after(a, start + 100, 1, camera="cam-n2", first=200)
     old = f"cam-n1_{a.start_ms}"  # recorded before the grant: never live footage
     n = len(entries(a))
     for name in (old, other_cam, "cam-n1_x", f"cam-n1_{start + 61_000}"):
@@ -201,3 +201,28 @@ def test_an_emergency_grant_starts_at_once_flagged_and_a_late_review_blocks_the_
     approve(a, rid)
     r = a.client.post("/access/live", json={**_live(), "emergency": True}, headers=a.auth("ivan"))
     assert r.status_code == 201, r.text
+
+
+def test_segments_of_one_grant_asked_for_together_share_one_access_viewed(a: AppCity) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rid = live(a, cameras=["cam-n1", "cam-n2"])["request"]
+    approve(a, rid)
+    start = parse_time(a.client.get(f"/access/live/{rid}", headers=a.auth("ivan")).json()["start"],
+                       "start")  # fmt: skip
+    names = [*record_after(a, start + 100, 1),
+             *record_after(a, start + 100, 1, camera="cam-n2", first=200)]  # fmt: skip
+    set_clock(a, start + 11_000)  # both recorded by then
+    r = a.client.get(f"/access/live/{rid}/index.m3u8?camera=cam-n2", headers=a.auth("ivan"))
+    assert r.status_code == 200 and names[1] in r.text and names[0] not in r.text
+
+    def fetch(name: str) -> Any:
+        return a.client.get(f"/access/live/{rid}/{name}.ts", headers=a.auth("ivan"))
+
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(fetch, names))
+    assert [g.status_code for g in got] == [200, 200]
+    indexes = {int(g.headers["x-custodes-index"]) for g in got}
+    assert len(indexes) == 1  # one entry names both
+    viewed = entries(a)[indexes.pop()]
+    assert sorted(viewed["segments"]) == sorted(g.headers["x-custodes-sha256"] for g in got)

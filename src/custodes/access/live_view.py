@@ -9,6 +9,8 @@ one of them, and only after every step below has passed; a step that fails serve
    the segment starts inside the grant's window (else :class:`Forbidden`, HTTP 403);
 2. ``access.viewed`` (the grant, the segment's plaintext digest, the redaction) is durably
    in the log (else :class:`~custodes.errors.StoreUnavailableError`, HTTP 503: fail closed);
+   the segments of one grant asked for within :data:`BATCH_S` of each other (several
+   cameras, several players) share one entry;
 3. under custody the custodians open the segment for that entry, exactly as for a release
    (:meth:`custodes.access.opening.Opening._open`: a witnessed checkpoint, their partials
    checked); the plaintext lives in memory only;
@@ -20,14 +22,18 @@ one of them, and only after every step below has passed; a step that fails serve
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import shutil
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custodes.access.live import LiveGrants, access_viewed
 from custodes.access.requests import Forbidden
-from custodes.errors import NotFoundError, VerificationError
+from custodes.errors import NotFoundError, StoreUnavailableError, VerificationError
 from custodes.fleet.model import now_ms as _now_ms
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["LiveView", "segment_name", "to_ts"]
 
 PLAYLIST_LENGTH = 6
+BATCH_S = 0.2
+"""How long the first segment of a grant waits for others to share its ``access.viewed``."""
 
 
 def segment_name(camera: str, start_ms: int) -> str:
@@ -72,12 +80,71 @@ def to_ts(src: Path, offset_s: float) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class _Batch:
+    """The segments of one grant asked for within one batch window, logged together."""
+
+    by: str
+    redaction: dict[str, Any]
+    now: int
+    segments: list[str] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    index: int | None = None
+    error: BaseException | None = None
+
+
+class _Batcher:
+    """``access.viewed`` batched: the first segment of a grant asked for opens a batch, the
+    segments of that grant asked for in the next ``batch_s`` seconds join it, and one entry
+    names them all; each caller goes on only once that entry is durable (and gets its
+    index), or raises what the log raised."""
+
+    def __init__(self, svc: AccessService, batch_s: float) -> None:
+        self.svc = svc
+        self.batch_s = batch_s
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str], _Batch] = {}
+
+    def view(self, rid: str, by: str, sha256: str, redaction: dict[str, Any], now: int) -> int:
+        key = (rid, json.dumps(redaction, sort_keys=True))
+        with self._lock:
+            batch = self._open.get(key)
+            leader = batch is None
+            if batch is None:
+                batch = self._open[key] = _Batch(by, redaction, now)
+            if sha256 not in batch.segments:
+                batch.segments.append(sha256)
+        if leader:
+            time.sleep(self.batch_s)
+            with self._lock:
+                del self._open[key]
+            try:
+                entry = access_viewed(rid, by, batch.segments, redaction, batch.now)
+                batch.index = self.svc._commit([(entry, "", "")])
+            except BaseException as exc:
+                batch.error = exc
+                raise
+            finally:
+                batch.done.set()
+        else:
+            batch.done.wait()
+            if batch.error is not None:
+                raise StoreUnavailableError(
+                    "the view could not be logged, so the segment is not shown"
+                ) from batch.error
+        assert batch.index is not None
+        return batch.index
+
+
 class LiveView:
     """The playlist and the segments of live grants, through one gateway."""
 
-    def __init__(self, svc: AccessService, grants: LiveGrants | None = None) -> None:
+    def __init__(
+        self, svc: AccessService, grants: LiveGrants | None = None, batch_s: float = BATCH_S
+    ) -> None:
         self.svc = svc
         self.grants = grants or LiveGrants(svc)
+        self._batcher = _Batcher(svc, batch_s)
 
     def _segments(self, camera: str, from_ms: int, to_ms: int) -> list[SegmentRow]:
         svc = self.svc
@@ -141,8 +208,7 @@ class LiveView:
             raise NotFoundError(f"camera {camera} has no logged segment starting then")
         seg = found[0]
         redaction = redaction_for(g.unredacted)
-        entry = access_viewed(rid, me.pseudonym, [seg.sha256], redaction, now)
-        index = svc._commit([(entry, "", "")])
+        index = self._batcher.view(rid, me.pseudonym, seg.sha256, redaction, now)
         keys: dict[tuple[str, int], bytes] = {}
         if seg.encrypted:
             keys = svc.opening._open(rid, index, [seg])
