@@ -82,20 +82,26 @@ def demo_city_cmd(
     click.echo(_describe(facts))
 
 
+def _n(n: int, one: str) -> str:
+    return f"{n} {one}" if n == 1 else f"{n} {one}s"
+
+
 def _describe(f: dict[str, Any]) -> str:
     c = f["counts"]
     lines = [
         f"built the demo city in {f['data']} in {f['seconds']:.1f} s:",
         f"  {f['cameras']} cameras ({f['face_recognition_capable']} sold as face-recognition"
         f" capable) in {f['districts']} districts, {f['places']} places",
-        f"  {f['from']} to {f['to']}: {c.get('segments', 0)} segments,"
-        f" {c.get('outages', 0)} random outages, the theatre dark from"
+        f"  {f['from']} to {f['to']}: {_n(c.get('segments', 0), 'segment')},"
+        f" {_n(c.get('outages', 0), 'random outage')}, the theatre dark from"
         f" {f['theatre_outage'][0]} to {f['theatre_outage'][1]} (declared late)",
     ]
     if "users" in f:
         lines.append(
-            f"  {c.get('access.requested', 0)} requests, {c.get('access.approved', 0)} approvals,"
-            f" {c.get('access.denied', 0)} denials, {c.get('access.released', 0)} releases;"
+            f"  {_n(c.get('access.requested', 0), 'request')},"
+            f" {_n(c.get('access.approved', 0), 'approval')},"
+            f" {_n(c.get('access.denied', 0), 'denial')},"
+            f" {_n(c.get('access.released', 0), 'release')};"
             f" flags: {', '.join(f['flags']) or 'none'}"
         )
         for problem in f.get("failures", []):

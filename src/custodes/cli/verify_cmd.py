@@ -67,7 +67,8 @@ def verify_cmd(
         return
     click.echo(
         f"verified {result.origin}: size {result.size}, root {result.root_hash.hex()}"
-        f" ({result.entries:,} entries, {result.tiles:,} tiles in {result.seconds:.2f} s)"
+        f" ({result.entries:,} {'entry' if result.entries == 1 else 'entries'},"
+        f" {result.tiles:,} {'tile' if result.tiles == 1 else 'tiles'} in {result.seconds:.2f} s)"
     )
     if result.previous_size is not None:
         click.echo(f"consistent with the checkpoint of size {result.previous_size} seen before")

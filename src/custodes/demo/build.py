@@ -85,11 +85,16 @@ class Timeline:
         heapq.heappush(self._heap, (ms, self._n, fn))
         self._n += 1
 
-    def run(self, until: int) -> None:
-        """Run every action due by ``until``; later ones never happen."""
+    def run(self, until: int, progress: Callable[[int], None] | None = None) -> None:
+        """Run every action due by ``until``; later ones never happen.  ``progress`` is
+        called with the simulated time at most once every 10 s of wall time."""
+        said = time.monotonic()
         while self._heap and self._heap[0][0] <= until:
             ms, _, fn = heapq.heappop(self._heap)
             fn(ms)
+            if progress is not None and time.monotonic() - said >= 10:
+                said = time.monotonic()
+                progress(ms)
         self._heap.clear()
 
 
@@ -445,8 +450,19 @@ def _build(data: Path, cfg: DemoConfig, say: Callable[[str], None]) -> dict[str,
             people.plan()
         else:
             say("the access gateway is not installed; the demo has no users or requests")
-        say(f"simulating {cfg.days:g} days, {week.step // 1000} s heartbeat intervals")
-        week.timeline.run(until=week.end + 2 * MIN)
+        days = "1 day" if cfg.days == 1 else f"{cfg.days:g} days"
+        say(f"simulating {days}, {week.step // 1000} s heartbeat intervals")
+        began = time.monotonic()
+        span = max(1, week.end - week.t0)
+
+        def progress(ms: int) -> None:
+            done = min(1.0, (ms - week.t0) / span)
+            say(
+                f"simulated {format_time(ms)[:16].replace('T', ' ')} UTC, {done:.0%} of the"
+                f" city's time, {time.monotonic() - began:.0f} s so far"
+            )
+
+        week.timeline.run(until=week.end + 2 * MIN, progress=progress)
         facts: dict[str, Any] = {}
         if people is not None:
             facts = people.finish()
