@@ -290,3 +290,26 @@ def test_the_server_does_not_start_on_an_edited_policy_file(city: City) -> None:
     assert proc.returncode != 0
     assert "policy.json differs from the logged policy version 2 in sensitive_zones" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_policy_logged_before_a_key_existed_still_starts_the_gateway(city: City) -> None:
+    """An instance whose logged policy (and its policy.json) predates a policy key, as after
+    an upgrade that added the live-view keys, starts: the missing key means its default.
+    An edited value is still refused."""
+    from custodes.access import entries as E
+    from custodes.access.policy import DEFAULT_POLICY
+    from custodes.records.canonical import canonicalize
+
+    c = city
+    old = {k: v for k, v in DEFAULT_POLICY.items() if k != "live_max_minutes"}
+    version = (c.access.view.policy() or (0, {}))[0] + 1
+    entry = E.policy_changed(version, old, c.end_ms)
+    c.ledger.write(lambda log: log.append([canonicalize(entry)]))
+    (c.data / "policy.json").write_text(json.dumps({"version": version, "policy": old}))
+    _reopen(c)  # starts, and decides on the logged policy
+    assert c.access.policy()["live_max_minutes"] == DEFAULT_POLICY["live_max_minutes"]
+    (c.data / "policy.json").write_text(
+        json.dumps({"version": version, "policy": {**old, "live_max_minutes": 600}})
+    )
+    with pytest.raises(CacheMismatchError, match="live_max_minutes"):
+        _reopen(c)

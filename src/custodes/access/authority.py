@@ -114,6 +114,9 @@ class AuthorityMixin:
         if current is None:
             self.policies.write(Policy.parse(doc, version))
             return
+        # Both with the defaults filled in: a policy logged before a key existed means that
+        # key's default, so an older instance starts on a newer release.
+        doc = Policy.parse(doc, version).doc
         differ = sorted(k for k in set(doc) | set(current.doc) if doc.get(k) != current.doc.get(k))
         if current.version != version or differ:
             what = ", ".join(differ) if differ else f"the version ({current.version})"
