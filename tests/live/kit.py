@@ -27,7 +27,8 @@ def record_after(
     playlist names."""
     st = a.app.state
     settings = FleetSettings.load(a.data)
-    items, names = [], []
+    items: list[object] = []
+    names: list[str] = []
     for i in range(n):
         body = segment_bytes(first + i)  # distinct bytes: a digest sent again is a re-send
         t = start_ms + i * SEGMENT_S * 1000
