@@ -197,7 +197,7 @@ def test_a_second_writer_is_told_the_server_holds_the_directory(
     assert b"--server URL" in out.stderr
     # Readers still work while the server runs.
     listed = json.loads(run_cli("cameras", "list", "--json", data=data).stdout)
-    assert len(listed) == 7
+    assert len(listed) == 8  # the fixture's seven cameras and its ALPR camera (issue 15, item 17)
 
 
 def test_operators_change_a_running_server_with_server_url(
