@@ -104,3 +104,23 @@ def test_anyone_reads_the_live_figures_at_the_published_checkpoint(a: AppCity) -
         time.sleep(0.1)
     assert got["live"] == 2 and got["emergency"] == 1 and got["minutes_granted"] == 15
     assert list(got["months"].values())[0]["live"] == 2
+
+
+def test_the_statistics_page_shows_live_and_emergency_grants(a: AppCity) -> None:
+    import re
+    import time
+
+    rid = live(a, minutes=5)["request"]
+    approve(a, rid)
+    live(a, emergency=True, minutes=10)
+    want = a.app.state.ledger.read(lambda lg: lg.store.next_index())
+    deadline = time.monotonic() + 30
+    while (a.client.get("/public/statistics.json").json().get("live") or {}).get("live") != 2:
+        assert time.monotonic() < deadline, "the statistics never caught up"
+        time.sleep(0.1)
+    assert int(a.client.get("/log/checkpoint").text.split("\n")[1]) >= want
+    page = a.client.get("/statistics").text
+    assert "Live viewing" in page
+    assert "2 live grants started, 1 of them emergency grants" in " ".join(page.split())
+    row = re.search(r'<table id="live-by-month">.*?</table>', page, re.S)
+    assert row is not None and '<td class="num">2</td><td class="num">1</td>' in row.group(0)

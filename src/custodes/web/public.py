@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from custodes.access.live_stats import live_from_state
 from custodes.errors import NotFoundError
 from custodes.fleet.model import format_time, parse_time
 from custodes.geo.geometry import haversine_m, view_cone
@@ -238,6 +239,7 @@ def access_statistics(state: PublicState) -> dict[str, Any]:
         "by_month": dict(sorted(by_month.items())),
         "flags": dict(sorted(rules.items())),
         "flags_open": sum(1 for f in state.flags.values() if f.get("resolved") is None),
+        "live": live_from_state(state),  # live and emergency grants (custodes.access.live)
     }
 
 
