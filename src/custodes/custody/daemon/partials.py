@@ -37,7 +37,8 @@ def _workers(text: str | None) -> int:
 
 WORKERS = _workers(os.environ.get("CUSTODES_PARTIAL_THREADS"))
 MIN_CHUNK = 32
-_pool: ThreadPoolExecutor | None = None
+# Threads start on first use; the calling thread computes one chunk itself.
+_pool = ThreadPoolExecutor(max(1, WORKERS - 1), thread_name_prefix="custodian-partials")
 
 Item = tuple[SegmentId, Point, EpochShare]
 
@@ -50,15 +51,13 @@ def _chunk(items: Sequence[Item], release: str) -> list[dict[str, Any]]:
 
 def partials_json(items: Sequence[Item], *, release: str) -> list[dict[str, Any]]:
     """Every item's partial, as JSON, in the order given (an error in any is raised)."""
-    global _pool
     parts = min(WORKERS, len(items) // MIN_CHUNK)
     if parts < 2:
         return _chunk(items, release)
-    if _pool is None:
-        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="custodian-partials")
     size = -(-len(items) // parts)
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    out: list[dict[str, Any]] = []
-    for done in _pool.map(_chunk, chunks, [release] * len(chunks)):
-        out += done
+    rest = [_pool.submit(_chunk, c, release) for c in chunks[1:]]
+    out = _chunk(chunks[0], release)
+    for f in rest:
+        out += f.result()
     return out
