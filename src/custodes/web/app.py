@@ -144,6 +144,7 @@ def create_app(settings: Settings, *, service: LedgerService | None = None) -> F
     app.include_router(custody_routes.router)
     app.include_router(live_routes.router)
     app.include_router(live_routes.public_router)
+    app.include_router(live_routes.staff_router)
     dashboard_routes.install(app)  # the public pages, /static and / (the map)
 
     @app.get("/docs", include_in_schema=False)

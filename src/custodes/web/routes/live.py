@@ -32,7 +32,7 @@ from custodes.access.live_view import LiveView
 from custodes.web.auth import render, require, require_page
 from custodes.web.routes.access import _clock, _run
 
-__all__ = ["live_of_app", "public_router", "router"]
+__all__ = ["live_of_app", "public_router", "router", "staff_router"]
 
 router = APIRouter(prefix="/access/live", tags=["live"])
 public_router = APIRouter(tags=["public"])
@@ -149,3 +149,57 @@ def public_live(request: Request) -> dict[str, Any]:
 
     got: dict[str, Any] = request.app.state.public.use(figures)
     return got
+
+
+# -- the staff form ----------------------------------------------------------------------
+
+staff_router = APIRouter(include_in_schema=False)
+StaffInvestigator = Annotated[User, Depends(require_page("investigator"))]
+
+
+def _form_page(
+    request: Request, form: dict[str, str], error: str | None, status: int = 200
+) -> HTMLResponse:
+    pol = request.app.state.access.policy()
+    return render(
+        request, "internal/live_new.html", status_code=status, form=form, error=error,
+        purposes=list(pol["purposes"]), max_minutes=pol["live_max_minutes"],
+        max_emergency=pol["emergency_max_minutes"],
+        review_h=round(pol["emergency_review_s"] / 3600, 1),
+    )  # fmt: skip
+
+
+@staff_router.get("/app/live/new", response_class=HTMLResponse)
+async def new_live_page(request: Request, user: StaffInvestigator) -> HTMLResponse:
+    return _form_page(request, {}, None)
+
+
+@staff_router.post("/app/live/new")
+async def new_live(request: Request, user: StaffInvestigator) -> Response:
+    """Ask for a live grant from the staff page; its request page is shown next."""
+    import re
+
+    from fastapi.responses import RedirectResponse
+
+    from custodes.access.requests import Forbidden
+    from custodes.errors import CustodesError, FormatError, http_status
+    from custodes.web.routes.internal_common import same_origin
+
+    same_origin(request)
+    raw = await request.form()
+    form = {k: str(v)[:4000] for k, v in raw.items() if isinstance(v, str)}
+    try:
+        minutes = form.get("minutes", "").strip()
+        if not minutes.isdigit():
+            raise FormatError("give the minutes as a whole number")
+        inp = LiveInput(
+            cameras=tuple(c for c in re.split(r"[\s,]+", form.get("cameras", "")) if c),
+            minutes=int(minutes), purpose=form.get("purpose", ""),
+            case=form.get("case", "").strip(), justification=form.get("justification", ""),
+            emergency=bool(form.get("emergency")),
+        )  # fmt: skip
+        got = await _run(live_of_app(request).grants.request, user, inp, _clock(request))
+    except CustodesError as err:
+        status = 403 if isinstance(err, Forbidden) else http_status(err)
+        return _form_page(request, form, str(err), status)
+    return RedirectResponse(f"/app/requests/{got['request']}?created=1", status_code=303)
