@@ -113,7 +113,9 @@ def test_flags_by_person_and_place_search_and_logged_reads(
         for rid in rids:
             section = queue.split(f'aria-labelledby="q-{rid}"')[1].split("</section>")[0]
             flags = _words(section.split(f'id="flags-{rid}"')[1])
-            assert flags.startswith(">Open flags repeated-place : One place was requested"), flags[:99]
+            assert flags.startswith(">Open flags repeated-place : One place was requested"), flags[
+                :99
+            ]
             assert "made 3 other requests: 3 pending." in _words(section)
 
     # In the browser: the map draws the place; the page passes axe and fits 360 px.
