@@ -68,9 +68,14 @@ class AppendTail:
         with self._lock:
             if not self._runs or start < self._runs[0][0] or end > self._end:
                 return None
-            out: list[bytes] = []
-            for first, run in self._runs:
-                lo, hi = max(start, first), min(end, first + len(run))
-                if lo < hi:
-                    out.extend(run[lo - first : hi - first])
+            wanted: list[tuple[int, list[bytes]]] = []
+            for first, run in reversed(self._runs):  # readers want the newest few
+                if first + len(run) <= start:
+                    break
+                wanted.append((first, run))
+        out: list[bytes] = []
+        for first, run in reversed(wanted):
+            lo, hi = max(start, first), min(end, first + len(run))
+            if lo < hi:
+                out.extend(run[lo - first : hi - first])
         return out if len(out) == end - start else None
