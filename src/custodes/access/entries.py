@@ -23,6 +23,10 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       ``policy`` (the version it was judged under); from v2
                       ``places`` ([district, [groups]] of its cameras) and
                       ``groups``, so that anyone can check an approver's scope
+                      A live grant (:mod:`custodes.access.live`) also carries
+                      ``live`` ``{"minutes": N, "emergency": bool}`` and no window:
+                      its window starts at the ``time`` of the approval that
+                      completes it (an emergency grant: at its own ``time``)
 ``access.approved``   ``request``, ``approver``, ``role`` (approver or judge),
                       ``expires``, ``unredacted`` (an unredacted export is
                       granted), ``complete`` (the policy is now satisfied),
@@ -66,6 +70,11 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       released clip again (kept until the approval's expiry, byte
                       for byte what ``access.released`` names); logged before
                       it is sent
+``access.viewed``     ``request``, ``by``, ``segments`` (plaintext SHA-256 of each),
+                      ``redaction``: segments of a live grant about to be shown, logged
+                      before they are opened (under custody, what the custodians check)
+``access.revoked``    ``request``, ``by``, ``role``, ``reason``: an approver or judge
+                      ended a live grant early (both built in :mod:`custodes.access.live`)
 ``access.details_read`` ``request``, ``by`` (pseudonym), ``role`` and ``why``:
                       a request's sealed details were read by someone other
                       than its requester; logged durably before they are shown
