@@ -41,11 +41,18 @@ ONE_MANY = re.compile(
     r"|places|entries|footage requests|anomaly flags|active cameras)\b"
 )
 PUBLIC = ["/", "/coverage", "/outages", "/statistics", "/looked", "/verify", "/login"]
+FOUND = ["/cameras", "/cameras/{camera}", "/log/entries", "/log/entries/{entry}", "/reports"]
 STAFF = {
     # who: the pages their role has
-    "admin": ["/app", "/app/users"],
-    "oksana": ["/app", "/app/registry", "/app/registry/{camera}"],
-    "ivan": ["/app", "/app/requests", "/app/requests/new", "/app/requests/{request}"],
+    "admin": ["/app", "/app/users", "/app/users/{user}/revoke"],
+    "oksana": ["/app", "/app/registry", "/app/registry/{camera}", "/app/registry/new", "/app/geo"],
+    "ivan": [
+        "/app",
+        "/app/requests",
+        "/app/requests/new",
+        "/app/requests/{request}",
+        "/app/live/new",
+    ],  # fmt: skip
     "anna": ["/app", "/app/queue"],
     "audrey": ["/app", "/app/audit"],
 }
@@ -169,10 +176,12 @@ def _pages(demo: dict[str, Any]) -> dict[str, list[str]]:
     finally:
         store.close()
     rid = next(e["request"] for e in entries if e["type"] == "access.requested")
-    fill = {"camera": cams[0]["id"], "request": rid}
+    fill = {"camera": cams[0]["id"], "request": rid, "entry": str(len(entries) // 2),
+            "user": "ivan"}  # fmt: skip
     pages: dict[str, list[str]] = {
-        "": [*PUBLIC, "/outages?" + _incident_query(demo), "/looked?" + _incident_query(demo)]
-    }
+        "": [*PUBLIC, *(p.format(**fill) for p in FOUND),
+             "/outages?" + _incident_query(demo), "/looked?" + _incident_query(demo)]
+    }  # fmt: skip
     for who, paths in STAFF.items():
         pages[who] = [p.format(**fill) for p in paths]
     return pages
