@@ -338,6 +338,17 @@ async def import_cameras_route(request: Request, retire_missing: bool = False) -
         return refused
     body = await request.body()
     parsed = await run_in_threadpool(parse_cameras, body)
+    if not parsed.cameras:  # nothing to import: never a registry emptied by --retire-missing
+        total = len(parsed.skipped)
+        return JSONResponse(
+            {
+                "error": f"nothing was imported: all {total} elements were skipped"
+                if total
+                else "nothing was imported: the file holds no cameras",
+                "skipped": [{"element": s.element, "reason": s.reason} for s in parsed.skipped],
+            },
+            status_code=422,
+        )
 
     def work(log: Log) -> dict[str, Any]:
         return import_cameras(log, st.db, parsed.cameras, retire_missing=retire_missing)
