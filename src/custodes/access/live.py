@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from custodes.access import entries as E
+from custodes.access.folding import feed_from
 from custodes.access.requests import Forbidden, RequestRow, check_text, resolve_cameras
 from custodes.errors import ConflictError, FormatError, NotFoundError
 from custodes.fleet.model import format_time, parse_time
@@ -140,17 +141,8 @@ class LiveGrants:
         self._fold = _Fold()
 
     def refresh(self) -> _Fold:
-        def work(log: Any) -> None:
-            end = log.store.next_index()
-            start = self._fold.size
-            while start < end:
-                stop = min(end, start + 4096)
-                for i, raw in enumerate(log.store.read_entries(start, stop), start):
-                    self._fold.feed(i, bytes(raw))
-                start = stop
-
         with self._lock:
-            self.svc.ledger.read(work)
+            self.svc.ledger.read(lambda log: feed_from(log.store, self._fold))
             return self._fold
 
     # -- requests -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custodes.access import entries as E
+from custodes.access.folding import feed_from
 from custodes.access.release import Built, SegmentOpener, _checked_copy, in_window, segment_path
 from custodes.errors import (
     ConflictError,
@@ -130,17 +131,8 @@ class Opening:
     # -- what the log says ---------------------------------------------------------------
 
     def refresh(self) -> _Fold:
-        def work(log: Any) -> None:
-            end = log.store.next_index()
-            start = self._fold.size
-            while start < end:
-                stop = min(end, start + 4096)
-                for i, raw in enumerate(log.store.read_entries(start, stop), start):
-                    self._fold.feed(i, bytes(raw))
-                start = stop
-
         with self._lock:
-            self.svc.ledger.read(work)
+            self.svc.ledger.read(lambda log: feed_from(log.store, self._fold))
             return self._fold
 
     def on(self) -> bool:
