@@ -6,7 +6,6 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,7 @@ from custodes.fleet.archive import S3Archive, open_archive
 from custodes.fleet.model import parse_time
 from tests.fleet.conftest import FAST, Server, post
 from tests.fleet.test_ingest_http import _t
-from tests.ledger.test_objectstore import BUCKET, SeaweedFS
-
-
-@pytest.fixture
-def seaweed(tmp_path: Path) -> Iterator[SeaweedFS]:
-    sw = SeaweedFS(tmp_path / "seaweed")
-    sw.start()
-    try:
-        yield sw
-    finally:
-        sw.kill()
+from tests.ledger.test_objectstore import BUCKET, SeaweedFS, seaweed  # noqa: F401 (the fixture)
 
 
 def _put(url: str, body: bytes, token: str) -> tuple[int, dict[str, str]]:
@@ -41,7 +30,8 @@ def _put(url: str, body: bytes, token: str) -> tuple[int, dict[str, str]]:
 
 
 def test_segments_archive_to_the_object_store_and_come_back_intact(
-    fleet: tuple[Path, str], seaweed: SeaweedFS
+    fleet: tuple[Path, str],
+    seaweed: SeaweedFS,  # noqa: F811 (the imported fixture)
 ) -> None:
     data, token = fleet
     url = f"s3://{BUCKET}/city?endpoint={seaweed.endpoint}"

@@ -45,34 +45,52 @@ def _port_pair() -> int:
 class SeaweedFS:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
         self.ports = [_port_pair() for _ in range(4)]
         self.endpoint = f"http://127.0.0.1:{self.ports[3]}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
         self.cmd = [
-            weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={self.ports[0]}", f"-volume.port={self.ports[1]}", "-filer",
-            f"-filer.port={self.ports[2]}", "-s3", f"-s3.port={self.ports[3]}",
+            self._weed, "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1", f"-master.port={self.ports[0]}",
+            f"-volume.port={self.ports[1]}", "-filer", f"-filer.port={self.ports[2]}",
+            "-s3", f"-s3.port={self.ports[3]}",
         ]  # fmt: skip
 
     def start(self) -> None:
+        """Start it and wait until a bucket can be written; retry on fresh ports.
+
+        A port found free can be taken by another test before SeaweedFS binds it
+        (its gRPC ports sit in the ephemeral range), so a server that exits or
+        never answers is killed and started again elsewhere, up to three times.
+        """
+        for attempt in range(3):
+            if attempt:
+                self._pick_ports()
+            if self._start_once(deadline=time.monotonic() + 60):
+                return
+            self.kill()
+        tail = (self.root / "weed.log").read_bytes()[-2000:].decode(errors="replace")
+        raise RuntimeError(f"SeaweedFS did not start in three tries; its log ends:\n{tail}")
+
+    def _start_once(self, deadline: float) -> bool:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         with open(self.root / "weed.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:  # ready once a bucket can be made and written
-            try:
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:  # ready once a bucket can be made and written
                 s3 = self.client()
                 try:
                     s3.create_bucket(Bucket=BUCKET)
                 except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
                     pass
                 s3.put_object(Bucket=BUCKET, Key="ready", Body=b"1")
-                return
+                return True
             except Exception:
-                if time.monotonic() > deadline:
-                    raise
                 time.sleep(0.3)
+        return False
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -88,8 +106,8 @@ class SeaweedFS:
 @pytest.fixture
 def seaweed(tmp_path: Path) -> Iterator[SeaweedFS]:
     sw = SeaweedFS(tmp_path / "seaweed")
-    sw.start()
     try:
+        sw.start()
         yield sw
     finally:
         sw.kill()
