@@ -41,7 +41,10 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       from v2 ``requested`` (the log index of its
                       ``access.requested``), ``approvals`` (the indexes of the
                       ``access.approved`` entries it relies on) and ``policy``
-                      (the version in force).  Under custody (v3) the entry is
+                      (the version in force).  A release of several cameras is an
+                      archive (:mod:`custodes.access.archive`): ``output`` is then
+                      its manifest's digest and size, with ``manifest``
+                      ``{"files": N, "bytes": total}`` (also in ``access.exported``).  Under custody (v3) the entry is
                       logged *before* the footage is opened, so it carries no
                       ``output``: it is what the custodians check, and
                       ``access.exported`` names the clip afterwards
@@ -249,6 +252,7 @@ def access_released(
     requested: int | None = None,
     approvals: list[int] | None = None,
     policy_version: int | None = None,
+    manifest: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The release; ``output_sha256=None`` makes the custody form (v3, no ``output``)."""
     extra: dict[str, Any] = {}
@@ -266,6 +270,8 @@ def access_released(
     }
     if output_sha256 is not None:
         out["output"] = {"sha256": output_sha256, "bytes": output_bytes}
+        if manifest is not None:
+            out["output"]["manifest"] = manifest
     return out
 
 
@@ -277,15 +283,19 @@ def access_exported(
     output_sha256: str,
     output_bytes: int,
     now_ms: int,
+    manifest: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The clip of a custody release, named once it is cut and before it leaves."""
+    output: dict[str, Any] = {"sha256": output_sha256, "bytes": output_bytes}
+    if manifest is not None:
+        output["manifest"] = manifest
     return {
         **_base("access.exported", now_ms),
         "request": request,
         "release": release,
         "by": by,
         "redaction": redaction,
-        "output": {"sha256": output_sha256, "bytes": output_bytes},
+        "output": output,
     }
 
 
