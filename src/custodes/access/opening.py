@@ -216,7 +216,7 @@ class Opening:
             now = svc_now(now_ms)
             entry = E.access_exported(
                 plan.request.id, index, me.pseudonym, built.redaction, built.sha256, built.size,
-                now,
+                now, manifest=built.manifest,
             )  # fmt: skip
             exported = svc._commit([(entry, "", "")])
             os.replace(keep, kept)

@@ -508,6 +508,7 @@ class AccessService(AuthorityMixin, ReadingMixin):
         sha256: str | None,
         size: int | None,
         now_ms: int | None = None,
+        manifest: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """A release decision: check everything again, then append ``access.released`` durably.
 
@@ -526,7 +527,7 @@ class AccessService(AuthorityMixin, ReadingMixin):
             entry = E.access_released(
                 rid, me.pseudonym, segments, redaction, sha256, size, now,
                 requested=again.requested, approvals=list(again.approvals),
-                policy_version=self.policy(now).version,
+                policy_version=self.policy(now).version, manifest=manifest,
             )  # fmt: skip
             index = self._commit([(entry, "", "")])
             self._released.add(rid)
@@ -570,7 +571,8 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 built = build_clip(self.data, rows, plan, tmp)
             os.link(tmp, keep)  # kept for the requester, from before the entry is logged
             info = self.commit_release(
-                user, plan, built.segments, built.redaction, built.sha256, built.size, now_ms
+                user, plan, built.segments, built.redaction, built.sha256, built.size, now_ms,
+                manifest=built.manifest,
             )
             os.replace(keep, kept)
             os.replace(tmp, out)
