@@ -44,10 +44,11 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       (the version in force).  A release of several cameras is an
                       archive (:mod:`custodes.access.archive`): ``output`` is then
                       its manifest's digest and size, with ``manifest``
-                      ``{"files": N, "bytes": total}`` (also in ``access.exported``).  Under custody (v3) the entry is
-                      logged *before* the footage is opened, so it carries no
-                      ``output``: it is what the custodians check, and
-                      ``access.exported`` names the clip afterwards
+                      ``{"files": N, "bytes": total}`` (also in ``access.exported``).
+                      Under custody (v3) the entry is logged *before* the
+                      footage is opened, so it carries no ``output``: it is
+                      what the custodians check, and ``access.exported`` names
+                      the clip afterwards
 ``access.exported``   ``request``, ``release`` (the log index of its
                       ``access.released``), ``by``, ``redaction`` and ``output``
                       ``{"sha256", "bytes"}``: the clip cut from the segments the
