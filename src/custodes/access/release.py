@@ -17,8 +17,9 @@ The steps, for each camera of the release, in order of time:
 4. decode it, check that its decoded length matches its logged duration,
    and re-encode the frames inside the window with libx264 (frame-exact).
 
-The cameras are joined one after another into one MP4, which is then
-redacted (faces blurred, :func:`custodes.redact.pipeline.redact_file`)
+One camera gives one MP4; several give one MP4 per camera in a zip with their
+manifest (:mod:`custodes.access.archive`), whose digest is what the release logs.
+Each MP4 is redacted (faces blurred, :func:`custodes.redact.pipeline.redact_file`)
 unless the approval granted an unredacted export; the redacted clip is
 then decoded again and the face detector run over every frame at the
 redactor's own threshold: a face found there fails the release closed
@@ -89,6 +90,9 @@ class Built:
     redaction: dict[str, Any]
     sha256: str
     size: int
+    #: For a release of several cameras, ``{"files": N, "bytes": total}``: ``sha256`` and
+    #: ``size`` are then the archive's manifest's (:mod:`custodes.access.archive`).
+    manifest: dict[str, int] | None = None
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -248,6 +252,72 @@ def in_window(rows: list[SegmentRow], plan: ReleasePlan) -> dict[str, list[Segme
     return by_camera
 
 
+class _Redactor:
+    """Blurs faces in a cut (one detector for every camera of a release), then checks that
+    the detector finds none left; or, for an unredacted export, leaves the cut as it is."""
+
+    def __init__(self, unredacted: bool) -> None:
+        self.unredacted = unredacted
+        self.redaction: dict[str, Any] = {"method": "none"}
+        self._parts: tuple[Any, Any] | None = None
+
+    def __call__(self, cut: Path, final: Path) -> None:
+        if self.unredacted:
+            shutil.move(cut, final)
+            return
+        from custodes.redact.pipeline import redact_file
+
+        if self._parts is None:
+            from custodes.redact.detect import FaceDetector
+            from custodes.redact.options import RedactOptions
+
+            opts = RedactOptions()
+            self._parts = (opts, FaceDetector(threads=opts.threads))
+        opts, detector = self._parts
+        redact_file(cut, final, opts, detector=detector)
+        left = _faces_left(final, opts, detector)
+        if left:
+            raise VerificationError(
+                f"the redacted clip still shows a face in {left} frame(s) at the detector's"
+                f" threshold {opts.threshold}, so it is not released"
+            )
+        self.redaction = {"faces": True, "plates": False, "method": opts.mode}
+
+
+def _render(
+    work: Path,
+    name: str,
+    cameras: dict[str, list[SegmentRow]],
+    plan: ReleasePlan,
+    get: SegmentOpener,
+    digests: list[str],
+    redact: _Redactor,
+) -> Path | None:
+    """Cut ``cameras`` (one after another) into one MP4 in ``work``, redacted; None when
+    the window holds no frame of them.  Each segment's logged digest goes to ``digests``."""
+    joined = work / f"{name}.joined.mp4"
+    enc = _Encoder(joined)
+    at = 0
+    try:
+        for segs in cameras.values():
+            files: list[tuple[Path, Container, SegmentRow]] = []
+            for s in segs:
+                copy, kind = get(s, work, len(digests))
+                files.append((copy, kind, s))
+                digests.append(s.sha256)
+            start = max(plan.from_ms, segs[0].start_ms)
+            end = min(plan.to_ms, segs[-1].end_ms)
+            _cut(enc, files, start, end, at)
+            at += end - start
+    finally:
+        enc.close()
+    if enc.container is None:
+        return None
+    final = work / f"{name}.mp4"
+    redact(joined, final)
+    return final
+
+
 def build_clip(
     data: Path,
     rows: list[SegmentRow],
@@ -256,57 +326,41 @@ def build_clip(
     *,
     opener: SegmentOpener | None = None,
 ) -> Built:
-    """Check every segment against its logged digest and container, cut and join, redact,
-    and check that the detector finds no face left; write ``out``.
+    """Check every segment against its logged digest and container, cut, redact, and
+    check that the detector finds no face left; write ``out``.
+
+    One camera gives one MP4.  Several give one MP4 per camera, named by camera and
+    time, in a zip with their manifest (:mod:`custodes.access.archive`); the digest
+    returned is then the manifest's, and :attr:`Built.manifest` says what it covers.
 
     ``opener`` gives each segment's checked plaintext (default: a checked copy of the
     archived file)."""
+    from custodes.access.archive import ArchiveFile, write_archive
+
     by_camera = in_window(rows, plan)
     get = opener or (lambda s, work, n: _checked_copy(data, s, work, n))
     digests: list[str] = []
+    redact = _Redactor(plan.unredacted)
     with tempfile.TemporaryDirectory(prefix=".release-", dir=out.parent) as tmp:
         work = Path(tmp)
-        joined = work / "joined.mp4"
-        enc = _Encoder(joined)
-        at = 0
-        try:
-            for segs in by_camera.values():
-                files: list[tuple[Path, Container, SegmentRow]] = []
-                for s in segs:
-                    copy, kind = get(s, work, len(digests))
-                    files.append((copy, kind, s))
-                    digests.append(s.sha256)
+        if len(by_camera) == 1:
+            made = _render(work, "clip", by_camera, plan, get, digests, redact)
+            if made is None:
+                raise NotFoundError("the segments in the window hold no frame to release")
+            shutil.move(made, out)
+            sha, size = file_sha256(out)
+            return Built(digests, redact.redaction, sha, size)
+        files: list[ArchiveFile] = []
+        for n, (camera, segs) in enumerate(by_camera.items()):
+            made = _render(work, f"camera{n}", {camera: segs}, plan, get, digests, redact)
+            if made is not None:
                 start = max(plan.from_ms, segs[0].start_ms)
                 end = min(plan.to_ms, segs[-1].end_ms)
-                _cut(enc, files, start, end, at)
-                at += end - start
-        finally:
-            enc.close()
-        if enc.container is None:
+                files.append(ArchiveFile(made, camera, format_time(start), format_time(end)))
+        if not files:
             raise NotFoundError("the segments in the window hold no frame to release")
-        redaction: dict[str, Any]
-        if plan.unredacted:
-            shutil.move(joined, out)
-            redaction = {"method": "none"}
-        else:
-            from custodes.redact.detect import FaceDetector
-            from custodes.redact.options import RedactOptions
-            from custodes.redact.pipeline import redact_file
-
-            opts = RedactOptions()
-            detector = FaceDetector(threads=opts.threads)
-            final = work / "redacted.mp4"
-            redact_file(joined, final, opts, detector=detector)
-            left = _faces_left(final, opts, detector)
-            if left:
-                raise VerificationError(
-                    f"the redacted clip still shows a face in {left} frame(s) at the detector's"
-                    f" threshold {opts.threshold}, so it is not released"
-                )
-            shutil.move(final, out)
-            redaction = {"faces": True, "plates": False, "method": opts.mode}
-    sha, size = file_sha256(out)
-    return Built(digests, redaction, sha, size)
+        output = write_archive(out, plan.request.id, redact.redaction, files)
+    return Built(digests, redact.redaction, output["sha256"], output["bytes"], output["manifest"])
 
 
 def _checked_copy(data: Path, s: SegmentRow, work: Path, n: int) -> tuple[Path, Container]:
