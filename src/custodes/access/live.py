@@ -23,8 +23,6 @@ serves the segments.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import threading
@@ -150,7 +148,6 @@ class LiveGrants:
     def request(self, user: User, inp: LiveInput, now_ms: int | None = None) -> dict[str, Any]:
         """A live (or emergency) grant request: sealed details kept, the safe facts logged;
         an emergency grant is flagged in the same durable append."""
-        from custodes.access.anomaly import cell_of
         from custodes.access.flags import public_flag_id
         from custodes.access.requests import RequestInput
 
@@ -181,7 +178,6 @@ class LiveGrants:
         rin = RequestInput(from_ms=now, to_ms=end, purpose=inp.purpose, case=inp.case,
                            justification=inp.justification, cameras=inp.cameras)  # fmt: skip
         cams = svc.ledger.read(lambda _log: resolve_cameras(svc.fleet, rin))
-        places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
         outside = [
             c.id for c in cams if not me.scope.covers(c.district, (c.zone,) if c.zone else ())
         ]
@@ -197,27 +193,7 @@ class LiveGrants:
             "scope": {"cameras": sorted(set(inp.cameras))}, "cameras": [c.id for c in cams],
             "live": {"minutes": inp.minutes, "emergency": inp.emergency},
         }  # fmt: skip
-        sealed = svc._sealer.seal(details)
-        case_key = hmac.new(svc._case_key, inp.case.encode(), hashlib.sha256).hexdigest()[:32]
-        districts = sorted({c.district for c in cams if c.district})
-        row = RequestRow(
-            rid, me.name, me.pseudonym, now, inp.purpose, case_key,
-            tuple(c.id for c in cams), tuple(districts), tuple(places),
-            tuple(sorted({cell_of(c.lat, c.lon) for c in cams})),
-            now, end, bool(zones), any(z.kind == "assembly" for z in zones),
-            approvals, judge, pol.version, sealed.commitment, sealed.ciphertext,
-            None, None, None, None,
-        )  # fmt: skip
-        with svc.db.lock:
-            svc.db.insert_request(row)
-        entry = E.access_requested(
-            rid, sealed.commitment, me.pseudonym, inp.purpose,
-            cameras=len(cams), districts=districts, window_s=window_s, sensitive=bool(zones),
-            approvals=approvals, judge=judge, policy_version=pol.version, now_ms=now,
-            places=places,
-        )  # fmt: skip
-        entry["live"] = {"minutes": inp.minutes, "emergency": inp.emergency}
-        items: list[tuple[dict[str, Any], str, str]] = [(entry, "", "")]
+        also: tuple[tuple[dict[str, Any], str, str], ...] = ()
         if inp.emergency:
             fid = public_flag_id(svc._case_key, f"emergency:{rid}")
             due = now + int(pol["emergency_review_s"]) * 1000
@@ -225,16 +201,13 @@ class LiveGrants:
                 f"{me.pseudonym} started emergency live grant {rid} of {inp.minutes} minutes"
                 f" without approval; an approver must review it by {format_time(due)}"
             )
-            items.append(
-                (E.anomaly_flagged(fid, "emergency-grant", me.pseudonym, reason, [rid], now),
-                 fid, "")
-            )  # fmt: skip
-        try:
-            index = svc._commit(items)
-        except BaseException:
-            with svc.db.lock:
-                svc.db.conn.execute("DELETE FROM req_requests WHERE id = ?", (rid,))
-            raise
+            flag = E.anomaly_flagged(fid, "emergency-grant", me.pseudonym, reason, [rid], now)
+            also = ((flag, fid, ""),)
+        index = svc._file_request(
+            me, rid, now, pol, inp.purpose, inp.case, cams, zones, now, end, details,
+            window_s=window_s, approvals=approvals, judge=judge,
+            live={"minutes": inp.minutes, "emergency": inp.emergency}, also=also,
+        )  # fmt: skip
         svc._sync()
         out = self.grant(rid, now).to_json()
         out["index"] = index

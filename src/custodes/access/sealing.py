@@ -12,8 +12,18 @@ are sealed at the moment the request is made:
 An auditor opens the ciphertext; revealing publishes the salt and the details,
 and anyone can check them against the commitment with :func:`check_commitment`.
 
-Ciphertext layout: ``0x01 || nonce (12) || AES-GCM(salt (32) || canonical details)``,
-with the version byte as associated data.
+Two sealed formats, told apart by their first byte:
+
+* version 1, an instance without custody (no ``custody init``): ``0x01 || nonce (12) ||
+  AES-GCM(salt (32) || canonical details)`` under the instance's sealing key
+  (:meth:`custodes.access.identity.Identities.sealer`), which sits beside ``access.db``:
+  whoever copies the data directory opens every case, so such an instance says it keeps
+  the details unencrypted to anyone with its files;
+* version 2, under custody (:func:`seal_to_custodians`): encrypted to the custodians of the
+  day's epoch key (:mod:`custodes.custody.sealed`); nothing in the data directory opens it,
+  and the gateway reads the details only with T custodians' partials, each given for a
+  logged, witnessed ``access.details_read`` (or release).  Rows sealed in version 1 before
+  custody was set up still open with the sealing key.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,7 +40,17 @@ from custodes.access.entries import commitment
 from custodes.errors import FormatError, VerificationError
 from custodes.records.canonical import canonicalize
 
-__all__ = ["Sealed", "Sealer", "check_commitment"]
+if TYPE_CHECKING:
+    from custodes.custody.keys import EpochPublic
+
+__all__ = [
+    "Sealed",
+    "Sealer",
+    "check_commitment",
+    "custody_sealed",
+    "open_plain",
+    "seal_to_custodians",
+]
 
 _VERSION = b"\x01"
 _NONCE = 12
@@ -42,6 +62,9 @@ class Sealed:
     salt: bytes
     commitment: str
     ciphertext: bytes
+    logged: dict[str, str] | None = None
+    """Under custody, what ``access.requested`` carries as ``sealed``: the epoch and the
+    ephemeral key (public values, so custodians take them from the log)."""
 
 
 class Sealer:
@@ -70,10 +93,36 @@ class Sealer:
             raise VerificationError(
                 "the sealed details do not open with this instance's sealing key"
             ) from None
+        return open_plain(plain)
+
+
+def open_plain(plain: bytes) -> tuple[bytes, dict[str, Any]]:
+    """(salt, details) from the decrypted body of either format."""
+    if len(plain) <= _SALT:
+        raise FormatError("the sealed details are cut short")
+    try:
         details = json.loads(plain[_SALT:])
-        if not isinstance(details, dict):
-            raise FormatError("the sealed details are not a JSON object")
-        return plain[:_SALT], details
+    except ValueError:
+        raise FormatError("the sealed details are not JSON") from None
+    if not isinstance(details, dict):
+        raise FormatError("the sealed details are not a JSON object")
+    return plain[:_SALT], details
+
+
+def seal_to_custodians(public: EpochPublic, request: str, details: dict[str, Any]) -> Sealed:
+    """Seal ``details`` of request ``request`` to the custodians of ``public``'s epoch."""
+    from custodes.custody.group import b64encode
+    from custodes.custody.sealed import seal_details
+
+    salt = secrets.token_bytes(_SALT)
+    sealed = seal_details(public, request, salt + canonicalize(details))
+    logged = {"epoch": sealed.epoch, "ephemeral": b64encode(sealed.ephemeral.encode())}
+    return Sealed(salt, commitment(salt, details), sealed.encode(), logged)
+
+
+def custody_sealed(ciphertext: bytes) -> bool:
+    """The blob is sealed to the custodians (version 2), not with the instance's key."""
+    return ciphertext[:1] == b"\x02"
 
 
 def check_commitment(commitment_hex: str, salt_hex: str, details: dict[str, Any]) -> bool:

@@ -56,10 +56,12 @@ from custodes.access.requests import (
     load_case_key,
     resolve_cameras,
 )
+from custodes.access.sealing import Sealed
 from custodes.errors import (
     ConflictError,
     FormatError,
     NotFoundError,
+    StoreUnavailableError,
 )
 from custodes.fleet.model import format_time
 from custodes.fleet.model import now_ms as _now_ms
@@ -228,8 +230,6 @@ class AccessService(AuthorityMixin, ReadingMixin):
 
     def request(self, user: User, inp: RequestInput, now_ms: int | None = None) -> str:
         """An investigator's request: sealed details kept here, the safe facts logged."""
-        from custodes.access.anomaly import cell_of
-
         me = self._fresh(user, ("investigator",), "request footage")
         now = _now_ms() if now_ms is None else now_ms
         pol = self.policy(now)
@@ -249,7 +249,6 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 " (live viewing will be its own kind of grant)"
             )
         cams = self.ledger.read(lambda _log: resolve_cameras(self.fleet, inp))
-        places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
         outside = [
             c.id for c in cams if not me.scope.covers(c.district, (c.zone,) if c.zone else ())
         ]
@@ -277,32 +276,85 @@ class AccessService(AuthorityMixin, ReadingMixin):
             "from": format_time(inp.from_ms),
             "to": format_time(inp.to_ms),
         }
-        sealed = self._sealer.seal(details)
-        case_key = hmac.new(self._case_key, inp.case.encode(), hashlib.sha256).hexdigest()[:32]
+        self._file_request(
+            me, rid, now, pol, inp.purpose, inp.case, cams, zones, inp.from_ms, inp.to_ms,
+            details, window_s=window_s, approvals=approvals, judge=judge,
+        )  # fmt: skip
+        return rid
+
+    def _seal(self, rid: str, details: dict[str, Any], now: int) -> Sealed:
+        """Under custody, sealed to the custodians of the day's epoch key (nothing here opens
+        it); without custody, with the instance's sealing key (version 1)."""
+        if not self.opening.on():
+            return self._sealer.seal(details)
+        from custodes.access.sealing import seal_to_custodians
+        from custodes.custody.daemon.entries import epoch_of
+
+        custody = self.opening.refresh().custody
+        epoch = epoch_of(now)
+        public = custody.epoch_public(epoch) or custody.epoch_public(epoch_of(_now_ms()))
+        if public is None:
+            raise StoreUnavailableError(
+                f"the custodians' key for epoch {epoch} is not in the log yet, so the request's"
+                " details cannot be sealed to them; try again shortly"
+            )
+        return seal_to_custodians(public, rid, details)
+
+    def _file_request(
+        self,
+        me: User,
+        rid: str,
+        now: int,
+        pol: Policy,
+        purpose: str,
+        case: str,
+        cams: list[Any],
+        zones: list[Any],
+        from_ms: int,
+        to_ms: int,
+        details: dict[str, Any],
+        *,
+        window_s: int,
+        approvals: int,
+        judge: bool,
+        live: dict[str, Any] | None = None,
+        also: tuple[tuple[dict[str, Any], str, str], ...] = (),
+    ) -> int:
+        """Seal the details, keep the row, log ``access.requested`` (with ``also`` in the same
+        durable append); the row is dropped again if the log cannot be written.  The clip
+        request and the live grant both file this way.  Returns the entry's index."""
+        from custodes.access.anomaly import cell_of
+
+        sealed = self._seal(rid, details, now)
+        case_key = hmac.new(self._case_key, case.encode(), hashlib.sha256).hexdigest()[:32]
+        places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
         districts = sorted({c.district for c in cams if c.district})
         row = RequestRow(
-            rid, me.name, me.pseudonym, now, inp.purpose, case_key,
+            rid, me.name, me.pseudonym, now, purpose, case_key,
             tuple(c.id for c in cams), tuple(districts), tuple(places),
             tuple(sorted({cell_of(c.lat, c.lon) for c in cams})),
-            inp.from_ms, inp.to_ms, bool(zones), any(z.kind == "assembly" for z in zones),
+            from_ms, to_ms, bool(zones), any(z.kind == "assembly" for z in zones),
             approvals, judge, pol.version, sealed.commitment, sealed.ciphertext,
             None, None, None, None,
         )  # fmt: skip
         with self.db.lock:
             self.db.insert_request(row)
         entry = E.access_requested(
-            rid, sealed.commitment, me.pseudonym, inp.purpose,
+            rid, sealed.commitment, me.pseudonym, purpose,
             cameras=len(cams), districts=districts, window_s=window_s, sensitive=bool(zones),
             approvals=approvals, judge=judge, policy_version=pol.version, now_ms=now,
             places=places,
         )  # fmt: skip
+        if live is not None:
+            entry["live"] = live
+        if sealed.logged is not None:  # the custodians take the ephemeral key from the log
+            entry["sealed"] = sealed.logged
         try:
-            self._commit([(entry, "", "")])
+            return self._commit([(entry, "", ""), *also])
         except BaseException:
             with self.db.lock:
                 self.db.conn.execute("DELETE FROM req_requests WHERE id = ?", (rid,))
             raise
-        return rid
 
     # -- state --------------------------------------------------------------------------
 
@@ -571,7 +623,13 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 built = build_clip(self.data, rows, plan, tmp)
             os.link(tmp, keep)  # kept for the requester, from before the entry is logged
             info = self.commit_release(
-                user, plan, built.segments, built.redaction, built.sha256, built.size, now_ms,
+                user,
+                plan,
+                built.segments,
+                built.redaction,
+                built.sha256,
+                built.size,
+                now_ms,
                 manifest=built.manifest,
             )
             os.replace(keep, kept)
