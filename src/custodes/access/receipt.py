@@ -17,6 +17,12 @@ the clip cut after the custodians opened the footage); and that the clip's
 SHA-256 and size are the ones the entry logged.  A court, or the person
 filmed, can then tell exactly which release a clip came from and that it was
 recorded before it left.
+
+A release of several cameras is an archive (:mod:`custodes.access.archive`): its
+entry logs the digest of the archive's ``manifest.json``, the receipt names that, and
+the receipt travels inside the zip as ``release.json`` and ``release.tlog-proof``.
+Given an archive as the clip, :func:`check_receipt` checks the manifest against the
+entry, every file against the manifest, and that the zip holds nothing else.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from custodes.access.archive import MANIFEST, check_archive, is_archive
 from custodes.errors import FormatError, NotFoundError, ProofError, VerificationError
 from custodes.tlog import Verifier, check_inclusion, leaf_hash, open_checkpoint, parse_checkpoint
 from custodes.tlog import parse_note as _parse_note
@@ -51,6 +58,18 @@ def _digest(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _manifest_digest(archive: Path) -> tuple[str, int]:
+    """The digest and size of an archive's manifest, which its release logs."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(archive) as z, z.open(MANIFEST) as f:
+            raw = f.read(1 << 22)
+    except (zipfile.BadZipFile, KeyError, OSError) as err:
+        raise FormatError(f"{archive} is not a release archive ({err})") from None
+    return hashlib.sha256(raw).hexdigest(), len(raw)
+
+
 def fetch_receipt(
     get: Callable[[str], bytes], rid: str, index: int, clip: Path, *, wait_s: float = 30.0
 ) -> dict[str, Any]:
@@ -71,7 +90,7 @@ def fetch_receipt(
         time.sleep(0.2)
     entry = get(f"entry/{index}")
     proof = json.loads(get(f"proof/inclusion?index={index}&size={size}"))["proof"]
-    sha, n = _digest(clip)
+    sha, n = _manifest_digest(clip) if is_archive(clip) else _digest(clip)
     return {
         "format": RECEIPT_FORMAT,
         "request": rid,
@@ -127,7 +146,9 @@ def check_receipt(receipt: dict[str, Any], clip: Path | None, vkey: str) -> dict
     logged = entry.get("output") or {}
     if stated != {"sha256": logged.get("sha256"), "bytes": logged.get("bytes")}:
         raise ProofError("the receipt's clip digest is not the one the release entry logged")
-    if clip is not None:
+    if clip is not None and is_archive(clip):
+        check_archive(clip, str(logged.get("sha256")), logged.get("bytes"))
+    elif clip is not None:
         sha, n = _digest(clip)
         if (sha, n) != (logged.get("sha256"), logged.get("bytes")):
             raise VerificationError(

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from custodes.errors import UsageError
+from custodes.errors import CustodesError, UsageError
 
 __all__ = ["access_group"]
 
@@ -243,21 +243,30 @@ def deny_cmd(rid: str, reason: str, as_json: bool, server: str, token: str | Non
 @access_group.command("release")
 @click.argument("rid", metavar="ID")
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The clip."
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The clip (for several cameras the archive, written as a .zip).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @_opts
 def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | None) -> None:
     """Receive the approved clip; it is released only once the release is logged.
 
-    Writes the clip, then beside it its receipt (CLIP.release.json) and the same as a
-    c2sp.org/tlog-proof file (CLIP.tlog-proof): check either with `access check-receipt`.
+    One camera: writes the clip, then beside it its receipt (CLIP.release.json) and the
+    same as a c2sp.org/tlog-proof file (CLIP.tlog-proof). Several cameras: writes one
+    zip (--out with .zip for its suffix) holding one MP4 per camera, named by camera and
+    start time, their manifest.json (whose SHA-256 the release logs) and the receipt
+    (release.json, release.tlog-proof). Check either with `access check-receipt`.
     """
+    from custodes.access.archive import check_archive, is_archive
+
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {out}: the folder {folder} does not exist")
     tmp = folder / f".{out.name}.partial"
     again = False
+    manifest: dict[str, Any] | None = None
     try:
         try:
             resp = _open(server, "POST", f"/access/requests/{_q(rid)}/release", token, {})
@@ -281,7 +290,14 @@ def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | No
         import hashlib
 
         h = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        if digest and h != digest:
+        if is_archive(tmp):
+            try:
+                manifest = check_archive(tmp, digest or "", None)
+            except CustodesError as err:
+                raise UsageError(f"the archive is not the one the log names: {err}") from None
+            if out.suffix.lower() != ".zip":
+                out = out.with_suffix(".zip")
+        elif digest and h != digest:
             raise UsageError(f"the clip's sha256 {h} differs from the logged {digest}")
         os.replace(tmp, out)
     finally:
@@ -290,29 +306,74 @@ def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | No
     def say(text: str) -> None:
         click.echo(text, err=as_json)
 
+    what = "archive's manifest" if manifest is not None else "clip"
     result: dict[str, Any] = {
         "request": rid, "clip": str(out), "sha256": digest, "again": again,
         "index": int(index) if index and index.isdigit() else None,
         "release_index": int(released) if released and released.isdigit() else None,
-        "receipt": None, "tlog_proof": None,
+        "archive": manifest is not None,
+        "files": _files(manifest, out), "receipt": None, "tlog_proof": None,
     }  # fmt: skip
+    kind = "archive" if manifest is not None else "clip"
     if again:
         say(
-            f"wrote {out}: request {rid} was released before, so its logged clip was fetched"
-            f" again (sha256 {digest}, release logged at index {index}; this download is"
-            " logged too)"
+            f"wrote {out}: request {rid} was released before, so its logged {kind} was fetched"
+            f" again ({what} sha256 {digest}, release logged at index {index}; this download"
+            " is logged too)"
         )
     elif released != index:
         say(
-            f"wrote {out} (sha256 {digest}, release logged at index {released} and opened"
-            f" by the custodians, the clip logged at index {index})"
+            f"wrote {out} ({what} sha256 {digest}, release logged at index {released} and"
+            f" opened by the custodians, the {kind} logged at index {index})"
         )
     else:
-        say(f"wrote {out} (sha256 {digest}, release logged at index {index})")
+        say(f"wrote {out} ({what} sha256 {digest}, release logged at index {index})")
+    if manifest is not None:
+        for item in result["files"]:
+            say(f"  {item['name']}: camera {item['camera']}, {item['start']} to {item['end']}")
     if result["index"] is not None:
-        _write_receipts(server, rid, int(result["index"]), out, result, say)
+        if manifest is not None:
+            _archive_receipt(server, rid, int(result["index"]), out, result, say)
+        else:
+            _write_receipts(server, rid, int(result["index"]), out, result, say)
     if as_json:
         click.echo(json.dumps(result))
+
+
+def _files(manifest: dict[str, Any] | None, out: Path) -> list[dict[str, Any]]:
+    """The files an archive holds, as ``--json`` gives them (a clip: itself)."""
+    if manifest is None:
+        return [{"name": out.name}]
+    keys = ("name", "camera", "start", "end", "sha256", "bytes")
+    return [{k: item.get(k) for k in keys} for item in manifest["files"]]
+
+
+def _archive_receipt(
+    server: str, rid: str, index: int, out: Path, result: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    """The receipt inside the archive: the server's, or else fetched and added here."""
+    from custodes.access.archive import RECEIPT_NAMES, add_receipt, read_receipt
+    from custodes.access.receipt import as_tlog_proof, fetch_receipt
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(f"{server.rstrip('/')}/log/{path}", timeout=30) as r:
+            data: bytes = r.read()
+            return data
+
+    if read_receipt(out) is None:
+        try:
+            receipt = fetch_receipt(get, rid, index, out)
+            add_receipt(out, receipt, as_tlog_proof(receipt))
+        except (CustodesError, OSError, ValueError) as err:
+            click.echo(f"custodes: no release receipt in the archive: {err}", err=True)
+            return
+    result["receipt"] = f"{out}:{RECEIPT_NAMES[0]}"
+    result["tlog_proof"] = f"{out}:{RECEIPT_NAMES[1]}"
+    say(
+        f"{out} holds the receipt ({RECEIPT_NAMES[0]}, {RECEIPT_NAMES[1]}): check it with"
+        f" `custodes access check-receipt {out} --vkey KEY`"
+    )
 
 
 def _write_receipts(
@@ -389,7 +450,10 @@ def check_receipt_cmd(
     """Check that a clip's release is in the log: signature, inclusion proof, digest.
 
     RECEIPT is a c2sp.org/tlog-proof@v1 file (clip.mp4.tlog-proof) or the older
-    JSON receipt (clip.mp4.release.json); which one is told from its content.
+    JSON receipt (clip.mp4.release.json); which one is told from its content. For a
+    release of several cameras RECEIPT is the archive (ID.zip) with its receipt inside:
+    its manifest.json must be the one the entry logged, every file the one the manifest
+    lists, and the zip must hold nothing else.
     With --witness, the checkpoint must also carry cosignatures by --quorum of
     those witnesses; with --policy, it must be signed by a log the policy lists
     and cosigned as its quorum says.  Needs no server and no account: only the
@@ -414,12 +478,25 @@ def check_receipt_cmd(
     need = len(witnesses) if quorum is None else quorum
     if need > len(witnesses):
         raise UsageError(f"--quorum {need} cannot be met by {len(witnesses)} --witness key(s)")
-    if clip is None:
-        for suffix in (".tlog-proof", ".release.json"):
-            if receipt.name.endswith(suffix):
-                guess = receipt.with_name(receipt.name.removesuffix(suffix))
-                clip = guess if guess.exists() else None
-    data = receipt.read_bytes()
+    from custodes.access.archive import is_archive, read_receipt
+
+    if is_archive(receipt):  # a release of several cameras, its receipt inside
+        if clip is not None and clip.resolve() != receipt.resolve():
+            raise UsageError(f"{receipt} is an archive with its receipt inside; give no --clip")
+        clip = receipt
+        inside = read_receipt(receipt)
+        if inside is None:
+            raise UsageError(
+                f"{receipt} holds no receipt; give the receipt file, with --clip {receipt}"
+            )
+        data = inside
+    else:
+        if clip is None:
+            for suffix in (".tlog-proof", ".release.json"):
+                if receipt.name.endswith(suffix):
+                    guess = receipt.with_name(receipt.name.removesuffix(suffix))
+                    clip = guess if guess.exists() else None
+        data = receipt.read_bytes()
 
     def log_key(note: bytes) -> str:
         if policy is None:
@@ -470,12 +547,18 @@ def check_receipt_cmd(
     if as_json:
         click.echo(json.dumps(entry))
         return
+    manifest = (entry.get("output") or {}).get("manifest")
     what = f"{clip} is" if clip else "the receipt names"
+    kind = "the clip"
+    if isinstance(manifest, dict):
+        kind = f"the archive of {manifest.get('files')} camera files"
+        if clip:
+            kind += " (each checked against its manifest, nothing else in it)"
     cosigned = f" and {need} witness(es)" if need else ""
     if policy is not None:
         cosigned = " and cosigned as the policy requires" if policy.quorum else ""
     click.echo(
-        f"{what} the clip released for request {entry['request']}, logged at index"
+        f"{what} {kind} released for request {entry['request']}, logged at index"
         f" {doc['entry']['index']} ({entry['time']}) under a checkpoint signed by the log key"
         f"{cosigned}"
     )

@@ -13,6 +13,9 @@ logged and witnessed before the custodians open the footage, and
 ``X-Custodes-Index`` names the ``access.exported`` entry that holds the clip's
 digest (``X-Custodes-Release-Index`` the release); fewer custodians answering
 than the threshold gives 503 with a sentence saying how many did, and no clip.
+A release of several cameras answers ``application/zip``: one MP4 per camera, the
+``manifest.json`` whose digest ``X-Custodes-Sha256`` is, and the receipt
+(:mod:`custodes.access.archive`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from custodes.access.identity import User
@@ -292,7 +294,13 @@ async def deny(rid: RequestId, body: Reasoned, request: Request, user: Decider) 
     "/requests/{rid}/release",
     summary="Release the approved footage (the clip, once its release is logged)",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}, "description": "The clip."}},
+    responses={
+        200: {
+            "content": {"video/mp4": {}, "application/zip": {}},
+            "description": "The clip; for several cameras a zip: one MP4 per camera, their"
+            " manifest (whose SHA-256 the entry logs) and the receipt.",
+        }
+    },
 )
 async def release(
     rid: RequestId, request: Request, user: Investigator, body: ReleaseScope | None = None
@@ -309,18 +317,15 @@ async def release(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return FileResponse(
-        out,
-        media_type="video/mp4",
-        filename=f"{rid}.mp4",
-        headers={
-            "X-Custodes-Index": str(info["index"]),  # the entry naming the clip
-            "X-Custodes-Release-Index": str(info.get("release", info["index"])),
-            "X-Custodes-Sha256": info["sha256"],
-            "Cache-Control": "no-store",
-        },
-        background=BackgroundTask(shutil.rmtree, folder, True),
-    )
+    from custodes.web.routes.clips import release_response
+
+    headers = {
+        "X-Custodes-Index": str(info["index"]),  # the entry naming the clip
+        "X-Custodes-Release-Index": str(info.get("release", info["index"])),
+        "X-Custodes-Sha256": info["sha256"],
+        "Cache-Control": "no-store",
+    }
+    return await release_response(request, user, rid, out, headers, owned=folder)
 
 
 @router.get("/requests/{rid}/sealed", response_model=Sealed, summary="Read sealed details")

@@ -17,8 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from custodes.access.identity import User
@@ -232,15 +231,26 @@ async def request_page(
         created=bool(created),
         can_release=mine and req["state"] == "approved",
         can_fetch=mine and req["state"] == "released",
+        archive=mine and req["state"] == "released" and _kept_archive(access, rid),
         can_decide=user.role in ("approver", "judge") and req["state"] == "pending",
     )
+
+
+def _kept_archive(access: Any, rid: str) -> bool:
+    """The kept release is an archive (several cameras), so the page names it so."""
+    from custodes.access.archive import is_archive
+
+    try:
+        return is_archive(access._kept(rid))
+    except OSError:
+        return False
 
 
 @router.post("/app/requests/{rid}/release", include_in_schema=False)
 async def release(
     request: Request, rid: str, user: Annotated[User, Depends(INVESTIGATOR)]
 ) -> Response:
-    """Log the release, then send the clip as a download."""
+    """Log the release, then send the clip (several cameras: a zip with the receipt)."""
     _same_origin(request)
     access = _access(request)
     folder = Path(tempfile.mkdtemp(prefix="custodes-release-"))
@@ -253,16 +263,10 @@ async def release(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return FileResponse(
-        out,
-        media_type="video/mp4",
-        filename=f"{rid}.mp4",
-        headers={
-            "X-Custodes-Log-Index": str(info["index"]),
-            "X-Custodes-SHA256": str(info["sha256"]),
-        },
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
-    )
+    from custodes.web.routes.clips import release_response
+
+    headers = {"X-Custodes-Log-Index": str(info["index"]), "X-Custodes-SHA256": str(info["sha256"])}
+    return await release_response(request, user, rid, out, headers, owned=folder)
 
 
 @router.post("/app/requests/{rid}/download", include_in_schema=False)
@@ -276,12 +280,10 @@ async def download(
         got = await _run(lambda: access.download(user, rid))
     except CustodesError as err:
         return _failure(request, err, f"/app/requests/{rid}")
-    return FileResponse(
-        got["path"],
-        media_type="video/mp4",
-        filename=f"{rid}.mp4",
-        headers={"X-Custodes-Log-Index": str(got["released"]), "X-Custodes-SHA256": got["sha256"]},
-    )
+    from custodes.web.routes.clips import release_response
+
+    headers = {"X-Custodes-Log-Index": str(got["released"]), "X-Custodes-SHA256": got["sha256"]}
+    return await release_response(request, user, rid, got["path"], headers)
 
 
 # -- approvers and judges ----------------------------------------------------------------

@@ -5,7 +5,9 @@ route serves the same receipt ``custodes access release`` writes beside the clip
 entry that names the clip, its RFC 9162 inclusion proof and a published checkpoint),
 as JSON (``custodes-release-receipt/1``) or, with ``?format=tlog-proof``, as a
 ``c2sp.org/tlog-proof@v1`` file.  ``custodes access check-receipt`` checks either
-against the clip with only the log's verifier key.
+against the clip with only the log's verifier key.  A release of several cameras is
+an archive (:mod:`custodes.access.archive`) that carries its receipt inside
+(:func:`attach_receipt`); this route gives the same receipt, named for ``ID.zip``.
 
 A receipt holds only what the public log holds, and gives no footage, so reading one
 writes nothing to the log; it is still only for the request's investigator, who holds
@@ -16,19 +18,24 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from custodes.access.archive import add_receipt
 from custodes.access.receipt import RECEIPT_FORMAT, as_tlog_proof
 from custodes.access.service import Forbidden
-from custodes.errors import ConflictError, NotFoundError
+from custodes.errors import ConflictError, CustodesError, NotFoundError
 from custodes.tlog import parse_checkpoint, parse_note
 from custodes.web.routes.access import Investigator, RequestId, _run
 
-__all__ = ["receipt_for", "router"]
+__all__ = ["attach_receipt", "clip_suffix", "receipt_for", "router"]
+
+_log = logging.getLogger("custodes.web")
 
 router = APIRouter(prefix="/access", tags=["access"])
 
@@ -73,6 +80,27 @@ def receipt_for(app_state: Any, user: Any, rid: str, *, wait_s: float = WAIT_S) 
     }
 
 
+def clip_suffix(receipt: dict[str, Any]) -> str:
+    """``.zip`` for the archive of a release of several cameras, else ``.mp4``."""
+    output = json.loads(receipt["entry"]["json"]).get("output") or {}
+    return ".zip" if output.get("manifest") else ".mp4"
+
+
+def attach_receipt(app_state: Any, user: Any, rid: str, archive: Path) -> bool:
+    """Put the receipt into a release archive (``release.json`` and ``release.tlog-proof``).
+
+    The archive is logged either way, so a receipt that cannot be had now (no published
+    checkpoint covers the entry yet) is said in the server's log and False is returned:
+    the receipt route, or ``custodes access release``, gives it later."""
+    try:
+        got = receipt_for(app_state, user, rid)
+        add_receipt(archive, got, as_tlog_proof(got))
+    except CustodesError as err:
+        _log.warning("request %s: the archive goes without its receipt: %s", rid, err)
+        return False
+    return True
+
+
 @router.get(
     "/requests/{rid}/receipt",
     summary="The released clip's receipt: its entry, inclusion proof and checkpoint",
@@ -92,19 +120,20 @@ async def receipt(
     ),
 ) -> Response:
     got = await _run(receipt_for, request.app.state, user, rid)
+    clip = f"{rid}{clip_suffix(got)}"
     if format == "tlog-proof":
         return Response(
             as_tlog_proof(got),
             media_type="text/plain; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="{rid}.mp4.tlog-proof"',
+                "Content-Disposition": f'attachment; filename="{clip}.tlog-proof"',
                 "Cache-Control": "no-store",
             },
         )
     return JSONResponse(
         got,
         headers={
-            "Content-Disposition": f'attachment; filename="{rid}.mp4.release.json"',
+            "Content-Disposition": f'attachment; filename="{clip}.release.json"',
             "Cache-Control": "no-store",
         },
     )
