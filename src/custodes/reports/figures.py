@@ -515,6 +515,8 @@ def _bytes(entry: dict[str, Any], bump: Any) -> None:
     """Add the clip size an ``access.released`` or ``access.exported`` names, if any."""
     output = entry.get("output")
     size = output.get("bytes") if isinstance(output, dict) else None
+    if isinstance(output, dict) and isinstance(output.get("manifest"), dict):
+        size = output["manifest"].get("bytes")  # an archive: its files, not its manifest
     if isinstance(size, int) and not isinstance(size, bool):
         bump("sharing.bytes", size)
 
