@@ -219,8 +219,9 @@ def _checkpoint_message(cosigner: str, timestamp: int, body: str) -> bytes:
     return subtree_message(cosigner, timestamp, cp.origin, 0, cp.size, cp.root_hash)
 
 
-class MLDSA44CosignatureSigner(CosignatureSigner):
-    """A cosigning key for ML-DSA-44 cosignatures (key type 0x06)."""
+class _MLDSA44SigningKey(_SigningKey):
+    """An ML-DSA-44 private key (type 0x06) from its 32-byte seed: what a witness's
+    cosigning key and a log's own checkpoint key share."""
 
     KEY_TYPE = MLDSA44_KEY_TYPE
     __slots__ = ()
@@ -232,6 +233,44 @@ class MLDSA44CosignatureSigner(CosignatureSigner):
     @classmethod
     def _load_seed(cls, seed: bytes) -> Any:
         return _mldsa().MLDSA44PrivateKey.from_seed_bytes(seed)
+
+
+class _MLDSA44VerifyingKey(_VerifyingKey):
+    """An ML-DSA-44 public key (type 0x06) checking timestamped ``subtree/v1``
+    signatures: what a witness's and a log's verifier share."""
+
+    KEY_TYPE = MLDSA44_KEY_TYPE
+    PUBLIC_SIZE = _MLDSA_PUBLIC
+    ALGORITHM = "ML-DSA-44"
+    __slots__ = ()
+
+    def __init__(self, *, name: str, public_key: Any) -> None:
+        _KeyPair.__init__(self, name, public_key.public_bytes_raw())
+        self._key = public_key
+
+    @classmethod
+    def _load_public(cls, raw: bytes) -> Any:
+        return _mldsa().MLDSA44PublicKey.from_public_bytes(raw)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (time || ML-DSA-44 signature) covers the checkpoint
+        ``message`` as a ``subtree/v1`` message by this key's name."""
+        try:
+            timestamp = _mldsa_timestamp(signature)
+            signed = _checkpoint_message(self._name, timestamp, message.decode("utf-8"))
+        except (CosignatureError, CheckpointError, UnicodeDecodeError):
+            return False
+        try:
+            self._key.verify(signature[8:], signed)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class MLDSA44CosignatureSigner(_MLDSA44SigningKey, CosignatureSigner):
+    """A cosigning key for ML-DSA-44 cosignatures (key type 0x06)."""
+
+    __slots__ = ()
 
     def verifier(self) -> MLDSA44CosignatureVerifier:
         return MLDSA44CosignatureVerifier(name=self._name, public_key=self._key.public_key())
@@ -247,28 +286,14 @@ class MLDSA44CosignatureSigner(CosignatureSigner):
         )
 
 
-class MLDSA44CosignatureVerifier(CosignatureVerifier):
+class MLDSA44CosignatureVerifier(_MLDSA44VerifyingKey, CosignatureVerifier):
     """A verifier of ML-DSA-44 cosignatures (key type 0x06); implements ``NoteVerifier``."""
 
-    KEY_TYPE = MLDSA44_KEY_TYPE
-    PUBLIC_SIZE = _MLDSA_PUBLIC
-    ALGORITHM = "ML-DSA-44"
     __slots__ = ()
-
-    def __init__(self, *, name: str, public_key: Any) -> None:
-        _KeyPair.__init__(self, name, public_key.public_bytes_raw())
-        self._key = public_key
-
-    @classmethod
-    def _load_public(cls, raw: bytes) -> Any:
-        return _mldsa().MLDSA44PublicKey.from_public_bytes(raw)
 
     @staticmethod
     def timestamp_of(signature: bytes) -> int:
         return _mldsa_timestamp(signature)
-
-    def verify(self, message: bytes, signature: bytes) -> bool:
-        return _verify_mldsa(self._key, self._name, message, signature)
 
 
 def _mldsa_timestamp(signature: bytes) -> int:
@@ -282,24 +307,10 @@ def _mldsa_timestamp(signature: bytes) -> int:
     return timestamp
 
 
-def _verify_mldsa(key: Any, name: str, message: bytes, signature: bytes) -> bool:
-    """Whether ``signature`` (time || ML-DSA-44 signature) by ``name`` covers ``message``."""
-    try:
-        timestamp = _mldsa_timestamp(signature)
-        signed = _checkpoint_message(name, timestamp, message.decode("utf-8"))
-    except (CosignatureError, CheckpointError, UnicodeDecodeError):
-        return False
-    try:
-        key.verify(signature[8:], signed)
-    except InvalidSignature:
-        return False
-    return True
-
-
 # -- ML-DSA-44 log keys ------------------------------------------------------------------
 
 
-class MLDSA44Signer(Signer):
+class MLDSA44Signer(_MLDSA44SigningKey, Signer):
     """A log's own ML-DSA-44 checkpoint key (type 0x06), from :meth:`Signer.from_key`.
 
     tlog-checkpoint has a log sign its checkpoints with ML-DSA-44
@@ -309,16 +320,7 @@ class MLDSA44Signer(Signer):
     by that signature, so a checkpoint holding any is refused.
     """
 
-    KEY_TYPE = MLDSA44_KEY_TYPE
     __slots__ = ()
-
-    def __init__(self, *, name: str, private_key: Any) -> None:
-        _KeyPair.__init__(self, name, private_key.public_key().public_bytes_raw())
-        self._key = private_key
-
-    @classmethod
-    def _load_seed(cls, seed: bytes) -> Any:
-        return _mldsa().MLDSA44PrivateKey.from_seed_bytes(seed)
 
     def verifier(self) -> MLDSA44Verifier:
         return MLDSA44Verifier(name=self._name, public_key=self._key.public_key())
@@ -340,24 +342,10 @@ class MLDSA44Signer(Signer):
         return timestamp.to_bytes(8, "big") + self._key.sign(signed)
 
 
-class MLDSA44Verifier(Verifier):
+class MLDSA44Verifier(_MLDSA44VerifyingKey, Verifier):
     """The verifier of an ML-DSA-44 log key (type 0x06), from :meth:`Verifier.from_key`."""
 
-    KEY_TYPE = MLDSA44_KEY_TYPE
-    PUBLIC_SIZE = _MLDSA_PUBLIC
-    ALGORITHM = "ML-DSA-44"
     __slots__ = ()
-
-    def __init__(self, *, name: str, public_key: Any) -> None:
-        _KeyPair.__init__(self, name, public_key.public_bytes_raw())
-        self._key = public_key
-
-    @classmethod
-    def _load_public(cls, raw: bytes) -> Any:
-        return _mldsa().MLDSA44PublicKey.from_public_bytes(raw)
-
-    def verify(self, message: bytes, signature: bytes) -> bool:
-        return _verify_mldsa(self._key, self._name, message, signature)
 
 
 def generate_cosigner_key(name: str, algorithm: str = "ed25519") -> tuple[str, str]:
