@@ -61,17 +61,24 @@ def test_release_logs_exact_digests_before_the_clip_appears(city: City, tmp_path
     assert not list(tmp_path.glob(".*"))  # no partial file left behind
 
 
-def test_several_cameras_are_joined_and_a_narrower_window_is_allowed(
+def test_several_cameras_are_one_file_each_and_a_narrower_window_is_allowed(
     city: City, tmp_path: Path
 ) -> None:
+    import zipfile
+
     c = city
     rid = c.access.request(c.users["ivan"], c.inp(cameras=("cam-n1", "cam-s1")))
     c.access.approve(c.users["anna"], rid)
-    out = tmp_path / "clip.mp4"
+    out = tmp_path / "clip.zip"
     c.access.release(
         c.users["ivan"], rid, out, from_ms=c.start_ms + 12_000, to_ms=c.start_ms + 18_000
     )
-    assert duration(out) == pytest.approx(12.0, abs=0.3)  # 6 s from each of two cameras
+    with zipfile.ZipFile(out) as z:  # one MP4 per camera (issue 15, item 5)
+        names = [n for n in z.namelist() if n.endswith(".mp4")]
+        assert sorted(n.split("_")[0] for n in names) == ["cam-n1", "cam-s1"]
+        z.extractall(tmp_path)
+    for name in names:
+        assert duration(tmp_path / name) == pytest.approx(6.0, abs=0.3)  # 6 s of each
     assert len(released(c)[-1]["segments"]) == 2
 
 
