@@ -137,31 +137,88 @@ def _inclusion_path(index: int, size: int) -> list[tuple[int, int, bool]]:
     return steps
 
 
-def _consistency_path(
-    old_size: int, new_size: int
+def _subproof_path(
+    start: int, end: int, size: int
 ) -> tuple[tuple[int, int] | None, list[tuple[int, int, bool]]]:
-    """The plan of a consistency proof (RFC 9162 SUBPROOF), nearest the leaves first.
+    """The plan of RFC 9162's SUBPROOF for the range ``[start, end)`` in a tree of ``size``.
 
-    Returns the range of the first proof hash, or None when that subtree is
-    the old tree itself (its hash is the old root and is not sent), then the
-    siblings from the deepest up as ``(lo, hi, is_left)``. A left sibling
-    lies wholly inside the old tree; a right one wholly outside it.
+    With ``start == 0`` it is the consistency proof from size ``end``; with
+    another aligned start, the subtree consistency proof of
+    :mod:`custodes.tlog.subtree`.  Returns the range of the first proof hash, or
+    None when the recursion ends on the range itself (its hash is known and
+    not sent), then the siblings from the deepest up as ``(lo, hi, is_left)``.
+    A left sibling lies to the left of the range's path, a right one wholly
+    beyond ``end``.
     """
     steps: list[tuple[int, int, bool]] = []
-    lo, hi, m = 0, new_size, old_size
-    whole_old_tree = True
-    while m != hi - lo:
+    lo, hi = 0, size
+    s, e = start, end  # relative to lo
+    known = True
+    while not (s == 0 and e == hi - lo):
         k = _split(hi - lo)
-        if m <= k:
+        if e <= k:
             steps.append((lo + k, hi, False))
             hi = lo + k
-        else:
+        elif s >= k:
             steps.append((lo, lo + k, True))
             lo += k
-            m -= k
-            whole_old_tree = False
+            s -= k
+            e -= k
+        else:  # s == 0 < k < e: the left half lies inside the range
+            steps.append((lo, lo + k, True))
+            lo += k
+            e -= k
+            known = False
     steps.reverse()
-    return (None if whole_old_tree else (lo, hi)), steps
+    return (None if known else (lo, hi)), steps
+
+
+def _prove_path(
+    plan: tuple[tuple[int, int] | None, list[tuple[int, int, bool]]], read: HashReader
+) -> list[bytes]:
+    """The proof hashes of a :func:`_subproof_path` plan, read in one call."""
+    first, path = plan
+    ranges = ([first] if first is not None else []) + [(lo, hi) for lo, hi, _ in path]
+    return _read_ranges(ranges, read)
+
+
+def _check_proof_hashes(
+    proof: Sequence[bytes],
+    plan: tuple[tuple[int, int] | None, list[tuple[int, int, bool]]],
+    what: str,
+) -> None:
+    """``proof`` has as many 32-byte hashes as the plan takes; ``what`` names the proof."""
+    first, path = plan
+    expected = len(path) + (first is not None)
+    if len(proof) != expected:
+        raise ProofError(f"{what} has {expected} hashes, not {len(proof)}.")
+    for h in proof:
+        _check_hash(h, "proof hash")
+
+
+def _climb(
+    proof: Sequence[bytes],
+    plan: tuple[tuple[int, int] | None, list[tuple[int, int, bool]]],
+    start: int,
+    known: bytes,
+) -> tuple[bytes, bytes]:
+    """The range's hash and the root that a SUBPROOF ``proof`` rebuilds, climbing its plan.
+
+    Left siblings at or after ``start`` lie inside the range and feed both
+    hashes; every sibling feeds the root.  ``known`` is the range's own hash,
+    the starting point when the proof does not begin with a hash of its own.
+    """
+    first, path = plan
+    rest = list(proof)
+    inner = outer = rest.pop(0) if first is not None else known
+    for h, (lo, _, is_left) in zip(rest, path, strict=True):
+        if is_left:
+            if lo >= start:
+                inner = _sha256(b"\x01" + h + inner).digest()
+            outer = _sha256(b"\x01" + h + outer).digest()
+        else:
+            outer = _sha256(b"\x01" + outer + h).digest()
+    return inner, outer
 
 
 def _read_ranges(ranges: Sequence[tuple[int, int]], read: HashReader) -> list[bytes]:
@@ -252,9 +309,7 @@ def check_inclusion(
 def prove_consistency(old_size: int, new_size: int, read: HashReader) -> list[bytes]:
     """The proof that the tree of ``old_size`` is a prefix of the tree of ``new_size``."""
     _check_sizes(old_size, new_size)
-    first, path = _consistency_path(old_size, new_size)
-    ranges = ([first] if first is not None else []) + [(lo, hi) for lo, hi, _ in path]
-    return _read_ranges(ranges, read)
+    return _prove_path(_subproof_path(0, old_size, new_size), read)
 
 
 def check_consistency(
@@ -272,26 +327,11 @@ def check_consistency(
     _check_sizes(old_size, new_size)
     _check_hash(old_root, "old root hash")
     _check_hash(new_root, "new root hash")
-    first, path = _consistency_path(old_size, new_size)
-    expected = len(path) + (first is not None)
-    if len(proof) != expected:
-        raise ProofError(
-            f"A consistency proof from size {old_size} to size {new_size} has "
-            f"{expected} hashes, not {len(proof)}."
-        )
-    for h in proof:
-        _check_hash(h, "proof hash")
-    # (1) Start from the subtree where the old tree's right edge ends.
-    rest = list(proof)
-    start = rest.pop(0) if first is not None else old_root
-    old_acc = new_acc = start
-    # (2) Climb: left siblings are old and feed both roots; right ones are new.
-    for h, (_, _, is_left) in zip(rest, path, strict=True):
-        if is_left:
-            old_acc = _sha256(b"\x01" + h + old_acc).digest()
-            new_acc = _sha256(b"\x01" + h + new_acc).digest()
-        else:
-            new_acc = _sha256(b"\x01" + new_acc + h).digest()
+    plan = _subproof_path(0, old_size, new_size)
+    _check_proof_hashes(proof, plan, f"A consistency proof from size {old_size} to size {new_size}")
+    # (1) Start from the subtree where the old tree's right edge ends; (2) climb: left
+    # siblings are old and feed both roots, right ones are new.
+    old_acc, new_acc = _climb(proof, plan, 0, old_root)
     # (3) Both reconstructions must match the roots we were given.
     if old_acc != old_root:
         raise ProofError(

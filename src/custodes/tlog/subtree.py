@@ -33,10 +33,12 @@ from custodes.errors import ProofError
 from custodes.tlog.merkle import (
     HashReader,
     _check_hash,
+    _check_proof_hashes,
     _check_size,
+    _climb,
+    _prove_path,
     _read_ranges,
-    _sha256,
-    _split,
+    _subproof_path,
 )
 
 __all__ = [
@@ -66,38 +68,6 @@ def _check_subtree(start: int, end: int, size: int) -> None:
         raise ProofError(f"The subtree [{start}, {end}) ends beyond the tree of size {size}.")
 
 
-def _subtree_path(
-    start: int, end: int, size: int
-) -> tuple[tuple[int, int] | None, list[tuple[int, int, bool]]]:
-    """The plan of a subtree consistency proof, nearest the leaves first.
-
-    Returns the range of the first proof hash, or None when the recursion ends
-    on the subtree itself (its hash is known and not sent), then the siblings
-    from the deepest up as ``(lo, hi, is_left)``.
-    """
-    steps: list[tuple[int, int, bool]] = []
-    lo, hi = 0, size
-    s, e = start, end  # relative to lo
-    known = True
-    while not (s == 0 and e == hi - lo):
-        k = _split(hi - lo)
-        if e <= k:
-            steps.append((lo + k, hi, False))
-            hi = lo + k
-        elif s >= k:
-            steps.append((lo, lo + k, True))
-            lo += k
-            s -= k
-            e -= k
-        else:  # s == 0 < k < e: the left half lies inside the subtree
-            steps.append((lo, lo + k, True))
-            lo += k
-            e -= k
-            known = False
-    steps.reverse()
-    return (None if known else (lo, hi)), steps
-
-
 def subtree_hash(start: int, end: int, read: HashReader) -> bytes:
     """``MTH(D[start:end])`` of a valid subtree, from the complete subtrees in it."""
     if not is_valid_subtree(start, end):
@@ -108,9 +78,7 @@ def subtree_hash(start: int, end: int, read: HashReader) -> bytes:
 def prove_subtree_consistency(start: int, end: int, size: int, read: HashReader) -> list[bytes]:
     """The proof that the subtree ``[start, end)`` lies in the tree of ``size`` leaves."""
     _check_subtree(start, end, size)
-    first, path = _subtree_path(start, end, size)
-    ranges = ([first] if first is not None else []) + [(lo, hi) for lo, hi, _ in path]
-    return _read_ranges(ranges, read)
+    return _prove_path(_subproof_path(start, end, size), read)
 
 
 def check_subtree_consistency(
@@ -129,24 +97,11 @@ def check_subtree_consistency(
     _check_subtree(start, end, size)
     _check_hash(subtree, "subtree hash")
     _check_hash(root, "root hash")
-    first, path = _subtree_path(start, end, size)
-    expected = len(path) + (first is not None)
-    if len(proof) != expected:
-        raise ProofError(
-            f"A subtree consistency proof for [{start}, {end}) in a tree of size {size} has "
-            f"{expected} hashes, not {len(proof)}."
-        )
-    for h in proof:
-        _check_hash(h, "proof hash")
-    rest = list(proof)
-    sub_acc = root_acc = rest.pop(0) if first is not None else subtree
-    for h, (lo, _, is_left) in zip(rest, path, strict=True):
-        if is_left:
-            if lo >= start:  # inside the subtree: part of both hashes
-                sub_acc = _sha256(b"\x01" + h + sub_acc).digest()
-            root_acc = _sha256(b"\x01" + h + root_acc).digest()
-        else:
-            root_acc = _sha256(b"\x01" + root_acc + h).digest()
+    plan = _subproof_path(start, end, size)
+    _check_proof_hashes(
+        proof, plan, f"A subtree consistency proof for [{start}, {end}) in a tree of size {size}"
+    )
+    sub_acc, root_acc = _climb(proof, plan, start, subtree)
     if sub_acc != subtree:
         raise ProofError(
             f"The subtree consistency proof for [{start}, {end}) does not lead to the subtree hash."
