@@ -260,6 +260,7 @@ def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | No
     (release.json, release.tlog-proof). Check either with `access check-receipt`.
     """
     from custodes.access.archive import check_archive, is_archive
+    from custodes.cli.release_files import listed_files
 
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
@@ -312,7 +313,7 @@ def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | No
         "index": int(index) if index and index.isdigit() else None,
         "release_index": int(released) if released and released.isdigit() else None,
         "archive": manifest is not None,
-        "files": _files(manifest, out), "receipt": None, "tlog_proof": None,
+        "files": listed_files(manifest, out), "receipt": None, "tlog_proof": None,
     }  # fmt: skip
     kind = "archive" if manifest is not None else "clip"
     if again:
@@ -332,81 +333,14 @@ def release_cmd(rid: str, out: Path, as_json: bool, server: str, token: str | No
         for item in result["files"]:
             say(f"  {item['name']}: camera {item['camera']}, {item['start']} to {item['end']}")
     if result["index"] is not None:
+        from custodes.cli.release_files import archive_receipt, write_receipts
+
         if manifest is not None:
-            _archive_receipt(server, rid, int(result["index"]), out, result, say)
+            archive_receipt(server, rid, int(result["index"]), out, result, say)
         else:
-            _write_receipts(server, rid, int(result["index"]), out, result, say)
+            write_receipts(server, rid, int(result["index"]), out, result, say)
     if as_json:
         click.echo(json.dumps(result))
-
-
-def _files(manifest: dict[str, Any] | None, out: Path) -> list[dict[str, Any]]:
-    """The files an archive holds, as ``--json`` gives them (a clip: itself)."""
-    if manifest is None:
-        return [{"name": out.name}]
-    keys = ("name", "camera", "start", "end", "sha256", "bytes")
-    return [{k: item.get(k) for k in keys} for item in manifest["files"]]
-
-
-def _archive_receipt(
-    server: str, rid: str, index: int, out: Path, result: dict[str, Any],
-    say: Callable[[str], None],
-) -> None:  # fmt: skip
-    """The receipt inside the archive: the server's, or else fetched and added here."""
-    from custodes.access.archive import RECEIPT_NAMES, add_receipt, read_receipt
-    from custodes.access.receipt import as_tlog_proof, fetch_receipt
-
-    def get(path: str) -> bytes:
-        with urllib.request.urlopen(f"{server.rstrip('/')}/log/{path}", timeout=30) as r:
-            data: bytes = r.read()
-            return data
-
-    if read_receipt(out) is None:
-        try:
-            receipt = fetch_receipt(get, rid, index, out)
-            add_receipt(out, receipt, as_tlog_proof(receipt))
-        except (CustodesError, OSError, ValueError) as err:
-            click.echo(f"custodes: no release receipt in the archive: {err}", err=True)
-            return
-    result["receipt"] = f"{out}:{RECEIPT_NAMES[0]}"
-    result["tlog_proof"] = f"{out}:{RECEIPT_NAMES[1]}"
-    say(
-        f"{out} holds the receipt ({RECEIPT_NAMES[0]}, {RECEIPT_NAMES[1]}): check it with"
-        f" `custodes access check-receipt {out} --vkey KEY`"
-    )
-
-
-def _write_receipts(
-    server: str, rid: str, index: int, out: Path, result: dict[str, Any],
-    say: Callable[[str], None],
-) -> None:  # fmt: skip
-    """The receipt beside the clip, and the same as a tlog-proof; a failure is said, and
-    the clip stays (it is logged either way)."""
-    from custodes.access.receipt import as_tlog_proof, fetch_receipt
-    from custodes.errors import CustodesError
-
-    def get(path: str) -> bytes:
-        with urllib.request.urlopen(f"{server.rstrip('/')}/log/{path}", timeout=30) as r:
-            data: bytes = r.read()
-            return data
-
-    receipt_path = out.with_name(out.name + ".release.json")
-    try:
-        receipt = fetch_receipt(get, rid, index, out)
-    except (CustodesError, OSError, ValueError) as err:
-        click.echo(f"custodes: no release receipt written: {err}", err=True)
-        return
-    receipt_path.write_text(json.dumps(receipt, indent=2) + "\n")
-    result["receipt"] = str(receipt_path)
-    say(f"wrote {receipt_path}: the release entry, its inclusion proof and checkpoint")
-    proof_path = out.with_name(out.name + ".tlog-proof")
-    try:
-        proof_path.write_bytes(as_tlog_proof(receipt))
-    except (CustodesError, OSError, ValueError, KeyError, TypeError) as err:
-        click.echo(f"custodes: no tlog-proof written: {err}", err=True)
-        return
-    result["tlog_proof"] = str(proof_path)
-    say(f"wrote {proof_path}: the same, as a c2sp.org/tlog-proof@v1 file")
 
 
 @access_group.command("check-receipt")
