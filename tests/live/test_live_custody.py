@@ -82,10 +82,10 @@ def test_each_live_segment_is_viewed_in_the_log_then_opened_by_the_custodians(
     index = int(headers["x-custodes-index"])
     viewed = c.log_entries()[index]
     assert viewed["type"] == "access.viewed" and viewed["request"] == rid
-    assert viewed["segments"] == [headers["x-custodes-sha256"]]
+    assert viewed["segments"][0] == headers["x-custodes-sha256"]
     for _, _, url, _ in c.net.custodians:  # each custodian answered for that entry
         answers = urllib.request.urlopen(url + "/answers").read().decode().splitlines()
-        mine = [json.loads(x) for x in answers if json.loads(x)["request"] == rid]
+        mine = [json.loads(x) for x in answers if json.loads(x).get("request") == rid]
         assert [m["release"].rsplit("#", 1)[1] for m in mine] == [str(index)]
 
     # Footage recorded before the grant: 403 and no bytes.

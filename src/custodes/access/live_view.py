@@ -9,43 +9,45 @@ one of them, and only after every step below has passed; a step that fails serve
    the segment starts inside the grant's window (else :class:`Forbidden`, HTTP 403);
 2. ``access.viewed`` (the grant, the segment's plaintext digest, the redaction) is durably
    in the log (else :class:`~custodes.errors.StoreUnavailableError`, HTTP 503: fail closed);
-   the segments of one grant asked for within :data:`BATCH_S` of each other (several
-   cameras, several players) share one entry;
+   one entry names the segment and those about to be served to the grant's other players
+   (listed in their playlists), so a grant's views take about one entry per refresh of
+   its playlists; the first segment waits for nothing but its own entry (:class:`_Batcher`);
 3. under custody the custodians open the segment for that entry, exactly as for a release
    (:meth:`custodes.access.opening.Opening._open`: a witnessed checkpoint, their partials
    checked); the plaintext lives in memory only;
-4. it is cut and redacted as a clip is (:func:`custodes.access.release.build_clip`, faces
-   blurred unless every approval granted unredacted footage), then remuxed to MPEG-TS with
-   its time since the grant's start, so the player's timeline runs on.
+4. it is decoded once (its decoded length checked against the logged one, as for a clip),
+   its faces hidden unless every approval granted unredacted footage, and encoded once to
+   MPEG-TS timed from the grant's start, so the player's timeline runs on
+   (:func:`custodes.redact.live.encode_segment`: the clip path's redaction and its check
+   that the detector finds no face in any frame as encoded; a face found serves nothing).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custodes.access.live import LiveGrants, access_viewed
 from custodes.access.requests import Forbidden
-from custodes.errors import NotFoundError, StoreUnavailableError, VerificationError
+from custodes.errors import NotFoundError, StoreUnavailableError
 from custodes.fleet.model import now_ms as _now_ms
 
 if TYPE_CHECKING:
     from custodes.access.identity import User
     from custodes.access.service import AccessService
+    from custodes.fleet.containers import Container
     from custodes.fleet.registry import SegmentRow
+    from custodes.redact.live import Detectors, LiveSegment
 
-__all__ = ["LiveView", "segment_name", "to_ts"]
+__all__ = ["LiveView", "segment_name"]
 
 PLAYLIST_LENGTH = 6
-BATCH_S = 0.2
-"""How long the first segment of a grant waits for others to share its ``access.viewed``."""
 
 
 def segment_name(camera: str, start_ms: int) -> str:
@@ -60,91 +62,164 @@ def parse_segment_name(name: str) -> tuple[str, int]:
     return camera, int(start)
 
 
-def to_ts(src: Path, offset_s: float) -> bytes:
-    """The clip at ``src`` as MPEG-TS, its timestamps moved on by ``offset_s``."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(str(src), "r") as inp, av.open(buf, "w", format="mpegts") as out:
-        ist = inp.streams.video[0]
-        ost = out.add_stream_from_template(ist)
-        assert ist.time_base is not None
-        shift = int(offset_s / ist.time_base)
-        for pkt in inp.demux(ist):
-            if pkt.dts is None:
-                continue
-            pkt.pts = (pkt.pts or 0) + shift
-            pkt.dts += shift
-            pkt.stream = ost
-            out.mux(pkt)
-    return buf.getvalue()
-
-
 @dataclass
 class _Batch:
-    """The segments of one grant asked for within one batch window, logged together."""
+    """One ``access.viewed`` being written: the segments it names, who waits on it."""
 
-    by: str
-    redaction: dict[str, Any]
-    now: int
-    segments: list[str] = field(default_factory=list)
+    segments: list[str]
+    starts: dict[str, tuple[str, int]] = field(default_factory=dict)  # sha -> camera, start
     done: threading.Event = field(default_factory=threading.Event)
     index: int | None = None
     error: BaseException | None = None
 
 
+@dataclass
+class _GrantViews:
+    """What one grant's players were offered and what the log already names as viewed."""
+
+    listed: dict[str, dict[str, int]] = field(default_factory=dict)  # camera -> sha -> start
+    named: dict[str, int] = field(default_factory=dict)  # sha -> its access.viewed index
+    newest: dict[str, int] = field(default_factory=dict)  # camera -> newest start named
+    inflight: _Batch | None = None
+    nxt: _Batch | None = None
+
+
+#: Segments a grant's log entry remembers having named (the oldest are forgotten first).
+NAMED_KEPT = 512
+
+
 class _Batcher:
-    """``access.viewed`` batched: the first segment of a grant asked for opens a batch, the
-    segments of that grant asked for in the next ``batch_s`` seconds join it, and one entry
-    names them all; each caller goes on only once that entry is durable (and gets its
-    index), or raises what the log raised."""
+    """``access.viewed`` batched without delaying anyone.
 
-    def __init__(self, svc: AccessService, batch_s: float) -> None:
+    A segment asked for that no entry names yet is logged at once, in an entry that also
+    names the segments *about to be served* to the grant's players: those that the
+    grant's playlists list now, newer than what the log names of their camera (the newest
+    one only, for a camera not yet watched: the player starts at the live edge).  The
+    players of the other cameras then find their next segment already named, so a grant's
+    views take about one entry per refresh of its playlists, not one per segment.
+    Segments asked for while a grant's entry is being written share the next entry, which
+    is written as soon as that one is durable.  Every caller goes on only once an entry
+    naming its segment is durable (and gets its index), or raises what the log raised:
+    a segment is never served on an entry that failed."""
+
+    def __init__(self, svc: AccessService) -> None:
         self.svc = svc
-        self.batch_s = batch_s
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str], _Batch] = {}
+        self._grants: dict[tuple[str, str], _GrantViews] = {}
 
-    def view(self, rid: str, by: str, sha256: str, redaction: dict[str, Any], now: int) -> int:
+    def _views(self, rid: str, redaction: dict[str, Any]) -> _GrantViews:
         key = (rid, json.dumps(redaction, sort_keys=True))
+        got = self._grants.get(key)
+        if got is None:
+            got = self._grants[key] = _GrantViews()
+        return got
+
+    def listed(
+        self, rid: str, redaction: dict[str, Any], camera: str, segs: dict[str, int]
+    ) -> None:
+        """A playlist of ``camera`` was handed to the grant's player: sha256 -> start."""
         with self._lock:
-            batch = self._open.get(key)
-            leader = batch is None
-            if batch is None:
-                batch = self._open[key] = _Batch(by, redaction, now)
-            if sha256 not in batch.segments:
+            self._views(rid, redaction).listed[camera] = dict(segs)
+
+    def _ahead(self, v: _GrantViews, batch: _Batch) -> None:
+        """Add to ``batch`` the segments about to be served to the grant's players."""
+        floor = dict(v.newest)
+        for camera, start in batch.starts.values():
+            floor[camera] = max(start, floor.get(camera, -1))
+        for camera, segs in v.listed.items():
+            fresh = sorted(
+                (start, sha)
+                for sha, start in segs.items()
+                if sha not in v.named and sha not in batch.starts and start > floor.get(camera, -1)
+            )
+            if camera not in floor:
+                fresh = fresh[-1:]
+            for start, sha in fresh:
+                batch.segments.append(sha)
+                batch.starts[sha] = (camera, start)
+
+    def view(self, rid: str, by: str, seg: SegmentRow, redaction: dict[str, Any], now: int) -> int:
+        """The index of a durable ``access.viewed`` of grant ``rid`` naming ``seg``."""
+        sha256 = seg.sha256
+        lead = False
+        with self._lock:
+            v = self._views(rid, redaction)
+            if sha256 in v.named:
+                return v.named[sha256]
+            waiting = [b for b in (v.inflight, v.nxt) if b is not None]
+            joined = [b for b in waiting if sha256 in b.segments]
+            if joined:
+                batch = joined[0]
+            elif not waiting:
+                batch = v.inflight = _Batch([sha256], {sha256: (seg.camera, seg.start_ms)})
+                self._ahead(v, batch)
+                lead = True
+            else:
+                if v.nxt is None:
+                    v.nxt = _Batch([])
+                    lead = True
+                batch = v.nxt
                 batch.segments.append(sha256)
-        if leader:
-            time.sleep(self.batch_s)
-            with self._lock:
-                del self._open[key]
-            try:
-                entry = access_viewed(rid, by, batch.segments, redaction, batch.now)
-                batch.index = self.svc._commit([(entry, "", "")])
-            except BaseException as exc:
-                batch.error = exc
-                raise
-            finally:
-                batch.done.set()
-        else:
-            batch.done.wait()
-            if batch.error is not None:
-                raise StoreUnavailableError(
-                    "the view could not be logged, so the segment is not shown"
-                ) from batch.error
+                batch.starts[sha256] = (seg.camera, seg.start_ms)
+        if lead:
+            self._write(v, batch, rid, by, redaction, now)
+        batch.done.wait()
+        if batch.error is not None:
+            raise StoreUnavailableError(
+                "the view could not be logged, so the segment is not shown"
+            ) from batch.error
         assert batch.index is not None
         return batch.index
+
+    def _write(
+        self, v: _GrantViews, batch: _Batch, rid: str, by: str, redaction: dict[str, Any], now: int
+    ) -> None:
+        if v.inflight is not batch:  # the next entry: wait for the one being written
+            with self._lock:
+                ahead = v.inflight
+            if ahead is not None:
+                ahead.done.wait()
+            with self._lock:
+                v.nxt = None
+                v.inflight = batch
+                self._ahead(v, batch)
+        try:
+            entry = access_viewed(rid, by, list(batch.segments), redaction, now)
+            batch.index = self.svc._commit([(entry, "", "")])
+        except BaseException as exc:
+            batch.error = exc
+        finally:
+            with self._lock:
+                if batch.index is not None:
+                    for sha in batch.segments:
+                        v.named[sha] = batch.index
+                    for cam, t in batch.starts.values():
+                        v.newest[cam] = max(t, v.newest.get(cam, -1))
+                    while len(v.named) > NAMED_KEPT:
+                        del v.named[next(iter(v.named))]
+                if v.inflight is batch:
+                    v.inflight = None
+            batch.done.set()
 
 
 class LiveView:
     """The playlist and the segments of live grants, through one gateway."""
 
-    def __init__(
-        self, svc: AccessService, grants: LiveGrants | None = None, batch_s: float = BATCH_S
-    ) -> None:
+    def __init__(self, svc: AccessService, grants: LiveGrants | None = None) -> None:
         self.svc = svc
         self.grants = grants or LiveGrants(svc)
-        self._batcher = _Batcher(svc, batch_s)
+        self._batcher = _Batcher(svc)
+        self._detectors_made: Detectors | None = None
+
+    @property
+    def _detectors(self) -> Detectors:
+        """The face detectors kept for this gateway's live segments (made at first use)."""
+        if self._detectors_made is None:
+            from custodes.redact.live import Detectors
+
+            self._detectors_made = Detectors(threads=1)
+            self._detectors_made.warm()
+        return self._detectors_made
 
     def _segments(self, camera: str, from_ms: int, to_ms: int) -> list[SegmentRow]:
         svc = self.svc
@@ -169,12 +244,19 @@ class LiveView:
     ) -> str:
         """An HLS media playlist of the grant's latest segments of ``camera`` (default: its
         first camera)."""
+        from custodes.access.opening import redaction_for
+
         now = _now_ms() if now_ms is None else now_ms
         _me, row, g = self.grants.watcher(user, rid, now)
+        if not g.unredacted:
+            _ = self._detectors  # made now, so that the first segment does not wait for them
         cam = self._camera(row.cameras, camera)
         assert g.start_ms is not None and g.end_ms is not None
         segs = self._segments(cam, g.start_ms, min(now, g.end_ms) + 1)
         shown = segs[-PLAYLIST_LENGTH:]
+        self._batcher.listed(
+            rid, redaction_for(g.unredacted), cam, {s.sha256: s.start_ms for s in shown}
+        )
         longest = max([(s.end_ms - s.start_ms + 999) // 1000 for s in shown] or [4])
         lines = [
             "#EXTM3U",
@@ -191,8 +273,6 @@ class LiveView:
         """One segment of the grant as MPEG-TS, once its view is logged and it is opened:
         ``{"body": bytes, "index": the access.viewed index, "sha256": ..., "redaction": ...}``."""
         from custodes.access.opening import _plaintexts, redaction_for
-        from custodes.access.release import build_clip
-        from custodes.access.service import ReleasePlan
 
         svc = self.svc
         now = _now_ms() if now_ms is None else now_ms
@@ -208,25 +288,42 @@ class LiveView:
             raise NotFoundError(f"camera {camera} has no logged segment starting then")
         seg = found[0]
         redaction = redaction_for(g.unredacted)
-        index = self._batcher.view(rid, me.pseudonym, seg.sha256, redaction, now)
+        index = self._batcher.view(rid, me.pseudonym, seg, redaction, now)
         keys: dict[tuple[str, int], bytes] = {}
         if seg.encrypted:
             keys = svc.opening._open(rid, index, [seg])
-        plan = ReleasePlan(row, (camera,), seg.start_ms, seg.end_ms, g.unredacted)
         work = svc.data / "tmp" / ("live-" + secrets.token_hex(8))
         work.mkdir(parents=True, exist_ok=True)
         try:
-            out = work / "seg.mp4"
             with _plaintexts() as memory, svc._cutting:
-                built = build_clip(
-                    svc.data, [seg], plan, out, opener=svc.opening._opener(keys, memory)
-                )
-            if built.segments != [seg.sha256] or built.redaction != redaction:
-                raise VerificationError(
-                    f"the segment was cut or redacted otherwise than log entry {index} says,"
-                    " so it is not shown"
-                )
-            body = to_ts(out, (seg.start_ms - g.start_ms) / 1000)
+                path, kind = svc.opening._opener(keys, memory)(seg, work, 0)
+                shown = self._encode(seg, path, kind, g.unredacted, seg.start_ms - g.start_ms)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return {"body": body, "index": index, "sha256": seg.sha256, "redaction": redaction}
+        return {
+            "body": shown.body,
+            "index": index,
+            "sha256": seg.sha256,
+            "redaction": redaction,
+            "checked": shown.checked,
+        }
+
+    def _encode(
+        self, seg: SegmentRow, path: Path, kind: Container, unredacted: bool, offset_ms: int
+    ) -> LiveSegment:
+        """Decode the checked plaintext once (its length checked against the log), hide the
+        faces unless the grant allows otherwise, encode once to MPEG-TS."""
+        from custodes.access.release import _segment_frames
+        from custodes.redact.live import encode_segment
+        from custodes.redact.options import RedactOptions
+
+        decoded = iter(_segment_frames(path, kind, seg))
+        first = next(decoded, None)
+        if first is None:
+            raise NotFoundError(f"the segment of camera {seg.camera} holds no frame to show")
+        rate = first[2]
+        frames = ((frame, round(t_ms - seg.start_ms)) for frame, t_ms, _ in chain([first], decoded))
+        opts = None if unredacted else RedactOptions()
+        return encode_segment(
+            frames, offset_ms=offset_ms, rate=rate, opts=opts, detectors=self._detectors
+        )
