@@ -4,7 +4,11 @@ reveals, the sweep (expiries and disclosures) and the anomaly flags.
 A mixin of :class:`~custodes.access.service.AccessService`, kept apart so that
 the service module holds the decisions (request, approve, deny, release) and
 this one what is read around them.  Every read of sealed details by someone
-other than the requester is logged first (``access.details_read``).
+other than the requester is logged first (``access.details_read``).  Under custody
+the details are sealed to the custodians (:mod:`custodes.access.sealing`, version 2):
+such a read is opened by T custodians, each checking that logged read in a witnessed
+checkpoint (:meth:`~custodes.access.opening.Opening.open_details`), and the requester's
+own view shows no details, since nothing here can open them without a logged read.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from custodes.access import entries as E
 from custodes.access.identity import User
 from custodes.access.requests import Forbidden, RequestRow, check_text, public_view
+from custodes.access.sealing import custody_sealed
 from custodes.errors import (
     ConflictError,
     CustodesError,
@@ -53,7 +58,9 @@ class ReadingMixin:
         def _fresh(self, user: User, roles: tuple[str, ...], doing: str) -> User: ...
         def _row(self, rid: object) -> RequestRow: ...
         def _status(self, row: RequestRow, now: int) -> dict[str, Any]: ...
-        def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]: ...
+        def _open(
+            self, row: RequestRow, read: int | None = None
+        ) -> tuple[bytes, dict[str, Any]]: ...
         def _commit(self, items: list[tuple[dict[str, Any], str, str]]) -> int: ...
         def _clip_of(self, rid: str, entry: dict[str, Any], index: int) -> tuple[int, str]: ...
         def _lock(self, rid: str) -> threading.Lock: ...
@@ -81,13 +88,15 @@ class ReadingMixin:
         if me.role in DECIDERS and not self._covers(me, row):
             raise Forbidden("this request is outside your scope")
         out = public_view(row, self._status(row, now))
-        if me.role == "investigator":
+        if me.role == "investigator" and custody_sealed(row.sealed):
+            out["details"] = None  # sealed to the custodians: an auditor may read them
+        elif me.role == "investigator":
             out["details"] = self._open(row)[1]
         elif me.role == "auditor" and not why:
             out["details"] = None  # an auditor says why before reading them
         else:
-            self._log_read(me, row, why or "to decide the request", now)
-            out["details"] = self._open(row)[1]
+            index = self._log_read(me, row, why or "to decide the request", now)
+            out["details"] = self._open(row, index)[1]
         return out
 
     def _log_read(self, me: User, row: RequestRow, why: str, now: int) -> int:
@@ -134,7 +143,7 @@ class ReadingMixin:
         row = self._row(rid)
         now = _now_ms() if now_ms is None else now_ms
         index = self._log_read(me, row, why, now)
-        salt, details = self._open(row)
+        salt, details = self._open(row, index)
         return {
             "request": rid,
             "commitment": row.commitment,
@@ -154,7 +163,8 @@ class ReadingMixin:
             row = self._row(rid)
             if row.revealed_ms is not None:
                 raise ConflictError(f"request {rid} is already revealed")
-            salt, details = self._open(row)
+            read = self._log_read(me, row, reason, now) if custody_sealed(row.sealed) else None
+            salt, details = self._open(row, read)
             entry = E.access_revealed(rid, me.pseudonym, reason, salt, details, now)
             index = self._commit([(entry, "", "")])
         return {"request": rid, "index": index, "commitment": row.commitment,

@@ -145,8 +145,8 @@ def _check_sealed(svc: Any, view: Any) -> list[str]:
     bad = []
     for row in svc.db.requests("1 = 1"):
         req = view.request(row.id)
-        if req is None:
-            continue
+        if req is None or row.sealed[:1] == b"\x02":
+            continue  # (sealed to the custodians: they open it, for a logged read only)
         try:
             salt, details = svc._open(row)
             ok = E.commitment(salt, details) == req.entry.get("commitment")

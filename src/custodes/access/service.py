@@ -28,8 +28,6 @@ that tests and the simulator can run the clock.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -40,6 +38,7 @@ from typing import Any
 
 from custodes.access import entries as E
 from custodes.access.authority import AuthorityMixin
+from custodes.access.filing import FilingMixin
 from custodes.access.identity import Identities, User
 from custodes.access.logview import LogView
 from custodes.access.opening import Opening
@@ -56,12 +55,10 @@ from custodes.access.requests import (
     load_case_key,
     resolve_cameras,
 )
-from custodes.access.sealing import Sealed
 from custodes.errors import (
     ConflictError,
     FormatError,
     NotFoundError,
-    StoreUnavailableError,
 )
 from custodes.fleet.model import format_time
 from custodes.fleet.model import now_ms as _now_ms
@@ -88,7 +85,7 @@ class ReleasePlan:
     """The log indexes of the ``access.approved`` entries the release relies on."""
 
 
-class AccessService(AuthorityMixin, ReadingMixin):
+class AccessService(AuthorityMixin, ReadingMixin, FilingMixin):
     """The gateway over one instance: the running log, the fleet index and the identities."""
 
     def __init__(self, ledger: Ledger, fleet: FleetDB, ids: Identities, data: Path) -> None:
@@ -282,80 +279,6 @@ class AccessService(AuthorityMixin, ReadingMixin):
         )  # fmt: skip
         return rid
 
-    def _seal(self, rid: str, details: dict[str, Any], now: int) -> Sealed:
-        """Under custody, sealed to the custodians of the day's epoch key (nothing here opens
-        it); without custody, with the instance's sealing key (version 1)."""
-        if not self.opening.on():
-            return self._sealer.seal(details)
-        from custodes.access.sealing import seal_to_custodians
-        from custodes.custody.daemon.entries import epoch_of
-
-        custody = self.opening.refresh().custody
-        epoch = epoch_of(now)
-        public = custody.epoch_public(epoch) or custody.epoch_public(epoch_of(_now_ms()))
-        if public is None:
-            raise StoreUnavailableError(
-                f"the custodians' key for epoch {epoch} is not in the log yet, so the request's"
-                " details cannot be sealed to them; try again shortly"
-            )
-        return seal_to_custodians(public, rid, details)
-
-    def _file_request(
-        self,
-        me: User,
-        rid: str,
-        now: int,
-        pol: Policy,
-        purpose: str,
-        case: str,
-        cams: list[Any],
-        zones: list[Any],
-        from_ms: int,
-        to_ms: int,
-        details: dict[str, Any],
-        *,
-        window_s: int,
-        approvals: int,
-        judge: bool,
-        live: dict[str, Any] | None = None,
-        also: tuple[tuple[dict[str, Any], str, str], ...] = (),
-    ) -> int:
-        """Seal the details, keep the row, log ``access.requested`` (with ``also`` in the same
-        durable append); the row is dropped again if the log cannot be written.  The clip
-        request and the live grant both file this way.  Returns the entry's index."""
-        from custodes.access.anomaly import cell_of
-
-        sealed = self._seal(rid, details, now)
-        case_key = hmac.new(self._case_key, case.encode(), hashlib.sha256).hexdigest()[:32]
-        places = sorted({(c.district, (c.zone,) if c.zone else ()) for c in cams}, key=str)
-        districts = sorted({c.district for c in cams if c.district})
-        row = RequestRow(
-            rid, me.name, me.pseudonym, now, purpose, case_key,
-            tuple(c.id for c in cams), tuple(districts), tuple(places),
-            tuple(sorted({cell_of(c.lat, c.lon) for c in cams})),
-            from_ms, to_ms, bool(zones), any(z.kind == "assembly" for z in zones),
-            approvals, judge, pol.version, sealed.commitment, sealed.ciphertext,
-            None, None, None, None,
-        )  # fmt: skip
-        with self.db.lock:
-            self.db.insert_request(row)
-        entry = E.access_requested(
-            rid, sealed.commitment, me.pseudonym, purpose,
-            cameras=len(cams), districts=districts, window_s=window_s, sensitive=bool(zones),
-            approvals=approvals, judge=judge, policy_version=pol.version, now_ms=now,
-            places=places,
-        )  # fmt: skip
-        if live is not None:
-            entry["live"] = live
-        if sealed.logged is not None:  # the custodians take the ephemeral key from the log
-            entry["sealed"] = sealed.logged
-        try:
-            return self._commit([(entry, "", ""), *also])
-        except BaseException:
-            with self.db.lock:
-                self.db.conn.execute("DELETE FROM req_requests WHERE id = ?", (rid,))
-            raise
-
     # -- state --------------------------------------------------------------------------
 
     def _row(self, rid: object) -> RequestRow:
@@ -408,9 +331,6 @@ class AccessService(AuthorityMixin, ReadingMixin):
                 " ask for its release again"
             )
         return got[0], str(got[1]["output"]["sha256"])
-
-    def _open(self, row: RequestRow) -> tuple[bytes, dict[str, Any]]:
-        return self._sealer.open(row.sealed)
 
     @staticmethod
     def _needs_judge_now(row: RequestRow, yes: list[DecisionRow]) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "Answers",
     "SegmentProof",
     "ask_custodians",
+    "details_request",
     "open_segments",
     "partials_request",
     "shortfall",
@@ -102,11 +103,11 @@ class Answers:
     wrong: dict[str, str] = field(default_factory=dict)
 
 
-def _ask(http: HttpClient, c: Custodian, body: bytes) -> tuple[str, Any]:
+def _ask(http: HttpClient, c: Custodian, body: bytes, path: str) -> tuple[str, Any]:
     try:
         r = http.request(
             "POST",
-            c.url.rstrip("/") + "/partials",
+            c.url.rstrip("/") + path,
             body=body,
             headers={"Content-Type": "application/json"},
         )
@@ -121,24 +122,32 @@ def _ask(http: HttpClient, c: Custodian, body: bytes) -> tuple[str, Any]:
     if r.status != 200 or not isinstance(obj, dict):
         return "unreachable", f"HTTP {r.status}"
     try:
+        if path == "/details-partials":
+            return "ok", [Partial.from_json(obj["partial"])]
         return "ok", [Partial.from_json(p) for p in obj["partials"]]
     except (CustodyFormatError, KeyError, TypeError) as exc:
         return "wrong", f"an unreadable answer ({exc})"
 
 
 def ask_custodians(
-    custodians: CustodianSet | Sequence[Custodian], body: dict[str, Any], *, timeout: float = 5.0
+    custodians: CustodianSet | Sequence[Custodian],
+    body: dict[str, Any],
+    *,
+    timeout: float = 5.0,
+    path: str = "/partials",
 ) -> Answers:
-    """``POST /partials`` to every custodian at once; a slow one counts as unreachable."""
+    """``POST /partials`` (or ``/details-partials``: one partial each, of a request's sealed
+    details) to every custodian at once; a slow one counts as unreachable."""
     people = custodians.custodians if isinstance(custodians, CustodianSet) else custodians
     http = HttpClient(timeout=timeout, user_agent="custodes-gateway")
     raw = json.dumps(body).encode()
     out = Answers()
+    want = len(body["segments"]) if path == "/partials" else 1
     with ThreadPoolExecutor(max_workers=max(1, len(people))) as pool:
-        results = list(pool.map(lambda c: _ask(http, c, raw), people))
+        results = list(pool.map(lambda c: _ask(http, c, raw, path), people))
     for c, (kind, value) in zip(people, results, strict=True):
         if kind == "ok":
-            if len(value) != len(body["segments"]):
+            if len(value) != want:
                 out.wrong[c.name] = "answered for another number of segments"
             else:
                 out.partials[c.name] = value
@@ -148,6 +157,20 @@ def ask_custodians(
             ] = value
     http.close()
     return out
+
+
+def details_request(
+    checkpoint: bytes,
+    cause: tuple[int, bytes, Sequence[bytes]],
+    request: tuple[int, bytes, Sequence[bytes]],
+) -> dict[str, Any]:
+    """The body of ``POST /details-partials``: a cosigned checkpoint, the logged cause (a
+    read or a release) and the request's ``access.requested``, each with its proof."""
+
+    def at(e: tuple[int, bytes, Sequence[bytes]]) -> dict[str, Any]:
+        return {"index": e[0], "entry": e[1].decode(), "proof": _b64(e[2])}
+
+    return {"checkpoint": checkpoint.decode(), "cause": at(cause), "request": at(request)}
 
 
 def open_segments(

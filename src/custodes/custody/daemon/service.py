@@ -12,9 +12,11 @@ Routes:
 ``GET /answers``    every answer it gave, JSON Lines, append-only (no partials in it)
 ``GET /status``     what it has followed: size, custodian set, epochs
 ``POST /partials``  partial decryptions for one logged release (:func:`check_release`)
+``POST /details-partials``  a partial of a request's sealed details, for one logged read
+                    or release (:func:`~.details.check_details`)
 
-``POST /partials`` answers only when every step of :func:`check_release` passes, and
-otherwise 403 with one sentence saying which did not.
+Each POST answers only when every step of its check passes, and otherwise 403 with one
+sentence saying which did not.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +94,8 @@ class Follower:
     ahead: int = 1
     custody: CustodyLog = field(default_factory=CustodyLog)
     entries: dict[int, bytes] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)  # request id -> its access.requested
+    approvals: dict[str, list[int]] = field(default_factory=dict)  # request id -> approvals
     signed: SignedCheckpoint | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
     rules: tuple[int, dict[int, str]] = (-1, {})
@@ -120,6 +124,10 @@ class Follower:
         kind = obj.get("type") if isinstance(obj, dict) else None
         if kind not in _SKIP:
             self.entries[index] = entry
+        if kind == "access.requested" and isinstance(obj, dict):
+            self.requests.setdefault(str(obj.get("request")), index)
+        elif kind == "access.approved" and isinstance(obj, dict):
+            self.approvals.setdefault(str(obj.get("request")), []).append(index)
         self.custody.feed(index, obj)
 
     def follow(self) -> None:
@@ -219,6 +227,42 @@ def public_rules_violations(entries: list[tuple[int, Any]]) -> dict[int, str]:
     return out
 
 
+def witnessed(f: Follower, note: object) -> SignedCheckpoint:
+    """The checkpoint, verified with the log key and this custodian's witness policy."""
+    if not isinstance(note, str) or len(note) > 65536:
+        raise Refusal("the checkpoint must be the signed note's text.")
+    cosigners = f.witnesses.witnesses if f.witnesses else ()
+    try:
+        signed = open_checkpoint(note.encode(), f.verifier, cosigners=cosigners)
+        if f.witnesses is not None:
+            f.witnesses.check(signed)
+    except CustodesError as exc:
+        raise Refusal(f"the checkpoint does not verify: {str(exc).rstrip('.')}.") from None
+    return signed
+
+
+def included(
+    f: Follower, obj: object, what: str, size: int, root: bytes
+) -> tuple[int, bytes, dict[str, Any]]:
+    """An entry given as index, text and proof, included in the tree of ``size``/``root``."""
+    index, raw, proof, body = _entry_at(obj, what)
+    try:
+        check_inclusion(proof, index=index, size=size, leaf=leaf_hash(raw), root=root)
+    except CustodesError:
+        raise Refusal(f"the {what} is not included in the checkpoint of size {size}.") from None
+    return index, raw, body
+
+
+def followed(f: Follower, size: int) -> None:
+    """Follow the log to ``size`` at least (call with ``f.lock`` held after this)."""
+    if f.size < size:
+        f.follow()
+    if f.size < size:
+        raise Refusal(
+            f"this custodian has followed the log to size {f.size} only, short of {size}."
+        )
+
+
 def check_release(
     f: Follower, body: object
 ) -> tuple[str, dict[str, Any], list[tuple[SegmentId, Point, str, EpochShare]]]:
@@ -234,41 +278,31 @@ def check_release(
         its plaintext digest.
     (5) Each segment's epoch is not shredded here, nor gone in the log, and this
         custodian holds its share.
+    (6) Each segment lies inside the request's sealed scope: this custodian opens the
+        request's sealed details itself from T custodians' details partials (given in
+        ``details``, each proof checked, :func:`~.details.check_scope`), checks them
+        against the logged commitment, and refuses a segment of another camera or outside
+        the window (a live grant's window is the one the log fixes).
 
     Returns (release name, the release entry, the segments with their ephemeral keys).
     """
-    if not isinstance(body, dict) or set(body) != {"checkpoint", "release", "segments"}:
-        raise Refusal("the request must give checkpoint, release and segments.")
+    if (
+        not isinstance(body, dict)
+        or not {"checkpoint", "release", "segments"} <= set(body)
+        or (set(body) - {"checkpoint", "release", "segments", "details"})
+    ):
+        raise Refusal("the request must give checkpoint, release, segments and details.")
     # (1)
-    note = body["checkpoint"]
-    if not isinstance(note, str) or len(note) > 65536:
-        raise Refusal("the checkpoint must be the signed note's text.")
-    cosigners = f.witnesses.witnesses if f.witnesses else ()
-    try:
-        signed = open_checkpoint(note.encode(), f.verifier, cosigners=cosigners)
-        if f.witnesses is not None:
-            f.witnesses.check(signed)
-    except CustodesError as exc:
-        raise Refusal(f"the checkpoint does not verify: {str(exc).rstrip('.')}.") from None
-    cp = signed.checkpoint
+    cp = witnessed(f, body["checkpoint"]).checkpoint
     # (2)
-    index, raw, proof, release = _entry_at(body["release"], "release")
+    index, raw, release = included(f, body["release"], "release", cp.size, cp.root_hash)
     if release.get("type") not in ("access.released", "access.viewed"):
         raise Refusal(f"entry {index} is not an access.released or access.viewed entry.")
-    try:
-        check_inclusion(proof, index=index, size=cp.size, leaf=leaf_hash(raw), root=cp.root_hash)
-    except CustodesError:
-        raise Refusal(f"the release is not included in the checkpoint of size {cp.size}.") from None
     # (3)
-    if f.size < cp.size:
-        f.follow()
+    followed(f, cp.size)
     with f.lock:
         f.me.refresh()
         state = f.me.state
-        if f.size < cp.size:
-            raise Refusal(
-                f"this custodian has followed the log to size {f.size} only, short of {cp.size}."
-            )
         if f.entries.get(index) != raw:
             raise Refusal(f"entry {index} of the log this custodian follows is another entry.")
         if f.rules[0] != f.size:  # the rules over the whole log, once per new size
@@ -287,6 +321,7 @@ def check_release(
     if not isinstance(segs, list) or not 0 < len(segs) <= MAX_SEGMENTS:
         raise Refusal(f"give 1 to {MAX_SEGMENTS} segments.")
     out: list[tuple[SegmentId, Point, str, EpochShare]] = []
+    recs: list[dict[str, Any]] = []
     batches: dict[int, bytes] = {}
     for n, s in enumerate(segs):
         if not isinstance(s, dict) or set(s) != {"record", "position", "proof", "batch"}:
@@ -337,7 +372,13 @@ def check_release(
         if seg.epoch not in state.shares:
             raise Refusal(f"this custodian holds no share of epoch {seg.epoch}.")
         out.append((seg, eph, rec["sha256"], state.shares[seg.epoch]))
-    return release_name(cp.origin, index), release, out
+        recs.append(rec)
+    # (6)
+    from custodes.custody.daemon.details import check_scope
+
+    name = release_name(cp.origin, index)
+    check_scope(f, name, index, release, body.get("details"), recs)
+    return name, release, out
 
 
 def answer(f: Follower, body: object) -> dict[str, Any]:
@@ -379,7 +420,8 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
         with f.lock:
             return JSONResponse({"size": f.size, **f.custody.status(), "alerts": f.alerts[-20:]})
 
-    async def partials(request: Request) -> Response:
+    async def _answer(request: Request, how: Callable[[Follower, object], dict[str, Any]]
+                      ) -> Response:  # fmt: skip
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return JSONResponse({"error": "The request is too large."}, status_code=413)
@@ -390,11 +432,19 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
         try:
             from starlette.concurrency import run_in_threadpool
 
-            result = await run_in_threadpool(answer, f, obj)
+            result = await run_in_threadpool(how, f, obj)
         except Refusal as exc:
             reason = str(exc)
             return JSONResponse({"error": reason[:1].upper() + reason[1:]}, status_code=403)
         return JSONResponse(result)
+
+    async def partials(request: Request) -> Response:
+        return await _answer(request, answer)
+
+    async def details_partials(request: Request) -> Response:
+        from custodes.custody.daemon.details import answer_details
+
+        return await _answer(request, answer_details)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -411,6 +461,7 @@ def create_custodian_app(f: Follower, *, url: str, interval: float = 0.5) -> Sta
             Route("/status", status),
             Route("/healthz", lambda r: JSONResponse({"status": "ok"})),
             Route("/partials", partials, methods=["POST"]),
+            Route("/details-partials", details_partials, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
