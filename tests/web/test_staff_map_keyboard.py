@@ -8,6 +8,7 @@ so in its name, not by colour alone.  Nothing here uses the mouse.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from tests.web import test_internal_pages as kit
@@ -15,6 +16,7 @@ from tests.web import test_internal_pages as kit
 city = kit.city
 browser = kit.browser
 pytestmark = kit.pytestmark
+T = "%Y-%m-%dT%H:%M:%S"
 
 
 def _active(page: Any) -> dict[str, Any]:
@@ -90,8 +92,6 @@ def test_a_camera_is_picked_on_the_request_form_by_keyboard_only(
 def test_a_flagged_place_opens_and_closes_by_keyboard_on_the_auditors_map(
     city: dict[str, Any], browser: Any
 ) -> None:
-    from tests.web.test_staff_audit import T, timedelta
-
     base, start = city["server"].url, city["start"]
     ivan, olga = kit._session(base, "ivan"), kit._session(base, "olga")
     try:
