@@ -137,6 +137,7 @@ class LiveGrants:
         self.svc = svc
         self._lock = threading.Lock()
         self._fold = _Fold()
+        self._cameras: tuple[int, frozenset[str]] | None = None
 
     def refresh(self) -> _Fold:
         with self._lock:
@@ -278,6 +279,27 @@ class LiveGrants:
             if g.review_due_ms is not None and now >= g.review_due_ms:
                 out.append(g)
         return out
+
+    def cameras_live(self, now_ms: int | None = None) -> frozenset[str]:
+        """The cameras of every live grant that is live now or waiting for its approval:
+        their recorders should cut short segments (the fleet tells them in its answer to
+        their heartbeats).  Worked out at most once a second."""
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
+            cached = self._cameras
+        if cached is not None and 0 <= now - cached[0] < 1000:
+            return cached[1]
+        view = self.svc.view
+        with view.lock:
+            lives = [rid for rid, req in view.requests.items() if live_of(req.entry)]
+        cams: set[str] = set()
+        for rid in lives:
+            if self.grant(rid, now).state in ("live", "pending"):
+                cams.update(self.svc._row(rid).cameras)
+        got = frozenset(cams)
+        with self._lock:
+            self._cameras = (now, got)
+        return got
 
     # -- who may watch ------------------------------------------------------------------
 

@@ -68,6 +68,45 @@ __all__ = ["agent_cmd"]
     " on stderr, when something changed.",
 )
 @click.option(
+    "--record",
+    "records",
+    multiple=True,
+    metavar="CAMERA=INPUT",
+    help="Record this camera with ffmpeg into DIR/CAMERA/ (INPUT is what ffmpeg's -i takes,"
+    " such as an rtsp:// URL); repeat.  Its segments are --segment-seconds long, or"
+    " --live-segment-seconds while the server says the camera has a live grant.",
+)
+@click.option(
+    "--segment-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=2, max=3600),
+    help="Segment length of the cameras given with --record.",
+)
+@click.option(
+    "--live-segment-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=2, max=4),
+    help="Segment length of a --record camera while it has a live grant (2 to 4 s), so that"
+    " the live view shows each segment soon after it closes.",
+)
+@click.option(
+    "--record-input-args",
+    default="",
+    metavar="ARGS",
+    help="ffmpeg options put before -i for --record (such as '-rtsp_transport tcp').",
+)
+@click.option(
+    "--record-codec-args",
+    default="-c copy",
+    show_default=True,
+    metavar="ARGS",
+    help="ffmpeg options put after -i for --record.  ffmpeg cuts a copied stream at its"
+    " keyframes only: the camera's keyframe interval must not exceed the live segment"
+    " length, or re-encode (such as '-c:v libx264 -g 25').",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -88,6 +127,11 @@ def agent_cmd(
     log_vkey: str | None,
     custodians: tuple[str, ...],
     progress_every: float,
+    records: tuple[str, ...],
+    segment_seconds: float,
+    live_segment_seconds: float,
+    record_input_args: str,
+    record_codec_args: str,
     as_json: bool,
 ) -> None:
     """Follow a recorder's segment files and send their SHA-256 digests and heartbeats.
@@ -101,11 +145,17 @@ def agent_cmd(
     here to its day's epoch key before it is sent or uploaded: the server gets the
     ciphertext only, and a segment whose epoch has no ready key waits.
 
+    With --record it also runs the recorders itself, one ffmpeg per camera, and cuts
+    short segments for a camera while it has a live grant (the server says which in
+    its answer to each heartbeat); each ffmpeg is stopped when the agent stops.
+
     While it runs it says how far it is on stderr ("segments seen 12, sent 12,
     uploaded 11, pending 0"), at most once every --progress seconds; at the end
     it prints the totals (with --json, JSON Lines on stdout).
     """
+    from custodes.errors import UsageError
     from custodes.fleet.agent import Agent
+    from custodes.fleet.recorder import Recorders, parse_record
 
     journal = journal or watch.resolve().parent / f".{watch.resolve().name}.custodes-agent.db"
     stopping = False
@@ -127,6 +177,19 @@ def agent_cmd(
         if as_json:
             click.echo(json.dumps({"event": "progress", **st}))
 
+    say = lambda s: click.echo(f"custodes agent: {s}", err=True)  # noqa: E731
+    recorders = None
+    if records:
+        if once:
+            raise click.UsageError("--record runs recorders, so it cannot go with --once")
+        try:
+            recorders = Recorders(
+                watch, parse_record(records), segment_s=segment_seconds,
+                live_segment_s=live_segment_seconds, input_args=record_input_args,
+                codec_args=record_codec_args, say=say,
+            )  # fmt: skip
+        except (UsageError, ValueError) as err:
+            raise click.UsageError(str(err)) from None
     agent = Agent(
         watch=watch,
         server=server,
@@ -136,11 +199,12 @@ def agent_cmd(
         heartbeat=heartbeat,
         max_backoff=max_backoff,
         upload=not no_upload,
-        say=lambda s: click.echo(f"custodes agent: {s}", err=True),
+        say=say,
         log_vkey=log_vkey,
         custodians=frozenset(custodians) or None,
         progress=progress,
         progress_every=progress_every,
+        recorders=recorders,
     )
     code = agent.run(once=once, poll=poll, stop=lambda: stopping)
     st = agent.status()

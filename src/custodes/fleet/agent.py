@@ -46,6 +46,7 @@ from typing import Any
 from custodes.errors import UsageError
 from custodes.fleet.agent_journal import Journal
 from custodes.fleet.model import format_time, valid_camera_id
+from custodes.fleet.recorder import Recorders
 
 __all__ = ["Agent", "Journal", "Segment", "scan"]
 
@@ -170,6 +171,9 @@ def probe_duration(path: Path) -> float | None:
 PRUNE_EVERY_S = 600.0
 """How often a running agent forgets files that are sent and deleted."""
 
+LIVE_POLL_S = 0.2
+"""How often the folder is scanned, at least, while a recorded camera has a live grant."""
+
 
 def _record(item: dict[str, Any]) -> dict[str, Any]:
     """What the server is sent of a journal item (not where the agent spooled it)."""
@@ -195,9 +199,12 @@ class Agent:
         chunk_size: int | None = None,
         progress: Callable[[dict[str, int]], None] | None = None,
         progress_every: float = 10.0,
+        recorders: Recorders | None = None,
     ) -> None:
         """``progress`` is called with :meth:`status` when it changed, at most once every
-        ``progress_every`` seconds while running, and once more at the end."""
+        ``progress_every`` seconds while running, and once more at the end.  ``recorders``:
+        the ffmpeg writers the agent runs itself (``--record``), told which of their
+        cameras have a live grant by the server's answer to each heartbeat."""
         if not watch.is_dir():
             raise UsageError(f"{watch} is not a folder to watch")
         self.watch = watch
@@ -229,6 +236,7 @@ class Agent:
         self.seen = 0  # segments hashed into the journal by this run
         self._last_report: tuple[int, ...] | None = None
         self._report_at = 0.0
+        self.recorders = recorders
 
     # -- finding complete segments ----------------------------------------------------
 
@@ -446,9 +454,11 @@ class Agent:
         if now - self._last_beat >= self.heartbeat:
             self._last_beat = now
             stamp = format_time(int(now) * 1000)
-            fresh = [
+            fresh = {
                 c for c, t in self._active.items() if now - t <= max(120.0, 3 * self.heartbeat)
-            ]
+            }
+            if self.recorders is not None:
+                fresh |= self.recorders.running()
             self.journal.conn.executemany(
                 "INSERT OR IGNORE INTO beats VALUES (?, ?)", [(c, stamp) for c in fresh]
             )
@@ -463,6 +473,11 @@ class Agent:
         if status != 200:
             raise ConnectionError(f"HTTP {status}: {payload.get('error', '')}")
         self.journal.conn.executemany("DELETE FROM beats WHERE camera = ? AND time = ?", rows)
+        hint = payload.get("live")
+        if self.recorders is not None and isinstance(hint, list):
+            beaten = {c for c, _ in rows}
+            said = {c for c in hint if isinstance(c, str)} & beaten
+            self.recorders.update((self.recorders.live - beaten) | said)
 
     # -- progress -------------------------------------------------------------------------
 
@@ -499,16 +514,24 @@ class Agent:
         self.progress(st)
 
     def run(self, *, once: bool = False, poll: float = 1.0, stop: Callable[[], bool] = bool) -> int:
-        """Follow the folder until ``stop()``; with ``once``, send what is there and return."""
+        """Follow the folder until ``stop()``; with ``once``, send what is there and return.
+
+        While a camera the agent records has a live grant, the folder is scanned every
+        :data:`LIVE_POLL_S` at least, so that its short segments are logged and archived
+        soon after they close."""
         try:
             return self._run(once=once, poll=poll, stop=stop)
         finally:
+            if self.recorders is not None:
+                self.recorders.close()
             self.report(force=True)
 
     def _run(self, *, once: bool, poll: float, stop: Callable[[], bool]) -> int:
         next_prune = time.monotonic() + PRUNE_EVERY_S
         last_at = (-1, -1)
         while True:
+            if self.recorders is not None and not once:
+                self.recorders.update()
             self.seen += self.collect(final=once)
             ok = self.send()
             self.report()
@@ -531,4 +554,5 @@ class Agent:
                 continue
             if stop():
                 return 0
-            time.sleep(poll)
+            live = self.recorders is not None and bool(self.recorders.live)
+            time.sleep(min(poll, LIVE_POLL_S) if live else poll)

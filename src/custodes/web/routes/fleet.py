@@ -242,7 +242,10 @@ async def _bound_write(
 
 @router.post("/heartbeats", summary="Heartbeats: which cameras a recorder hears, and when")
 async def heartbeats(request: Request) -> Any:
-    """Body ``{"heartbeats": [{"camera": ID, "time": RFC3339}, ...]}``."""
+    """Body ``{"heartbeats": [{"camera": ID, "time": RFC3339}, ...]}``.
+
+    The answer's ``live`` lists those of the cameras that have a live grant, for which
+    the recorder should cut short segments (``custodes agent --record``)."""
     st = _state(request)
     got = await _batch(request, "heartbeats", st)
     if isinstance(got, JSONResponse):
@@ -253,7 +256,22 @@ async def heartbeats(request: Request) -> Any:
         who = st.pseudonym(row.id)
         return record_heartbeats(st.db, items, st.settings, now=st.clock(), agent=who)
 
-    return await _bound_write(st, row, items, work)
+    got_beats = await _bound_write(st, row, items, work)
+    if isinstance(got_beats, dict):
+        got_beats["live"] = await run_in_threadpool(_live_hint, request, _cameras_of(items))
+    return got_beats
+
+
+def _live_hint(request: Request, cameras: list[str]) -> list[str]:
+    """Which of these cameras have a live grant (live, or waiting for its approval): their
+    recorders cut short segments, so that each is shown soon after it closes."""
+    if getattr(request.app.state, "access", None) is None:
+        return []
+    from custodes.web.routes.access import _clock
+    from custodes.web.routes.live import live_of_app
+
+    live = live_of_app(request).grants.cameras_live(_clock(request))
+    return sorted(set(cameras) & live)
 
 
 @router.post("/segments", summary="Segment digests: camera, start, duration, bytes, sha256")
