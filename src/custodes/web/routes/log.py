@@ -26,7 +26,15 @@ from starlette.routing import Route
 
 from custodes.client.http import accepts_gzip
 from custodes.errors import NotFoundError
-from custodes.tlog import ENTRIES_LEVEL, TILE_WIDTH, parse_tile_path
+from custodes.tlog import (
+    ENTRIES_LEVEL,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    Tile,
+    format_entry_bundle,
+    parse_tile_path,
+    tile_path,
+)
 from custodes.web.tile_cache import TileCache, compress_bundle, inflate
 
 router = APIRouter(prefix="/log", tags=["log"])
@@ -81,36 +89,114 @@ def _tile_cache(app: Any) -> TileCache:
     return cache
 
 
-def _load(ledger: Any, level: int, index: int, width: int) -> bytes:
-    """A tile as the cache keeps it: hashes, or an entry bundle gzip-compressed."""
-    if level == ENTRIES_LEVEL:
-        raw: bytes = ledger.read(lambda r: r.entry_bundle(index, width))
-        return compress_bundle(raw)
-    data: bytes = ledger.read(lambda r: r.hash_tile(level, index, width))
-    return data
+READ_AHEAD = 16
+"""Full tiles (or bundles) of one level read from the store in one go on a miss: the one
+asked for and those after it that the log has reached, since verifiers read in order and
+one read of sixteen costs little more than one."""
+
+_COMPRESS_LEVEL = 1
+"""gzip level of bundles served: about 5 times cheaper than level 6, a few per cent larger."""
 
 
-async def _tile_answer(app: Any, path: str, accept: str | None) -> tuple[bytes, dict[str, str]]:
+def _load(ledger: Any, tile: Tile) -> dict[str, bytes]:
+    """``tile`` as the cache keeps it (hashes, or an entry bundle gzip-compressed), by its path
+    under ``tile/``; when it is full, with the next full ones of its level the log has reached.
+
+    Raises NotFoundError, as the store's reader does, when the log has not reached ``tile``.
+    """
+    level, index, width = tile.level, tile.index, tile.width
+
+    def read(r: Any) -> list[bytes]:
+        first: bytes = (
+            r.entry_bundle(index, width)
+            if level == ENTRIES_LEVEL
+            else r.hash_tile(level, index, width)
+        )
+        if width != TILE_WIDTH:
+            return [first]
+        full = r.size() >> (TILE_HEIGHT * max(level, 0) + TILE_HEIGHT)  # full tiles there
+        end = min(full, index + READ_AHEAD)
+        if end <= index + 1:
+            return [first]
+        if level == ENTRIES_LEVEL:
+            got = r.store.read_entries((index + 1) * TILE_WIDTH, end * TILE_WIDTH)
+            rest = [
+                format_entry_bundle(got[i : i + TILE_WIDTH]) for i in range(0, len(got), TILE_WIDTH)
+            ]
+        else:
+            blobs = r.store.read_tiles([(level, i) for i in range(index + 1, end)])
+            rest = []
+            for blob in blobs:
+                if blob is None or len(blob) < 32 * TILE_WIDTH:
+                    break  # not stored (yet): read it when it is asked for
+                rest.append(blob[: 32 * TILE_WIDTH])
+        return [first, *rest]
+
+    blobs = ledger.read(read)
+    out: dict[str, bytes] = {}
+    for i, blob in enumerate(blobs):  # compressed outside the store's lock
+        key = tile_path(Tile(level=level, index=index + i, width=width))[5:]
+        out[key] = compress_bundle(blob, _COMPRESS_LEVEL) if level == ENTRIES_LEVEL else blob
+    return out
+
+
+_ACCEPTS: dict[str, bool] = {}
+
+
+def _gzip_ok(accept: str | None) -> bool:
+    if accept is None:
+        return False
+    ok = _ACCEPTS.get(accept)
+    if ok is None:
+        ok = accepts_gzip(accept)
+        if len(_ACCEPTS) < 256:  # the few values clients send, remembered
+            _ACCEPTS[accept] = ok
+    return ok
+
+
+_Kind = tuple[dict[str, str], list[tuple[bytes, bytes]]]
+_KINDS: dict[tuple[bool, bool, bool], _Kind] = {}
+
+
+def _kind(entries: bool, full: bool, gzip: bool) -> _Kind:
+    """The headers of a tile (``entries``: a bundle; ``full``: 256 wide), besides its length,
+    as a dict and as ASGI pairs with its type: there are eight kinds, each built once."""
+    key = (entries, full, gzip)
+    kind = _KINDS.get(key)
+    if kind is None:
+        headers = {"Cache-Control": IMMUTABLE if full else PARTIAL, **CORS}
+        if entries:
+            headers["Vary"] = "Accept-Encoding"
+            if gzip:
+                headers["Content-Encoding"] = "gzip"
+        raw = [(b"content-type", b"application/octet-stream")]
+        raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+        kind = _KINDS[key] = (headers, raw)
+    return kind
+
+
+async def _tile_answer(app: Any, path: str, accept: str | None) -> tuple[bytes, _Kind]:
     """The body and headers of ``tile/<path>``; CustodesError (400, 404) when there is none.
 
-    In the event loop: a tile read before is sent from memory, with no thread
-    hand-off; only the first read of each goes to the store, in a thread.
+    In the event loop: a tile read before is sent from memory, found by its path (only
+    canonical paths are stored), with no thread hand-off; only the first read of each
+    goes to the store, in a thread, with the tiles after it.
     """
-    t = parse_tile_path("tile/" + path)
-    headers = {"Cache-Control": tile_cache_control(t.width), **CORS}
     cache = _tile_cache(app)
-    key = (t.level, t.index, t.width)
-    data = cache.get(key)
-    if data is None:
-        data = await run_in_threadpool(_load, app.state.ledger, *key)
-        cache.put(key, data)
-    if t.level == ENTRIES_LEVEL:
-        headers["Vary"] = "Accept-Encoding"
-        if accepts_gzip(accept):
-            headers["Content-Encoding"] = "gzip"
-        else:
-            data = inflate(data)
-    return data, headers
+    data = cache.get(path)
+    if data is not None:  # a canonical path: its form says what it is
+        entries, full = path.startswith("entries/"), ".p/" not in path
+    else:
+        t = parse_tile_path("tile/" + path)
+        loaded = await run_in_threadpool(_load, app.state.ledger, t)
+        for key, blob in loaded.items():
+            cache.put(key, blob)
+        data = loaded[tile_path(t)[5:]]
+        entries, full = t.level == ENTRIES_LEVEL, t.width == TILE_WIDTH
+    gzip = entries and _gzip_ok(accept)
+    if entries and not gzip:
+        data = inflate(data)
+    return data, _kind(entries, full, gzip)
 
 
 class _TileRoute:
@@ -127,15 +213,14 @@ class _TileRoute:
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value.decode("latin-1")
-        data, headers = await _tile_answer(scope["app"], scope["path_params"]["path"], accept)
-        raw = [(b"content-type", b"application/octet-stream")]
-        raw.append((b"content-length", str(len(data)).encode()))
-        raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
-        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        data, (_, raw) = await _tile_answer(scope["app"], scope["path_params"]["path"], accept)
+        headers = [*raw, (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
 
-router.routes.append(Route("/log/tile/{path:path}", _TileRoute(), methods=["GET", "HEAD"]))
+# First among the log's routes: every verifier's request is matched against it.
+router.routes.insert(0, Route("/log/tile/{path:path}", _TileRoute(), methods=["GET", "HEAD"]))
 
 
 @_read(
@@ -144,8 +229,10 @@ router.routes.append(Route("/log/tile/{path:path}", _TileRoute(), methods=["GET"
     summary="A hash tile or entry bundle",
 )
 async def tile(path: str, request: Request) -> Response:
-    data, headers = await _tile_answer(request.app, path, request.headers.get("accept-encoding"))
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    data, (headers, _) = await _tile_answer(
+        request.app, path, request.headers.get("accept-encoding")
+    )
+    return Response(data, media_type="application/octet-stream", headers=dict(headers))
 
 
 @_read("/proof/inclusion", summary="An RFC 9162 inclusion proof")
