@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,11 @@ class Log(LogReader):
         self._tiles = tiles
         self._checkpoint = store.integrated().checkpoint
         self._last_integrated = time.monotonic()
+        self.integrating = threading.Lock()
+        """Held for each integration.  Integration takes only this lock and the store's
+        own, so it can run beside :meth:`append` (whose callers serialise among
+        themselves): it hashes entries already durable, and the store's
+        compare-and-swap on the size keeps its commit consistent."""
         self.tail = AppendTail(store.next_index())
         """What this writer appended last (:mod:`custodes.ledger.tail`)."""
 
@@ -187,6 +193,7 @@ class Log(LogReader):
     # -- integration and signing -------------------------------------------
 
     def latest_checkpoint(self) -> bytes | None:
+        """The last checkpoint this writer signed and stored, read without the store."""
         return self._checkpoint
 
     def integrate(self, progress: Callable[[int], None] | None = None) -> bytes:
@@ -195,12 +202,13 @@ class Log(LogReader):
         Signs a new checkpoint even when nothing is pending only if none exists
         yet (the empty log's).  ``progress`` is called with entries integrated.
         """
-        target = self.store.next_index()
-        if target == self._tiles.size and self._checkpoint is not None:
+        with self.integrating:
+            target = self.store.next_index()
+            if target == self._tiles.size and self._checkpoint is not None:
+                return self._checkpoint
+            self._integrate_to(target, progress=progress)
+            assert self._checkpoint is not None
             return self._checkpoint
-        self._integrate_to(target, progress=progress)
-        assert self._checkpoint is not None
-        return self._checkpoint
 
     def _integrate_to(
         self,

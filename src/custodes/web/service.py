@@ -1,10 +1,13 @@
 """The running log behind the HTTP server: one writer, integrated on a timer.
 
 The server holds the data directory's writer lock for as long as it runs,
-so no second process writes to the log meanwhile.  Store access is
-serialised by one lock: SQLite has one writer connection, and the calls are
-short.  A background thread integrates and signs a new checkpoint whenever
-entries are pending, at most once per ``interval`` seconds.
+so no second process writes to the log meanwhile.  Writers (appends and what
+they keep beside the log, such as fleet.db) are serialised by one lock.  A
+background thread integrates and signs a new checkpoint whenever entries are
+pending, once per ``interval`` seconds, without that lock: integration reads
+only entries already durable and takes the log's own integration lock and the
+store's, so a queue of ingest writes cannot hold a checkpoint back.  For the
+same reason the latest checkpoint is served from memory, not through the lock.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class LedgerService:
     def public_checkpoint(self) -> bytes:
         """What /log/checkpoint serves: with witnesses, only a checkpoint they cosigned."""
         if not self._clients:
-            return self.read(lambda log: log.checkpoint())
+            note = self._open.log.latest_checkpoint()
+            return note if note is not None else self.read(lambda log: log.checkpoint())
         if self._published is None:
             raise NotFoundError(
                 "no checkpoint has been cosigned by enough witnesses yet; publishing waits"
@@ -62,7 +66,8 @@ class LedgerService:
 
     def publish(self) -> bool:
         """Send the latest checkpoint to the witnesses; publish it if the policy is met."""
-        latest = self.read(lambda log: log.checkpoint())
+        log = self._open.log  # read-only calls on the store: no writer lock needed
+        latest = log.latest_checkpoint() or log.checkpoint()
         cp = parse_checkpoint(parse_note(latest).text)
         if self._published is not None:
             old = parse_checkpoint(parse_note(self._published).text)
@@ -71,12 +76,13 @@ class LedgerService:
         if cp.size == 0:
             return False  # witnesses need a tree to check; the empty one proves nothing
 
-        def prove(old: int, new: int) -> list[bytes]:
-            return self.read(lambda log: log.consistency_proof(old, new))
-
-        verifier = self.read(lambda log: log.verifier)
         note = cosign_checkpoint(
-            latest, cp.size, self._clients, self.instance.witness_quorum, prove, verifier
+            latest,
+            cp.size,
+            self._clients,
+            self.instance.witness_quorum,
+            log.consistency_proof,
+            log.verifier,
         )
         if note is None:
             return False
@@ -94,10 +100,7 @@ class LedgerService:
         deadline = time.monotonic() + timeout_s
         while True:
             if not self._clients:
-                with self._lock:
-                    if self._open.log.pending():
-                        self._open.log.integrate()
-                    note = self._open.log.checkpoint()
+                note = self._open.log.integrate()  # returns at once when nothing is pending
             else:
                 note = self._published or b""
             if note and parse_checkpoint(parse_note(note).text).size >= size:
@@ -142,9 +145,8 @@ class LedgerService:
         while not self._stop.wait(max(0.0, due - time.monotonic())):
             due = max(due + self.interval, time.monotonic() + self.interval / 4)
             try:
-                with self._lock:
-                    if self._open.log.pending():
-                        self._open.log.integrate()
+                if self._open.log.pending():
+                    self._open.log.integrate()  # the log's integration lock, not self._lock
                 if self._clients:
                     self.publish()
             except Exception:  # keep serving; the next tick retries
@@ -154,5 +156,5 @@ class LedgerService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        with self._lock:
+        with self._lock, self._open.log.integrating:
             self._open.close()
