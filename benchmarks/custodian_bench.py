@@ -18,7 +18,8 @@ One ``access.released`` entry holds at most ``--per-release`` digests: a log ent
 most 65,535 bytes and each named digest takes 67, so 2,000 segments are 3 releases.
 
 Timed, per run: ``POST /partials`` to one custodian for every release in turn, each with
-its cosigned checkpoint, inclusion proof and every segment's record with its two proofs,
+its cosigned checkpoint, inclusion proof, every segment's record with its two proofs, and
+the request's sealed details with the custodians' partials of them (the scope check),
 until the last answer's last byte; then the same to a second custodian restarted with
 ``CUSTODES_PARTIAL_THREADS=1`` (its partials on one thread), runs alternating.  Reported:
 segments a second (all segments over the wall time), the custodian's CPU time per segment
@@ -58,8 +59,11 @@ from tests.custody.network import (  # noqa: E402
     Network,
     init_set,
     network,
+    scope_details,
+    sealed_request,
     today,
     wait_ready,
+    with_seal,
 )
 
 
@@ -106,8 +110,9 @@ def _batch(records: list[bytes], number: int) -> dict[str, Any]:
             "count": len(records), "root": root.hex(), "agent": None}  # fmt: skip
 
 
-def _access(groups: list[list[str]], t: int) -> list[dict[str, Any]]:
-    """Users and a policy, then for each group a request, its approval and its release."""
+def _access(groups: list[list[str]], t: int, seals: list[Any]) -> list[dict[str, Any]]:
+    """Users and a policy, then for each group a request (its details sealed to the
+    custodians), its approval and its release."""
     ivan, anna = "u-" + "1" * 16, "u-" + "2" * 16
     out = [
         A.user_added(ivan, "investigator", "all", t),
@@ -116,11 +121,11 @@ def _access(groups: list[list[str]], t: int) -> list[dict[str, Any]]:
     ]
     for k, digests in enumerate(groups):
         rid = f"r-{k + 1}"
-        out.append(A.access_requested(
+        out.append(with_seal(A.access_requested(
             rid, "ab" * 32, ivan, "investigation", cameras=4, districts=["north"],
             window_s=3600, sensitive=False, approvals=1, judge=False, policy_version=1,
             now_ms=t + 3 * k,
-        ))  # fmt: skip
+        ), seals[k]))  # fmt: skip
         out.append(A.access_approved(
             rid, anna, "approver", expires_ms=t + 86_400_000, unredacted=False,
             complete=True, reason="ok", now_ms=t + 3 * k + 1,
@@ -137,7 +142,11 @@ def scene(net: Network, n: int, batch: int, per_release: int) -> Scene:
     batches = [recs[i : i + batch] for i in range(0, n, batch)]
     groups = [recs[i : i + per_release] for i in range(0, n, per_release)]
     digests = [[json.loads(r)["sha256"] for r in g] for g in groups]
-    access = _access(digests, now_ms())
+    public = wait_ready(net, [today()]).epoch_public(today())
+    assert public is not None
+    cams, t0 = [f"cam-b{k}" for k in range(4)], now_ms() - 10_000 * (n + 1)
+    seals = [sealed_request(public, f"r-{k + 1}", cams, t0, now_ms()) for k in range(len(groups))]
+    access = _access(digests, now_ms(), seals)
     first = net.append_offline([_batch(b, k + 1) for k, b in enumerate(batches)] + access)
     releases = [first + len(batches) + 3 + 3 * k + 2 for k in range(len(groups))]
     note = net.wait_size(releases[-1] + 1)
@@ -162,6 +171,7 @@ def scene(net: Network, n: int, batch: int, per_release: int) -> Scene:
     for k, index in enumerate(releases):
         segs = proofs[k * per_release : (k + 1) * per_release]
         body = partials_request(note, index, net.entry(index), net.proof(index, size), segs)
+        body["details"] = scope_details(net, note, index, index - 2, size, seals[k])
         out.bodies.append(json.dumps(body).encode())
         out.proofs.append(segs)
     return out

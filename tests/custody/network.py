@@ -19,6 +19,7 @@ from typing import Any
 
 from custodes.access import entries as A
 from custodes.access.policy import DEFAULT_POLICY
+from custodes.access.sealing import Sealed
 from custodes.custody import EpochPublic, SegmentId, encrypt_segment
 from custodes.custody.daemon import CustodyLog, SegmentProof
 from custodes.custody.daemon.entries import epoch_of, format_ms, now_ms
@@ -257,26 +258,70 @@ def record_segments(public: EpochPublic, n: int, t0_ms: int) -> Footage:
     return Footage(records, plain, cipher, batch)
 
 
-def release_entries(digests: list[str], t_ms: int) -> list[dict[str, Any]]:
-    """Users, a policy, a request, its approval and its release: the public rules hold."""
+def sealed_request(
+    public: EpochPublic, rid: str, cameras: list[str], from_ms: int, to_ms: int
+) -> Sealed:
+    """A request's details (its cameras and window) sealed to the custodians."""
+    from custodes.access.sealing import seal_to_custodians
+    from custodes.fleet.model import format_time
+
+    details = {"request": rid, "case": f"CASE-{rid}", "cameras": cameras,
+               "from": format_time(from_ms), "to": format_time(to_ms)}  # fmt: skip
+    return seal_to_custodians(public, rid, details)
+
+
+def with_seal(entry: dict[str, Any], sealed: Sealed | None) -> dict[str, Any]:
+    """An ``access.requested`` that commits to ``sealed`` and logs its ephemeral key."""
+    if sealed is not None:
+        entry["commitment"], entry["sealed"] = sealed.commitment, sealed.logged
+    return entry
+
+
+def scope_details(
+    net: Network, note: bytes, cause: int, request: int, size: int, sealed: Sealed
+) -> dict[str, Any]:
+    """What ``POST /partials`` carries for the scope check: the sealed details and every
+    custodian's partial of them, asked for the release at ``cause``."""
+    from custodes.custody.daemon.client import ask_custodians, details_request
+
+    body = details_request(
+        note, (cause, net.entry(cause), net.proof(cause, size)),
+        (request, net.entry(request), net.proof(request, size)),
+    )  # fmt: skip
+    cset = net.custody().current
+    assert cset is not None
+    got = ask_custodians(cset, body, timeout=30, path="/details-partials")
+    assert not got.refused and not got.unreachable, got
+    parts = [p.to_json() for ps in got.partials.values() for p in ps]
+    return {"sealed": base64.b64encode(sealed.ciphertext).decode(), "partials": parts}
+
+
+def release_entries(
+    digests: list[str], t_ms: int, sealed: Sealed | None = None
+) -> list[dict[str, Any]]:
+    """Users, a policy, a request (its details ``sealed`` to the custodians, if given), its
+    approval and its release: the public rules hold."""
     ivan, anna = "u-" + "1" * 16, "u-" + "2" * 16
     return [
         A.user_added(ivan, "investigator", "all", t_ms),
         A.user_added(anna, "approver", "all", t_ms),
         A.policy_changed(1, DEFAULT_POLICY, t_ms),
-        A.access_requested(
-            "r-1",
-            "ab" * 32,
-            ivan,
-            "investigation",
-            cameras=1,
-            districts=["north"],
-            window_s=60,
-            sensitive=False,
-            approvals=1,
-            judge=False,
-            policy_version=1,
-            now_ms=t_ms,
+        with_seal(
+            A.access_requested(
+                "r-1",
+                "ab" * 32,
+                ivan,
+                "investigation",
+                cameras=1,
+                districts=["north"],
+                window_s=60,
+                sensitive=False,
+                approvals=1,
+                judge=False,
+                policy_version=1,
+                now_ms=t_ms,
+            ),
+            sealed,
         ),  # fmt: skip
         A.access_approved(
             "r-1",

@@ -31,6 +31,8 @@ from tests.custody.network import (
     network,
     record_segments,
     release_entries,
+    scope_details,
+    sealed_request,
     segment_proofs,
     today,
     wait_ready,
@@ -50,13 +52,16 @@ def scene(net: Network) -> dict[str, Any]:
     custody = wait_ready(net, [today()])
     public = custody.epoch_public(today())
     assert public is not None
-    footage = record_segments(public, 3, now_ms() - 60_000)
+    t0 = now_ms() - 60_000
+    footage = record_segments(public, 3, t0)
     digests = [json.loads(r)["sha256"] for r in footage.records[:2]]
-    first = net.append_offline([footage.batch, *release_entries(digests, now_ms())])
+    sealed = sealed_request(public, "r-1", ["cam-n1"], t0, t0 + 30_000)
+    first = net.append_offline([footage.batch, *release_entries(digests, now_ms(), sealed)])
     batch, release, bad = first, first + 6, first + 7
     note = net.wait_size(bad + 1)
     size = int(note.split(b"\n")[1])
     return {
+        "details": scope_details(net, note, release, first + 4, size, sealed),
         "footage": footage,
         "note": note,
         "size": size,
@@ -71,9 +76,11 @@ def _body(net: Network, s: dict[str, Any], *, release: str = "release", segs: An
           note: bytes | None = None) -> dict[str, Any]:  # fmt: skip
     index = s[release]
     proofs = s["proofs"][:2] if segs is None else segs
-    return partials_request(
+    body = partials_request(
         note or s["note"], index, net.entry(index), net.proof(index, s["size"]), proofs
     )
+    body["details"] = s["details"]
+    return body
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
