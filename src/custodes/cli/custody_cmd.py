@@ -297,7 +297,10 @@ def custody_status_cmd(ctx: click.Context, server: str | None, as_json: bool) ->
         click.echo(json.dumps(status, indent=1))
         return
     if not status["custody"]:
-        click.echo("custody is off: no custodian set is logged, footage is stored unencrypted")
+        click.echo(
+            "custody is off: no custodian set is logged, footage is stored unencrypted and"
+            " request details are sealed with a key kept beside access.db"
+        )
         return
     s = status["set"]
     click.echo(f"custodian set {s['number']}: {s['threshold']} of {len(s['custodians'])}")
