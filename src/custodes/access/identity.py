@@ -15,7 +15,10 @@ derived from that key with HKDF-SHA256:
   revoked, its password changes, or the session is ended by logging out (the
   ended session ids are kept here until they expire);
 * ``sealing``: the AES-256-GCM key that keeps sealed request details
-  encrypted at rest (:mod:`custodes.access.sealing`).
+  encrypted at rest on an instance without custody (:mod:`custodes.access.sealing`,
+  version 1).  It sits beside ``access.db``, so it protects against a copy of the
+  database alone, not of the data directory; under custody new details are sealed to
+  the custodians instead and this key opens only the rows sealed before.
 
 Passwords are stored as argon2id hashes and API tokens as their SHA-256, so a
 copy of ``access.db`` holds neither.  Nothing here writes to the log: see
