@@ -1,5 +1,6 @@
 """Chromium (Debian's, through Playwright) plays a live grant's playlist on the watch page:
-frames advance while the grant lasts, and the player stops once the grant is revoked."""
+frames advance while the grant lasts (faces blurred: the single-pass redaction's MPEG-TS
+plays), and the player stops once the grant is revoked."""
 
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def test_chromium_plays_the_grant_and_stops_when_it_is_revoked(a: AppCity) -> No
         try:
             ctx = browser.new_context(extra_http_headers=a.auth("ivan"))
             page = ctx.new_page()
-            seen: list[tuple[int, str]] = []
-            page.on("response", lambda r: seen.append((r.status, r.url)))
+            seen: list[tuple[int, str, dict[str, str]]] = []
+            page.on("response", lambda r: seen.append((r.status, r.url, r.headers)))
             page.goto(f"{a.client.base_url}/access/live/{rid}/watch")
             assert "live" in page.locator("#live-state").inner_text()
             _until(page, "document.getElementById('live-video').currentTime > 1")
@@ -75,10 +76,15 @@ def test_chromium_plays_the_grant_and_stops_when_it_is_revoked(a: AppCity) -> No
             # The next playlist refresh is refused, and the player says so.
             _until(page, "document.getElementById('live-video').dataset.stopped === '1'")
             assert "revoked" in page.locator("#live-status").inner_text()
-            # Every segment it played was fetched through the gateway, and logged as viewed.
-            got = [u for st, u in seen if st == 200 and u.endswith(".ts")]
-            viewed = [e for e in _entries(a) if e["type"] == "access.viewed"]
-            assert got and len(viewed) == len(got)
-            assert all(e["request"] == rid for e in viewed)
+            # Every segment it played was fetched through the gateway, each named (faces
+            # blurred) in a logged access.viewed of this grant.
+            got = [h for st, u, h in seen if st == 200 and u.endswith(".ts")]
+            log = _entries(a)
+            assert got
+            for h in got:
+                viewed = log[int(h["x-custodes-index"])]
+                assert viewed["type"] == "access.viewed" and viewed["request"] == rid
+                assert h["x-custodes-sha256"] in viewed["segments"]
+                assert viewed["redaction"]["faces"] is True
         finally:
             browser.close()
