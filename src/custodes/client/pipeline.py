@@ -57,15 +57,17 @@ class _Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.answered = 0
+        self._chunk = bytearray(_READ)
+        self._view = memoryview(self._chunk)
 
     def close(self) -> None:
         self.sock.close()
 
     def _fill(self) -> None:
-        chunk = self.sock.recv(_READ)
-        if not chunk:
+        n = self.sock.recv_into(self._view)
+        if not n:
             raise _Closed
-        self.buf += chunk
+        self.buf += self._view[:n]
 
     def _line(self) -> bytes:
         while True:
