@@ -28,7 +28,10 @@ way, alternating, with ``Accept-Encoding: gzip, identity`` (bundles come
 gzip-compressed) and ``identity`` (they come plain).  Each run also prints
 the CPU time an entry of the server (from /proc) and of the client (this
 process and its worker processes), which on a shared machine say more than
-the wall clock, and the load average when it started.
+the wall clock, and the load average when it started.  The summary gives the
+medians of all runs, and apart from them the first run (the server's tile
+cache cold: every tile read from its store once) and the median of the other
+gzip runs (a long-running server's steady state); every identity run is warm.
 
 ``--push N`` measures tlog-mirror's write API instead: a log of N entries is
 exported as tiles, and ``custodes.mirror.client.push`` (what ``custodes
@@ -379,6 +382,12 @@ def verify_main(n: int, runs: int, via: str) -> None:
                         "via": via,
                         "median_gzip": round(statistics.median(results["gzip"])),
                         "median_identity": round(statistics.median(results["identity"])),
+                        # The first run meets a cold cache (the server reads every tile from
+                        # its store once); the others are a long-running server's steady state.
+                        "cold_first_run_gzip": round(results["gzip"][0]),
+                        "median_warm_gzip": round(statistics.median(results["gzip"][1:]))
+                        if runs > 1
+                        else None,
                         "median_directory": round(statistics.median(results["directory"]))
                         if results["directory"]
                         else None,
