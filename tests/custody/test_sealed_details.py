@@ -136,6 +136,16 @@ def test_an_auditor_reads_the_details_opened_by_the_custodians_and_not_with_two_
     finally:
         c.custodian(1).start()
         c.custodian(2).start()
+    # A reveal is a read too: logged, opened by the custodians, then published.
+    status, _, raw = call("POST", f"{c.url}/access/requests/{rid}/reveal", c.tokens["audrey"],
+                          {"reason": "The court asked for it."})  # fmt: skip
+    assert status == 200, raw
+    entries = c.log_entries()
+    (revealed,) = [e for e in entries if e["type"] == "access.revealed" and e["request"] == rid]
+    assert revealed["details"]["case"] == CASE.decode()
+    assert check_commitment(commitment, revealed["salt"], revealed["details"])
+    reads = [e for e in entries if e["type"] == "access.details_read" and e["request"] == rid]
+    assert reads[-1]["why"] == "The court asked for it."
 
 
 def test_a_release_outside_the_sealed_scope_is_refused_by_the_custodians(c: City) -> None:
