@@ -272,6 +272,39 @@ def test_a_slow_custodian_counts_as_not_answering(net: Network, scene: dict[str,
         os.kill(proc.pid, signal.SIGCONT)
 
 
+def test_details_partials_are_given_only_for_a_logged_read_by_a_role_that_may_read(
+    net: Network, scene: dict[str, Any]
+) -> None:
+    from custodes.access import entries as A
+    from custodes.custody.daemon.client import details_request
+
+    ivan, anna, nobody = "u-" + "1" * 16, "u-" + "2" * 16, "u-" + "3" * 16
+    reads = [
+        A.access_details_read("r-1", anna, "approver", "to decide", now_ms()),
+        A.access_details_read("r-1", ivan, "investigator", "my own", now_ms()),  # the requester
+        A.access_details_read("r-1", nobody, "auditor", "not an account", now_ms()),
+        A.access_details_read("r-1", anna, "auditor", "not her role", now_ms()),
+    ]
+    first = net.append_offline(reads)
+    note = net.wait_size(first + len(reads))
+    size = int(note.split(b"\n")[1])
+    request = scene["release"] - 2  # r-1's access.requested
+    said = []
+    for k in range(len(reads)):
+        at = (first + k, net.entry(first + k), net.proof(first + k, size))
+        body = details_request(note, at, (request, net.entry(request), net.proof(request, size)))
+        said.append(http("POST", net.custodians[0][2] + "/details-partials", body))
+    assert [status for status, _ in said] == [200, 200, 403, 403], said
+    assert said[0][1]["for"] == release_name(ORIGIN, first)
+    assert f"{nobody} was no active auditor when the read was logged" in said[2][1]["error"]
+    assert f"{anna} was no active auditor" in said[3][1]["error"]
+    # A cause that is not the request's, or a request entry that is another one, is refused.
+    at = (first, net.entry(first), net.proof(first, size))
+    wrong = details_request(note, at, (first + 1, net.entry(first + 1), net.proof(first + 1, size)))
+    status, out = http("POST", net.custodians[0][2] + "/details-partials", wrong)
+    assert status == 403 and "is not the access.requested of request r-1" in out["error"], out
+
+
 def test_a_shredded_epoch_refuses_and_is_gone_once_n_minus_t_plus_1_shred(
     net: Network, scene: dict[str, Any]
 ) -> None:
