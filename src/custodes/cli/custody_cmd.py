@@ -85,7 +85,11 @@ def custodian_serve_cmd(
     interval: float,
     ahead: int,
 ) -> None:
-    """Follow the log, take part in each epoch's DKG, and answer POST /partials."""
+    """Follow the log, take part in each epoch's DKG, and answer for logged releases.
+
+    POST /partials opens a witnessed release's segments; POST /details-partials a request's
+    sealed details, for a logged read or release.
+    """
     import uvicorn
 
     from custodes.client.verify import WitnessPolicy
