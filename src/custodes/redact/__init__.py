@@ -13,6 +13,8 @@ The parts, in the order a frame meets them:
 - :mod:`.mask`: blur, pixelate or fill, on BGR images or YUV 4:2:0 planes;
 - :mod:`.video`: the PyAV pipeline (decode, detect, track, mask, encode);
 - :mod:`.pipeline`: one file in, one file out, written atomically;
+- :mod:`.live`: a live segment in one pass (decoded once, masked, encoded once to
+  MPEG-TS, every encoded frame checked for faces);
 - :mod:`.manifest`: the export manifest and its verification against the log;
 - :mod:`.provenance`: optional C2PA credentials, signed offline;
 - :mod:`.evalset`: the composite evaluation set and its metrics.
