@@ -168,3 +168,18 @@ def test_a_server_that_is_not_there_is_named() -> None:
         NotFoundError, match=rf"cannot reach http://127.0.0.1:{port}/log/checkpoint"
     ):
         source.fetch("checkpoint")
+
+
+def test_a_stream_left_early_does_not_hand_its_answers_to_the_next_request(
+    server: tuple[int, Behaviour],
+) -> None:
+    port, how = server
+    source = HttpSource(f"http://127.0.0.1:{port}/log")
+    paths = _paths(3 * BATCH)
+    stream = source.fetch_stream(paths)
+    assert [next(stream) for _ in range(3)] == [_body("/log/" + p) for p in paths[:3]]
+    stream.close()  # as a verifier stops at a bad tile, with requests still written ahead
+    again = _paths(2)[::-1]
+    assert source.fetch_many(again) == [_body("/log/" + p) for p in again]
+    assert list(source.fetch_stream(paths)) == [_body("/log/" + p) for p in paths]
+    source.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from custodes.client import http as _http
@@ -255,17 +255,32 @@ class PipelinedGetter:
         Raises OSError when the server cannot be reached or stops answering,
         FormatError when it answers out of protocol or with an unreadable body.
         """
-        out: list[Answer] = []
+        return list(self.stream(targets))
+
+    def stream(self, targets: Sequence[str]) -> Generator[Answer, None, None]:
+        """The answers of :meth:`get_many`, each as soon as it is read.
+
+        Up to ``batch`` requests stay written ahead of the answer being handed
+        over, topped up each time half of them are answered, so the server works
+        on the next ones while the caller handles this one.  One stream at a time
+        in a thread (they share its connection); a stream left unfinished closes
+        the connection, whose answers would otherwise be read by the next request.
+        """
+        got = 0  # answers handed over
         fresh_tries = 0
-        while len(out) < len(targets):
-            batch = targets[len(out) : len(out) + self.batch]
+        while got < len(targets):
             conn, reused = self._conn()
             start = conn.answered
+            sent = got  # what an earlier connection was sent and did not answer, again
             try:
-                conn.sock.sendall(b"".join(self._request(t) for t in batch))
-                for _ in batch:
+                while got < len(targets):
+                    if sent < len(targets) and sent - got <= self.batch // 2:
+                        upto = min(len(targets), got + self.batch)
+                        conn.sock.sendall(b"".join(self._request(t) for t in targets[sent:upto]))
+                        sent = upto
                     answer, keep = conn.read_answer(self.limit)
-                    out.append(answer)
+                    got += 1
+                    yield answer
                     if not keep:
                         self._ended(conn)
                         break
@@ -281,4 +296,7 @@ class PipelinedGetter:
             except (OSError, FormatError):
                 self._drop()
                 raise
-        return out
+            except GeneratorExit:
+                if got < len(targets):
+                    self._drop()  # answers still on their way: not for the next request
+                raise

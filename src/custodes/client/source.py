@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -12,7 +12,7 @@ from custodes.client.http import HttpClient, _proxy_for
 from custodes.client.pipeline import PipelinedGetter
 from custodes.errors import FormatError, NotFoundError, UsageError
 
-__all__ = ["DirSource", "HttpSource", "TileSource", "fetch_many", "open_source"]
+__all__ = ["DirSource", "HttpSource", "TileSource", "fetch_many", "fetch_stream", "open_source"]
 
 MAX_OBJECT = 1 << 24
 """No tile, bundle or checkpoint is larger than this; refuse anything that is."""
@@ -34,6 +34,17 @@ def fetch_many(source: TileSource, paths: Sequence[str]) -> list[bytes]:
     if many is not None:
         return many(paths)
     return [source.fetch(p) for p in paths]
+
+
+def fetch_stream(source: TileSource, paths: Sequence[str]) -> Iterator[bytes]:
+    """Each of ``paths``, in order, as it arrives: pipelined where the source can (the next
+    requests are being answered while the caller checks this one), else one by one."""
+    stream: Callable[[Sequence[str]], Iterator[bytes]] | None = getattr(
+        source, "fetch_stream", None
+    )
+    if stream is not None:
+        return stream(paths)
+    return (source.fetch(p) for p in paths)
 
 
 class DirSource:
@@ -92,24 +103,33 @@ class HttpSource:
 
     def fetch_many(self, paths: Sequence[str]) -> list[bytes]:
         """Each of ``paths`` under the base URL, in order; NotFoundError for any not served."""
+        return list(self.fetch_stream(paths))
+
+    def fetch_stream(self, paths: Sequence[str]) -> Generator[bytes, None, None]:
+        """The bodies of :meth:`fetch_many`, each as soon as it arrives (pipelined)."""
         if self.getter is None:
-            return [self._fetch_one(p) for p in paths]
+            yield from (self._fetch_one(p) for p in paths)
+            return
         where = self.base + paths[0] if len(paths) == 1 else self.base
+        answers = self.getter.stream([self._prefix + p for p in paths])
         try:
-            answers = self.getter.get_many([self._prefix + p for p in paths])
-        except (OSError, http.client.HTTPException) as err:
-            raise NotFoundError(f"cannot reach {where}: {err}") from None
-        except FormatError as err:
-            raise NotFoundError(f"{where} answered with an unreadable body: {err}") from None
-        out: list[bytes] = []
-        for path, answer in zip(paths, answers, strict=True):
-            if answer.status in (301, 302, 303, 307, 308) and "location" in answer.headers:
-                out.append(self._fetch_one(path))  # redirects: as urllib would follow them
-            elif answer.status != 200:
-                raise NotFoundError(f"{self.base + path} answered HTTP {answer.status}")
-            else:
-                out.append(answer.body)
-        return out
+            for path in paths:
+                try:
+                    answer = next(answers)
+                except (OSError, http.client.HTTPException) as err:
+                    raise NotFoundError(f"cannot reach {where}: {err}") from None
+                except FormatError as err:
+                    raise NotFoundError(
+                        f"{where} answered with an unreadable body: {err}"
+                    ) from None
+                if answer.status in (301, 302, 303, 307, 308) and "location" in answer.headers:
+                    yield self._fetch_one(path)  # redirects: as urllib would follow them
+                elif answer.status != 200:
+                    raise NotFoundError(f"{self.base + path} answered HTTP {answer.status}")
+                else:
+                    yield answer.body
+        finally:
+            answers.close()  # stopped early: the connection goes with its unread answers
 
     def _fetch_one(self, path: str) -> bytes:
         url = self.base + path

@@ -29,7 +29,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 from custodes._proc import exit_with_parent
-from custodes.client.source import TileSource, fetch_many
+from custodes.client.source import TileSource, fetch_many, fetch_stream
 from custodes.errors import (
     FormatError,
     InconsistentLogError,
@@ -223,10 +223,11 @@ def _check_bundles(
     paths: list[str] = []
     for i in range(first, last):
         paths += [tile_path(Tile(level=-1, index=i)), tile_path(Tile(level=0, index=i))]
-    blobs = fetch_many(source, paths)
+    # Each bundle is checked as it arrives, while the server answers the next requests.
+    blobs = fetch_stream(source, paths)
     for k, i in enumerate(range(first, last)):
-        entries = parse_entry_bundle(blobs[2 * k], _WIDTH)
-        stored = blobs[2 * k + 1]
+        entries = parse_entry_bundle(next(blobs), _WIDTH)
+        stored = next(blobs)
         leaves = _leaves(entries)
         if b"".join(leaves) != stored:
             parse_hash_tile(stored, _WIDTH)
