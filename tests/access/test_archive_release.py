@@ -60,6 +60,18 @@ def _entry(a: AppCity, kind: str, rid: str) -> dict[str, Any]:
     return next(e for e in found if e["type"] == kind and e.get("request") == rid)
 
 
+def _shared_bytes(a: AppCity) -> int:
+    """``sharing.bytes`` of the public figures, replayed from the log."""
+    from custodes.reports.figures import compute
+    from custodes.reports.replay import replay
+
+    def read(log: Any) -> list[bytes]:
+        return list(log.store.read_entries(0, log.store.next_index()))
+
+    state = replay(enumerate(a.app.state.ledger.read(read)))
+    return int(compute(state, 0, 4_102_444_800_000)["sharing.bytes"])
+
+
 def _check(a: AppCity, path: Path, *extra: str) -> Any:
     vkey = (a.data / "keys" / "log.vkey").read_text().strip()
     return run_cli("access", "check-receipt", str(path), "--vkey", vkey, *extra, check=False)
@@ -104,6 +116,9 @@ def test_a_two_camera_release_by_the_cli_is_an_archive_that_checks(
     output = _entry(a, "access.released", rid)["output"]
     assert output["sha256"] == hashlib.sha256(manifest_raw).hexdigest() == result["sha256"]
     assert output["manifest"] == {"files": 2, "bytes": sum(map(len, videos.values()))}
+
+    # the public figures count the footage shared, not the manifest (the first release here)
+    assert _shared_bytes(a) == sum(map(len, videos.values()))
 
     ok = _check(a, archive)
     assert ok.returncode == 0, ok.stderr
