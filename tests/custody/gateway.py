@@ -205,6 +205,21 @@ def _segments(data: Path, camera: str) -> list[tuple[int, int, str]]:
 
 
 @contextmanager
+def witnessed_city(root: Path, wait_s: str = "5") -> Iterator[City]:
+    """:func:`city`, with the gateway's wait for a witnessed checkpoint set to ``wait_s``."""
+    before = os.environ.get("CUSTODES_WITNESS_WAIT_S")
+    os.environ["CUSTODES_WITNESS_WAIT_S"] = wait_s
+    try:
+        with city(root) as got:
+            yield got
+    finally:
+        if before is None:
+            os.environ.pop("CUSTODES_WITNESS_WAIT_S", None)
+        else:
+            os.environ["CUSTODES_WITNESS_WAIT_S"] = before
+
+
+@contextmanager
 def city(root: Path, *, seconds: int = 4) -> Iterator[City]:
     """The whole network, with ``seconds`` one-second segments of MSK-0001 recorded."""
     with network(root / "net") as net:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -21,23 +20,15 @@ import pytest
 
 from custodes.access.receipt import check_receipt, fetch_receipt
 from tests.conftest import run_cli
-from tests.custody.gateway import CAMERA, FFMPEG, City, call, city
+from tests.custody.gateway import CAMERA, FFMPEG, City, call, witnessed_city
 
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs ffmpeg")
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    before = os.environ.get("CUSTODES_WITNESS_WAIT_S")
-    os.environ["CUSTODES_WITNESS_WAIT_S"] = "5"  # the gateway's wait for a witnessed checkpoint
-    try:
-        with city(tmp_path_factory.mktemp("gateway")) as got:
-            yield got
-    finally:
-        if before is None:
-            os.environ.pop("CUSTODES_WITNESS_WAIT_S", None)
-        else:
-            os.environ["CUSTODES_WITNESS_WAIT_S"] = before
+    with witnessed_city(tmp_path_factory.mktemp("gateway")) as got:  # the gateway waits 5 s
+        yield got
 
 
 def _frames(clip: bytes) -> int:

@@ -10,7 +10,6 @@ One city for the module; the tests run in order, the destructive ones last.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import urllib.parse
@@ -28,7 +27,7 @@ from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError
 from custodes.custody.sealed import SealedDetails, details_partial, open_details, seal_details
 from custodes.errors import FormatError
 from tests.custody.conftest import Epoch, make_epoch
-from tests.custody.gateway import FFMPEG, City, call, city
+from tests.custody.gateway import FFMPEG, City, call, witnessed_city
 
 CASE = b"CASE-2026-0042"  # what City.approved files
 JUSTIFICATION = b"A bag snatched at the metro entrance."
@@ -38,16 +37,8 @@ JUSTIFICATION = b"A bag snatched at the metro entrance."
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     if FFMPEG is None:
         pytest.skip("needs ffmpeg")
-    before = os.environ.get("CUSTODES_WITNESS_WAIT_S")
-    os.environ["CUSTODES_WITNESS_WAIT_S"] = "5"
-    try:
-        with city(tmp_path_factory.mktemp("sealed")) as got:
-            yield got
-    finally:
-        if before is None:
-            os.environ.pop("CUSTODES_WITNESS_WAIT_S", None)
-        else:
-            os.environ["CUSTODES_WITNESS_WAIT_S"] = before
+    with witnessed_city(tmp_path_factory.mktemp("sealed")) as got:  # the gateway waits 5 s
+        yield got
 
 
 def _rows(data: Path) -> dict[str, tuple[bytes, str]]:

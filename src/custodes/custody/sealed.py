@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from custodes.custody.dleq import check_dleq, prove_dleq
 from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError, WrongPartialError
 from custodes.custody.group import Point, Scalar
-from custodes.custody.kem import Partial, lagrange_at_zero
+from custodes.custody.kem import Partial, _field, _lp, lagrange_at_zero
 from custodes.custody.keys import EpochPublic, EpochShare
 
 __all__ = [
@@ -52,22 +52,10 @@ VERSION = 2
 _SALT = b"custodes/custody/details/v1"
 _PARTIAL_DST = b"custodes/custody/details/partial/v1"
 _NONCE = 12
-_MAX_ID = 256
-
-
-def _lp(*parts: bytes) -> bytes:
-    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
 def _text(value: object, what: str) -> bytes:
-    if (
-        not isinstance(value, str)
-        or not 0 < len(value) <= _MAX_ID
-        or not value.isascii()
-        or not value.isprintable()
-    ):
-        raise CustodyFormatError(f"{what}: expected 1 to {_MAX_ID} printable ASCII characters")
-    return value.encode()
+    return _field(value, what).encode()
 
 
 @dataclass(frozen=True, slots=True)
