@@ -32,10 +32,17 @@ def _log(path: Path, origin: str, sizes: list[int]) -> tuple[Instance, list[Path
     return inst, exports
 
 
-@pytest.fixture(params=[1, 2], ids=["one-process", "workers"])
+def _no_process_left(workers: int) -> None:
+    raise BlockingIOError(11, "Resource temporarily unavailable")  # what fork() says then
+
+
+@pytest.fixture(params=[1, 2, 0], ids=["one-process", "workers", "no-process-left"])
 def workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(verify_module, "PARALLEL_MIN", 1000)
     monkeypatch.setattr(verify_module, "_BUNDLES_PER_TASK", 3)
+    if request.param == 0:  # the pool cannot start: the same checks, in this process
+        monkeypatch.setattr(verify_module, "_start_pool", _no_process_left)
+        return 2
     return int(request.param)
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import time
 from collections import deque
@@ -238,13 +239,31 @@ def _check_bundles(
     return roots, kept
 
 
+def _start_pool(workers: int) -> multiprocessing.pool.Pool:
+    """``workers`` forked processes that end with this one."""
+    return multiprocessing.get_context("fork").Pool(workers, initializer=exit_with_parent)
+
+
 def _hashed_bundles(
     source: TileSource, full: int, wanted: set[tuple[int, int]], workers: int
 ) -> Iterator[tuple[bytes, dict[tuple[int, int], bytes]]]:
-    """Roots of full bundles 0..full-1 in order, checked by a pool of processes."""
+    """Roots of full bundles 0..full-1 in order, checked by a pool of processes.
+
+    Where no pool can be started (no ``fork`` on this platform, or no process
+    left to the user), the same checks run in this process, one task after another.
+    """
     frozen = frozenset(k for k in wanted if k[0] == 0)
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=exit_with_parent) as pool:
+    try:
+        pool = _start_pool(workers)
+    except (OSError, ValueError):
+        for start in range(0, full, _BUNDLES_PER_TASK):
+            roots, kept = _check_bundles(
+                source, start, min(full, start + _BUNDLES_PER_TASK), frozen
+            )
+            for i, root in enumerate(roots):
+                yield root, (kept if i == 0 else {})
+        return
+    with pool:
         inflight: deque[AsyncResult[tuple[list[bytes], dict[tuple[int, int], bytes]]]] = deque()
         tasks = iter(range(0, full, _BUNDLES_PER_TASK))
         for start in tasks:
