@@ -169,6 +169,13 @@ def test_an_archive_is_fetched_again_byte_for_byte_with_its_receipt(
         assert {n: z.read(n) for n in z.namelist() if n.endswith(".mp4")} == files
     assert _entry(a, "access.downloaded", rid)["sha256"] == logged
     assert _check(a, second).returncode == 0
+    # a kept archive with one file changed is not sent
+    kept = a.data / "releases" / f"{rid}.mp4"
+    name = sorted(files)[0]
+    _rezip(kept, tmp_path / "changed.zip", {name: files[name][:-1] + b"\x00"})
+    shutil.copyfile(tmp_path / "changed.zip", kept)
+    r = a.client.get(f"/access/requests/{rid}/clip", headers=a.auth("ivan"))
+    assert r.status_code >= 400 and "not the one the log names" in r.json()["error"], r.text
 
 
 def test_the_staff_page_releases_two_cameras_as_a_zip(town: AppCity, tmp_path: Path) -> None:
@@ -191,9 +198,13 @@ def test_the_staff_page_releases_two_cameras_as_a_zip(town: AppCity, tmp_path: P
         assert 'id="archive"' in page and "Download the released archive again" in page
         again = web.post(f"/app/requests/{rid}/download", data={})
         assert again.headers["content-type"] == "application/zip"
+        got = web.get(f"/access/requests/{rid}/receipt")  # the link beside the download
+        assert f'filename="{rid}.zip.release.json"' in got.headers["content-disposition"]
+        (tmp_path / f"{rid}.zip.release.json").write_bytes(got.content)
     with zipfile.ZipFile(archive) as z:
         assert len([n for n in z.namelist() if NAME.fullmatch(n)]) == 2
     assert _check(a, archive).returncode == 0
+    assert _check(a, tmp_path / f"{rid}.zip.release.json").returncode == 0  # finds ID.zip
     broken = tmp_path / "broken.zip"
     shutil.copyfile(archive, broken)
     with zipfile.ZipFile(broken, "a") as z:
