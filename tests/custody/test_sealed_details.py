@@ -157,6 +157,17 @@ def test_a_release_outside_the_sealed_scope_is_refused_by_the_custodians(c: City
     assert [e for e in entries if e["type"] == "access.exported" and e["request"] == rid] == []
     for _, _, url, _ in c.net.custodians:  # no custodian answered for that release
         assert [a for a in _answers(url) if a.get("request") == rid] == []
+    # Another request's sealed details put in its row: the gateway sees they are not the
+    # ones the log names (an alert), and asks no custodian.
+    a, b = c.approved(seconds=1), c.approved(seconds=2)
+    with sqlite3.connect(c.net.log_data / "access.db") as db:
+        db.execute("UPDATE req_requests SET sealed = (SELECT sealed FROM req_requests WHERE"
+                   " id = ?) WHERE id = ?", (b, a))  # fmt: skip
+    status, _, raw = c.release(a)
+    assert status == 409, raw
+    assert "are not the ones its logged access.requested names" in json.loads(raw)["error"]
+    assert [e for e in c.log_entries() if e["type"] == "access.released"
+            and e["request"] == a] == []  # refused before anything was logged # fmt: skip
     # The honest request opens: the scope check passes for segments inside the window.
     ok = c.approved(seconds=2)
     status, _, clip = c.release(ok)
@@ -190,3 +201,40 @@ def test_old_v1_rows_still_open_and_the_custody_format_binds_request_and_cause()
     other = [details_partial(s, sealed.ephemeral, "r-2", cause="log#7") for s in ep.shares[:2]]
     with pytest.raises(CustodyFormatError):  # the key binds the request id
         open_details(ep.public, other, sealed, "r-2", cause="log#7")
+
+
+def test_the_details_equations_agree_with_an_independent_model() -> None:
+    """The key, ciphertext and combined partials, recomputed with the slow pure-Python
+    ristretto255 of the vectors (no libsodium, no custodes code)."""
+    from custodes.custody.group import Scalar
+    from custodes.custody.sealed import _seal_with
+    from tests.custody import slow_ristretto as slow
+
+    ep = make_epoch(3, 2)
+    r, nonce, plain = 0x1234_5678_9ABC_DEF0 * 977, bytes(range(12)), b"s" * 32 + b'{"a":1}'
+    sealed = _seal_with(Scalar.from_int(r), nonce, ep.public, "r-7", plain)
+    y = slow.decode(ep.public.public_key.encode())
+    assert y is not None
+    eph = slow.encode(slow.mul(r, slow.B))
+    assert sealed.ephemeral.encode() == eph and sealed.epoch == ep.public.epoch
+    info = slow.lp(b"r-7", sealed.epoch.encode(), eph, slow.encode(y))
+    z = slow.encode(slow.mul(r, y))
+    key = slow.hkdf_sha256(z, salt=b"custodes/custody/details/v1", info=info)
+    aad = bytes([2]) + slow.lp(b"r-7", sealed.epoch.encode(), eph)
+    assert AESGCM(key).decrypt(nonce, sealed.body, aad) == plain
+    # T partials D_j = x_j*R, combined with Lagrange coefficients at 0, give Z = r*Y.
+    used = (1, 3)
+    total = None
+    for j in used:
+        d = details_partial(ep.shares[j - 1], sealed.ephemeral, "r-7", cause="log#1")
+        x_j = int.from_bytes(ep.shares[j - 1].secret.encode(), "little")
+        assert d.point.encode() == slow.encode(slow.mul(x_j, slow.mul(r, slow.B)))
+        lam = 1
+        for m in used:
+            if m != j:
+                lam = lam * m * pow((m - j) % slow.L, -1, slow.L) % slow.L
+        pt = slow.decode(d.point.encode())
+        assert pt is not None
+        term = slow.mul(lam, pt)
+        total = term if total is None else slow.add(total, term)
+    assert total is not None and slow.encode(total) == z

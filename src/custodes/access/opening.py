@@ -12,8 +12,11 @@ ciphertext only and the gateway cannot open a segment by itself.  A release then
    log's witness quorum (:meth:`LedgerService.wait_published`); none in time is a 503;
 3. ``POST /partials`` to every custodian of the segments' epochs at once, with the
    cosigned checkpoint, the release entry and its inclusion proof, and each segment's
-   record with its proofs (the record in its batch, the batch in the log); every
-   partial's DLEQ proof is checked and any T valid partials of a segment open its key;
+   record with its proofs (the record in its batch, the batch in the log), and the
+   request's sealed details with T custodians' partials of them, asked for this release,
+   so that each custodian checks every segment against the sealed cameras and window
+   itself (:mod:`custodes.access.opening_details`); every partial's DLEQ proof is checked
+   and any T valid partials of a segment open its key;
 4. each ciphertext, checked against its logged digest, is decrypted into memory (an
    anonymous ``memfd``, never a file under the data directory), checked against the
    plaintext digest the log holds, then cut, joined and redacted as without custody;
@@ -49,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from custodes.access import entries as E
 from custodes.access.folding import feed_from
+from custodes.access.opening_details import DetailsOpening, said
 from custodes.access.release import Built, SegmentOpener, _checked_copy, in_window, segment_path
 from custodes.errors import (
     ConflictError,
@@ -62,14 +66,10 @@ from custodes.fleet.model import format_time
 from custodes.fleet.registry import SegmentRow
 
 if TYPE_CHECKING:
-    from custodes.access.requests import RequestRow
     from custodes.access.service import AccessService, ReleasePlan
     from custodes.custody.daemon.client import Answers, SegmentProof
     from custodes.custody.daemon.ledger import CustodyLog
-    from custodes.custody.errors import NotEnoughPartialsError
-    from custodes.custody.kem import Opened, Partial
-    from custodes.custody.keys import EpochPublic
-    from custodes.custody.sealed import SealedDetails
+    from custodes.custody.kem import Opened
 
 __all__ = ["Opening", "redaction_for"]
 
@@ -110,7 +110,7 @@ class _Fold:
                 self.exported.setdefault(obj["release"], (index, obj))
 
 
-class Opening:
+class Opening(DetailsOpening):
     """The gateway's custody side: is custody on, and the release path when it is."""
 
     witness_wait_s = 30.0
@@ -198,6 +198,7 @@ class Opening:
                         " logged yet, so the custodians cannot check it; try again shortly"
                     )
             redaction = redaction_for(plan.unredacted)
+            self.check_seal(plan.request)  # before anything is logged
             info = svc.commit_release(user, plan, digests, redaction, None, None, now_ms)
             index = int(info["index"])
         opened = self._open(plan.request.id, index, used)
@@ -282,121 +283,12 @@ class Opening:
             )  # fmt: skip
             raise StoreUnavailableError(
                 f"{shortfall(exc, answers)[:-1]}, so the footage of request {rid} cannot be"
-                f" opened and nothing was released; ask again later{_said(answers)}"
+                f" opened and nothing was released; ask again later{said(answers)}"
             ) from None
         except CustodyFormatError as exc:
             raise StoreUnavailableError(f"the segments cannot be opened: {exc}") from None
         self._alert_wrong(rid, index, answers)
         return _keys(sealed, opened)
-
-    # -- sealed details -------------------------------------------------------------------
-
-    def open_details(self, row: RequestRow, cause: int) -> tuple[bytes, dict[str, Any]]:
-        """(salt, details) of a request sealed to the custodians, opened for the logged entry
-        at ``cause`` (an ``access.details_read``): it is witnessed first, then T custodians
-        answer, every proof is checked, and the details are decrypted here in memory.
-        Fewer than T valid answers: a 503 saying how many answered, nothing shown."""
-        from custodes.access.sealing import open_plain
-        from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError
-        from custodes.custody.sealed import open_details
-
-        sealed, valid, answers, public, name = self._details_partials(row, cause, None)
-        try:
-            plain, _ = open_details(public, valid, sealed, row.id, cause=name)
-        except NotEnoughPartialsError as exc:
-            raise StoreUnavailableError(
-                f"{self._short(row.id, cause, answers, exc)}, so the sealed details of request"
-                f" {row.id} cannot be opened and nothing is shown{_said(answers)}"
-            ) from None
-        except CustodyFormatError as exc:
-            raise VerificationError(
-                f"the sealed details of request {row.id} do not open ({exc})"
-            ) from None
-        return open_plain(plain)
-
-    def _scope(self, rid: str, index: int, note: bytes) -> dict[str, Any] | None:
-        """What ``POST /partials`` carries so that each custodian checks the release's scope
-        itself: the request's sealed details and T custodians' partials of them (asked for
-        the release at ``index``); None for details not sealed to the custodians."""
-        from custodes.access.sealing import custody_sealed
-        from custodes.custody.errors import NotEnoughPartialsError
-        from custodes.custody.group import b64encode
-
-        row = self.svc._row(rid)
-        if not custody_sealed(row.sealed):
-            return None
-        _sealed, valid, answers, public, _name = self._details_partials(row, index, note)
-        if len(valid) < public.threshold:
-            exc = NotEnoughPartialsError(valid=len(valid), needed=public.threshold, wrong=())
-            raise StoreUnavailableError(
-                f"{self._short(rid, index, answers, exc)}, so the scope of request {rid} cannot"
-                f" be checked and nothing was released; ask again later{_said(answers)}"
-            )
-        return {"sealed": b64encode(row.sealed), "partials": [p.to_json() for p in valid]}
-
-    def _short(self, rid: str, index: int, answers: Answers, exc: NotEnoughPartialsError) -> str:
-        from custodes.custody.daemon.client import shortfall
-
-        self._alert_wrong(rid, index, answers)
-        return shortfall(exc, answers)[:-1]
-
-    def _details_partials(
-        self, row: RequestRow, cause: int, note: bytes | None
-    ) -> tuple[SealedDetails, list[Partial], Answers, EpochPublic, str]:
-        """Ask every custodian of the details' epoch for its partial, for the logged
-        ``cause``; the valid ones (each proof checked; a wrong one named in the answers)."""
-        from custodes.custody.daemon.client import ask_custodians, details_request
-        from custodes.custody.daemon.service import release_name
-        from custodes.custody.errors import CustodyFormatError, WrongPartialError
-        from custodes.custody.sealed import SealedDetails, verify_details_partial
-        from custodes.tlog import parse_checkpoint, parse_note
-
-        try:
-            sealed = SealedDetails.parse(row.sealed)
-        except CustodyFormatError as exc:
-            raise VerificationError(f"the sealed details of request {row.id}: {exc}") from None
-        req = self.svc.view.request(row.id)
-        if req is None:
-            raise NotFoundError(f"request {row.id} is not in the log")
-        custody = self.refresh().custody
-        public, cset = custody.epoch_public(sealed.epoch), custody.epoch_set(sealed.epoch)
-        if public is None or cset is None:
-            raise StoreUnavailableError(
-                f"the custodians' key of epoch {sealed.epoch} is gone or not in the log, so the"
-                f" sealed details of request {row.id} cannot be opened"
-            )
-        if note is None:
-            wait = getattr(self.svc.ledger, "wait_published", None)
-            if wait is None:
-                raise StoreUnavailableError("this gateway cannot wait for witnessed checkpoints")
-            note = wait(cause + 1, self.witness_wait_s)
-        assert note is not None
-        cp = parse_checkpoint(parse_note(note).text)
-
-        def proofs(log: Any) -> tuple[tuple[int, bytes, list[bytes]], ...]:
-            return tuple(
-                (i, bytes(log.store.read_entries(i, i + 1)[0]), log.inclusion_proof(i, cp.size))
-                for i in (cause, req.index)
-            )
-
-        at_cause, at_request = self.svc.ledger.read(proofs)
-        body = details_request(note, at_cause, at_request)
-        answers = ask_custodians(
-            cset.custodians, body, timeout=self.custodian_timeout_s, path="/details-partials"
-        )
-        name = release_name(cp.origin, cause)
-        valid: dict[int, Partial] = {}
-        for who, (p,) in list(answers.partials.items()):
-            try:
-                verify_details_partial(public, p, sealed.ephemeral, row.id, cause=name)
-            except WrongPartialError as exc:
-                answers.wrong[who] = str(exc)
-                continue
-            if cset.position(who) == p.custodian:
-                valid.setdefault(p.custodian, p)
-            else:
-                answers.wrong[who] = "answered under another custodian's index"
-        return sealed, [valid[j] for j in sorted(valid)], answers, public, name
 
     def _proofs(
         self, log: Any, index: int, size: int, sealed: list[SegmentRow]
@@ -470,14 +362,6 @@ class Opening:
             return _decrypted(data, s, keys[(s.camera, s.start_ms)], memory)
 
         return get
-
-
-def _said(answers: Answers) -> str:
-    """The first refusal, as a sentence of its own, or nothing."""
-    if not answers.refused:
-        return ""
-    who, why = sorted(answers.refused.items())[0]
-    return f". Custodian {who} said: {why.rstrip('.')}"
 
 
 def svc_now(now_ms: int | None) -> int:

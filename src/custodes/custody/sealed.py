@@ -96,13 +96,18 @@ def _key(z: Point, eph: Point, y: Point, request: str, epoch: str) -> bytes:
 
 def seal_details(public: EpochPublic, request: str, plain: bytes) -> SealedDetails:
     """Encrypt ``plain`` so that only T custodians of ``public``'s epoch together reopen it."""
+    return _seal_with(Scalar.random(), secrets.token_bytes(_NONCE), public, request, plain)
+
+
+def _seal_with(
+    r: Scalar, nonce: bytes, public: EpochPublic, request: str, plain: bytes
+) -> SealedDetails:
+    # Internal, and for the independent model in the tests: never reuse ``r``.
     y = public.public_key
-    r = Scalar.random()
     if y.is_identity() or r.is_zero():
         raise CustodyFormatError("degenerate epoch key or ephemeral secret")
     eph = Point.base_mul(r)
     key = _key(y * r, eph, y, request, public.epoch)
-    nonce = secrets.token_bytes(_NONCE)
     shell = SealedDetails(public.epoch, eph, nonce, b"")
     body = AESGCM(key).encrypt(nonce, plain, shell.aad(request))
     return SealedDetails(public.epoch, eph, nonce, body)
