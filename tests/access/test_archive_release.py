@@ -220,3 +220,13 @@ def test_a_one_camera_release_is_still_one_mp4(town: AppCity) -> None:
     assert r.content[4:8] == b"ftyp"
     output = _entry(a, "access.released", rid)["output"]
     assert output == {"sha256": hashlib.sha256(r.content).hexdigest(), "bytes": len(r.content)}
+
+
+def test_file_names_hold_safe_characters_only_and_never_repeat() -> None:
+    from custodes.access.archive import file_name
+
+    taken: set[str] = set()
+    first = file_name("../MSK 0001/ü", "2026-12-04T10:00:05Z", taken)
+    again = file_name("../MSK 0001/ü", "2026-12-04T10:00:05Z", taken)
+    assert first == "MSK-0001--_2026-12-04T10-00-05Z.mp4"
+    assert again == "MSK-0001--_2026-12-04T10-00-05Z_2.mp4"
