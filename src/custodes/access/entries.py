@@ -26,7 +26,10 @@ Times inside entries are RFC 3339 strings too; durations are whole seconds.
                       A live grant (:mod:`custodes.access.live`) also carries
                       ``live`` ``{"minutes": N, "emergency": bool}`` and no window:
                       its window starts at the ``time`` of the approval that
-                      completes it (an emergency grant: at its own ``time``)
+                      completes it (an emergency grant: at its own ``time``).
+                      Under custody it carries ``sealed`` ``{"epoch", "ephemeral"}``:
+                      the details are sealed to that epoch's custodians, and they
+                      take the ephemeral key from here (:mod:`custodes.custody.sealed`)
 ``access.approved``   ``request``, ``approver``, ``role`` (approver or judge),
                       ``expires``, ``unredacted`` (an unredacted export is
                       granted), ``complete`` (the policy is now satisfied),
