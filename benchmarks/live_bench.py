@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stop = threading.Event()
             watcher = threading.Thread(target=_watch_archive, args=(a, archived, stop))
             watcher.start()
+            began = time.time()
             agent = _agent(Path(tmp), str(a.client.base_url), token, args.segment, n)
             run_delays: list[float] = []
             run_stored: list[float] = []
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         if abs(dur - args.segment) > 0.5:
                             continue  # cut short when the agent heard of the grant
                         start_ms = int(line[:-3].rsplit("_", 1)[1])
+                        if start_ms / 1000 < began:
+                            continue  # an earlier run's, left behind: not this run's delay
                         closed = start_ms / 1000 + dur
                         seg = a.client.get(f"/access/live/{rid}/{line}", headers=a.auth("ivan"))
                         if seg.status_code != 200:
