@@ -230,3 +230,24 @@ def test_the_segments_of_a_grants_cameras_share_one_access_viewed(a: AppCity) ->
     assert len(indexes) == 1 and len(entries(a)) == before + 1  # one entry names both
     viewed = entries(a)[indexes.pop()]
     assert viewed["segments"] == [g.headers["x-custodes-sha256"] for g in got]
+
+
+def test_a_segment_logged_but_not_yet_archived_is_not_listed(a: AppCity) -> None:
+    """An agent logs a segment, then uploads it: a player offered it before would stop."""
+    from custodes.access.release import segment_path
+
+    rid = live(a)["request"]
+    approve(a, rid)
+    start = parse_time(a.client.get(f"/access/live/{rid}", headers=a.auth("ivan")).json()["start"],
+                       "start")  # fmt: skip
+    names = record_after(a, start + 100, 2)
+    set_clock(a, start + 21_000)
+    path = segment_path(a.data, "cam-n1", int(names[1].rsplit("_", 1)[1]))
+    assert path is not None
+    body = path.read_bytes()
+    path.unlink()  # logged, not archived yet
+    r = a.client.get(f"/access/live/{rid}/index.m3u8", headers=a.auth("ivan"))
+    assert [ln[:-3] for ln in r.text.splitlines() if ln.endswith(".ts")] == names[:1]
+    path.write_bytes(body)  # the upload lands
+    r = a.client.get(f"/access/live/{rid}/index.m3u8", headers=a.auth("ivan"))
+    assert [ln[:-3] for ln in r.text.splitlines() if ln.endswith(".ts")] == names

@@ -84,6 +84,9 @@ class _GrantViews:
     nxt: _Batch | None = None
 
 
+#: Segments the playlist remembers having found in the archive (the oldest forgotten first).
+STORED_KEPT = 4096
+
 #: Segments a grant's log entry remembers having named (the oldest are forgotten first).
 NAMED_KEPT = 512
 
@@ -210,6 +213,7 @@ class LiveView:
         self.grants = grants or LiveGrants(svc)
         self._batcher = _Batcher(svc)
         self._detectors_made: Detectors | None = None
+        self._stored: dict[tuple[str, int], None] = {}  # segments seen in the archive
 
     @property
     def _detectors(self) -> Detectors:
@@ -232,6 +236,23 @@ class LiveView:
             and not (custody and s.encrypted and s.log_index is None)
         ]
 
+    def _archived(self, segs: list[SegmentRow]) -> list[SegmentRow]:
+        """The segments up to the first one not in the archive yet: an agent logs a segment,
+        then uploads it, and a player that was offered it too soon would stop."""
+        from custodes.access.release import segment_path
+
+        tail = max(0, len(segs) - PLAYLIST_LENGTH - 2)  # older ones are not listed anyway
+        for n, s in enumerate(segs[tail:], start=tail):
+            key = (s.camera, s.start_ms)
+            if key in self._stored:
+                continue
+            if segment_path(self.svc.data, s.camera, s.start_ms) is None:
+                return segs[:n]
+            self._stored[key] = None
+            while len(self._stored) > STORED_KEPT:
+                del self._stored[next(iter(self._stored))]
+        return segs
+
     def _camera(self, cameras: tuple[str, ...], camera: str | None) -> str:
         if camera is None:
             return cameras[0]
@@ -252,7 +273,7 @@ class LiveView:
             _ = self._detectors  # made now, so that the first segment does not wait for them
         cam = self._camera(row.cameras, camera)
         assert g.start_ms is not None and g.end_ms is not None
-        segs = self._segments(cam, g.start_ms, min(now, g.end_ms) + 1)
+        segs = self._archived(self._segments(cam, g.start_ms, min(now, g.end_ms) + 1))
         shown = segs[-PLAYLIST_LENGTH:]
         self._batcher.listed(
             rid, redaction_for(g.unredacted), cam, {s.sha256: s.start_ms for s in shown}
