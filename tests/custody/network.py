@@ -281,7 +281,8 @@ def scope_details(
     net: Network, note: bytes, cause: int, request: int, size: int, sealed: Sealed
 ) -> dict[str, Any]:
     """What ``POST /partials`` carries for the scope check: the sealed details and every
-    custodian's partial of them, asked for the release at ``cause``."""
+    custodian's partial of them, asked for the release at ``cause`` (each encrypted to each
+    custodian: none is given in the clear for a release)."""
     from custodes.custody.daemon.client import ask_custodians, details_request
 
     body = details_request(
@@ -291,9 +292,8 @@ def scope_details(
     cset = net.custody().current
     assert cset is not None
     got = ask_custodians(cset, body, timeout=30, path="/details-partials")
-    assert not got.refused and not got.unreachable, got
-    parts = [p.to_json() for ps in got.partials.values() for p in ps]
-    return {"sealed": base64.b64encode(sealed.ciphertext).decode(), "partials": parts}
+    assert not got.refused and not got.unreachable and not got.partials, got
+    return {"sealed": base64.b64encode(sealed.ciphertext).decode(), "relay": got.relayed}
 
 
 def release_entries(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from custodes.custody import NotEnoughPartialsError, Partial, decrypt_stream
+from custodes.custody import CustodyFormatError, NotEnoughPartialsError, Partial, decrypt_stream
 from custodes.custody.daemon import ask_custodians, open_segments, partials_request, release_name
 from custodes.custody.daemon.custodian import CustodianDir
 from custodes.custody.daemon.entries import format_ms, now_ms, sign_entry
@@ -298,6 +298,28 @@ def test_details_partials_are_given_only_for_a_logged_read_by_a_role_that_may_re
     assert said[0][1]["for"] == release_name(ORIGIN, first)
     assert f"{nobody} was no active auditor when the read was logged" in said[2][1]["error"]
     assert f"{anna} was no active auditor" in said[3][1]["error"]
+    # For a release (the scope check) no partial is given in the clear: each is encrypted to
+    # each custodian, and opens only with that custodian's own key.
+    rel = scene["release"]
+    body = details_request(
+        note, (rel, net.entry(rel), net.proof(rel, size)),
+        (request, net.entry(request), net.proof(request, size)),
+    )  # fmt: skip
+    status, out = http("POST", net.custodians[0][2] + "/details-partials", body)
+    assert status == 200 and "partial" not in out, out
+    assert sorted(out["relay"]) == ["c1.test.example", "c2.test.example", "c3.test.example"]
+    from custodes.custody.group import b64decode
+    from custodes.custody.sealed import open_relayed
+
+    blob = b64decode(out["relay"]["c2.test.example"])
+    mine, theirs = (CustodianDir.load(net.custodians[k][0]).state.encryption_key for k in (1, 2))
+    name = release_name(ORIGIN, rel)
+    got = open_relayed(blob, mine.secret, mine.public, request="r-1", cause=name, sender=1,
+                       recipient=2)  # fmt: skip
+    assert got.custodian == 1
+    with pytest.raises(CustodyFormatError):
+        open_relayed(blob, theirs.secret, theirs.public, request="r-1", cause=name, sender=1,
+                     recipient=2)  # fmt: skip
     # A cause that is not the request's, or a request entry that is another one, is refused.
     at = (first, net.entry(first), net.proof(first, size))
     wrong = details_request(note, at, (first + 1, net.entry(first + 1), net.proof(first + 1, size)))

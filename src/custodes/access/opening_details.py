@@ -9,10 +9,12 @@ A mixin of :class:`~custodes.access.opening.Opening`.  Details sealed to the cus
   and the request's ``access.requested``, each with its inclusion proof; every answer's
   DLEQ proof is checked, any T valid ones are combined and the details decrypted here, in
   memory.  Fewer than T: a 503 saying how many answered, and nothing is shown;
-* a release (:meth:`DetailsOpening._scope`): the same question for the release entry,
-  and the T valid partials go with the sealed details in ``POST /partials``, so that each
-  custodian opens the details itself and checks that every segment lies in their cameras
-  and window (:func:`custodes.custody.daemon.details.check_scope`).
+* a release (:meth:`DetailsOpening._scope`): the same question for the release entry;
+  each custodian then answers with its partial encrypted to every custodian (never in the
+  clear, so the gateway learns nothing of the details), and those go with the sealed
+  details in ``POST /partials``: each custodian opens the details itself and checks that
+  every segment lies in their cameras and window
+  (:func:`custodes.custody.daemon.details.check_scope`).
 
 The row's sealed details must be the ones the log names (epoch and ephemeral key, logged
 in ``access.requested``); an edited row is an alert, before anything is logged or asked.
@@ -105,8 +107,9 @@ class DetailsOpening:
 
     def _scope(self, rid: str, index: int, note: bytes) -> dict[str, Any] | None:
         """What ``POST /partials`` carries so that each custodian checks the release's scope
-        itself: the request's sealed details and T custodians' partials of them (asked for
-        the release at ``index``); None for details not sealed to the custodians."""
+        itself: the request's sealed details and the custodians' partials of them (asked
+        for the release at ``index``), each encrypted to each custodian, so that this
+        gateway cannot combine them; None for details not sealed to the custodians."""
         from custodes.access.sealing import custody_sealed
         from custodes.custody.errors import NotEnoughPartialsError
         from custodes.custody.group import b64encode
@@ -114,14 +117,15 @@ class DetailsOpening:
         row = self.svc._row(rid)
         if not custody_sealed(row.sealed):
             return None
-        _sealed, valid, answers, public, _name = self._details_partials(row, index, note)
-        if len(valid) < public.threshold:
-            exc = NotEnoughPartialsError(valid=len(valid), needed=public.threshold, wrong=())
+        _sealed, _valid, answers, public, _name = self._details_partials(row, index, note)
+        got = len(answers.relayed)
+        if got < public.threshold:
+            exc = NotEnoughPartialsError(valid=got, needed=public.threshold, wrong=())
             raise StoreUnavailableError(
                 f"{self._short(rid, index, answers, exc)}, so the scope of request {rid} cannot"
                 f" be checked and nothing was released; ask again later{said(answers)}"
             )
-        return {"sealed": b64encode(row.sealed), "partials": [p.to_json() for p in valid]}
+        return {"sealed": b64encode(row.sealed), "relay": answers.relayed}
 
     def _short(self, rid: str, index: int, answers: Answers, exc: NotEnoughPartialsError) -> str:
         from custodes.custody.daemon.client import shortfall

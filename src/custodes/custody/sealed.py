@@ -17,7 +17,11 @@ with its own labels, so that no key for the details sits beside ``access.db``:
 Opening: custodian ``j`` answers ``D_j = x_j*R`` with a DLEQ proof whose context binds the
 request, the epoch, the custodian, ``R`` and the logged entry that justified the answer (an
 ``access.details_read``, or the ``access.released``/``access.viewed`` whose scope it checks).
-Anyone holding T valid partials computes ``Z = sum lambda_j D_j`` and decrypts.
+Anyone holding T valid partials computes ``Z = sum lambda_j D_j`` and decrypts.  So for a
+release (the scope check) a custodian never hands its partial to the gateway in the clear:
+it encrypts it to each custodian's long-term encryption key (:func:`relay_partial`), the
+gateway relays the sealed partials, and only the custodians can combine them; the gateway
+gets a plain partial only for a logged read.
 
 Layout: ``0x02 || len(epoch) (1) || epoch || R (32) || nonce (12) || AES-GCM(salt || details)``.
 """
@@ -33,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from custodes.custody.dleq import check_dleq, prove_dleq
+from custodes.custody.dleq import DLEQProof, check_dleq, prove_dleq
 from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError, WrongPartialError
 from custodes.custody.group import Point, Scalar
 from custodes.custody.kem import Partial, _field, _lp, lagrange_at_zero
@@ -44,6 +48,8 @@ __all__ = [
     "SealedDetails",
     "details_partial",
     "open_details",
+    "open_relayed",
+    "relay_partial",
     "seal_details",
     "verify_details_partial",
 ]
@@ -183,3 +189,51 @@ def open_details(
             f"the sealed details of {request} do not open with the custodians' answers"
         ) from None
     return plain, tuple(wrong)
+
+
+_RELAY_SALT = b"custodes/custody/details/relay/v1"
+
+
+def _relay_key(shared: Point, eph: Point, pk: Point, request: str, cause: str,
+               sender: int, recipient: int) -> bytes:  # fmt: skip
+    info = _lp(_text(request, "request"), _text(cause, "cause"), sender.to_bytes(4, "big"),
+               recipient.to_bytes(4, "big"), eph.encode(), pk.encode())  # fmt: skip
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_RELAY_SALT, info=info).derive(
+        shared.encode()
+    )
+
+
+def relay_partial(
+    p: Partial, recipient_key: Point, *, request: str, cause: str, recipient: int
+) -> bytes:
+    """Custodian ``p.custodian``'s partial, encrypted to custodian ``recipient`` (its
+    long-term encryption key), so that a gateway that relays it cannot combine partials.
+
+    Layout: ``E (32) || nonce (12) || AES-GCM(D (32) || proof (64))``.
+    """
+    e = Scalar.random()
+    eph = Point.base_mul(e)
+    key = _relay_key(recipient_key * e, eph, recipient_key, request, cause, p.custodian,
+                     recipient)  # fmt: skip
+    nonce = secrets.token_bytes(_NONCE)
+    body = AESGCM(key).encrypt(nonce, p.point.encode() + p.proof.encode(), None)
+    return eph.encode() + nonce + body
+
+
+def open_relayed(
+    blob: bytes, secret: Scalar, public: Point, *, request: str, cause: str, sender: int,
+    recipient: int,
+) -> Partial:  # fmt: skip
+    """The partial custodian ``sender`` encrypted to this custodian (``secret``/``public``
+    its encryption key pair); raises :class:`CustodyFormatError` if it does not open."""
+    if len(blob) != 32 + _NONCE + 96 + 16:
+        raise CustodyFormatError("a relayed partial is 156 bytes")
+    eph = Point.decode(blob[:32])
+    key = _relay_key(eph * secret, eph, public, request, cause, sender, recipient)
+    try:
+        plain = AESGCM(key).decrypt(blob[32 : 32 + _NONCE], blob[32 + _NONCE :], None)
+    except InvalidTag:
+        raise CustodyFormatError(
+            f"the partial relayed from custodian {sender} does not open"
+        ) from None
+    return Partial(sender, Point.decode(plain[:32]), DLEQProof.decode(plain[32:]))

@@ -101,6 +101,9 @@ class Answers:
     refused: dict[str, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     wrong: dict[str, str] = field(default_factory=dict)
+    relayed: dict[str, dict[str, str]] = field(default_factory=dict)
+    """For a release's scope check: each custodian's partial of the sealed details,
+    encrypted to each custodian by name (base64); the gateway only passes them on."""
 
 
 def _ask(http: HttpClient, c: Custodian, body: bytes, path: str) -> tuple[str, Any]:
@@ -122,6 +125,13 @@ def _ask(http: HttpClient, c: Custodian, body: bytes, path: str) -> tuple[str, A
     if r.status != 200 or not isinstance(obj, dict):
         return "unreachable", f"HTTP {r.status}"
     try:
+        if path == "/details-partials" and "relay" in obj:
+            relay = obj["relay"]
+            if not isinstance(relay, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in relay.items()
+            ):
+                raise TypeError("the relay is not a map of names to sealed partials")
+            return "relay", relay
         if path == "/details-partials":
             return "ok", [Partial.from_json(obj["partial"])]
         return "ok", [Partial.from_json(p) for p in obj["partials"]]
@@ -146,7 +156,9 @@ def ask_custodians(
     with ThreadPoolExecutor(max_workers=max(1, len(people))) as pool:
         results = list(pool.map(lambda c: _ask(http, c, raw, path), people))
     for c, (kind, value) in zip(people, results, strict=True):
-        if kind == "ok":
+        if kind == "relay":
+            out.relayed[c.name] = value
+        elif kind == "ok":
             if len(value) != want:
                 out.wrong[c.name] = "answered for another number of segments"
             else:

@@ -21,7 +21,10 @@ custodian helps open them in two cases, each for one logged entry, the *cause*:
 (5) the epoch is not shredded here nor gone in the log, and this custodian holds its share.
 
 The answer is this custodian's partial of the logged ephemeral key with a DLEQ proof bound
-to the request and the cause, recorded first in the append-only answer record.
+to the request and the cause, recorded first in the append-only answer record.  For a read
+it is given in the clear (``partial``); for a release it is encrypted to each custodian of
+the epoch (``relay``, by name), so the gateway that relays it learns nothing of the
+details, and only custodians combine them in :func:`check_scope`.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from custodes.custody.errors import CustodyFormatError, NotEnoughPartialsError
-from custodes.custody.group import Point, b64decode
+from custodes.custody.group import Point, b64decode, b64encode
 from custodes.custody.kem import Partial
 from custodes.custody.keys import EpochShare
-from custodes.custody.sealed import SealedDetails, details_partial, open_details
+from custodes.custody.sealed import (
+    SealedDetails,
+    details_partial,
+    open_details,
+    open_relayed,
+    relay_partial,
+)
 from custodes.errors import CustodesError
 
 if TYPE_CHECKING:
@@ -154,12 +163,22 @@ def answer_details(f: Follower, body: object) -> dict[str, Any]:
 
     name, rid, eph, share, cause = check_details(f, body)
     partial = details_partial(share, eph, rid, cause=name)
+    out: dict[str, Any] = {"custodian": f.me.name, "index": share.index, "for": name}
+    if cause["type"] == "access.details_read":
+        out["partial"] = partial.to_json()
+    else:  # a release's scope check: for the custodians' eyes only, never the gateway's
+        cset = f.custody.epoch_set(share.public.epoch)
+        if cset is None:
+            raise _refusal(f"epoch {share.public.epoch} has no custodian set in the log.")
+        out["relay"] = {
+            c.name: b64encode(relay_partial(partial, c.key, request=rid, cause=name, recipient=j))
+            for j, c in enumerate(cset.custodians, 1)
+        }
     f.me.append_answer(
         {"time": now_ms(), "kind": "details", "details": rid, "for": name,
          "cause": cause.get("type"), "by": cause.get("by")}
     )  # fmt: skip
-    return {"custodian": f.me.name, "index": share.index, "for": name,
-            "partial": partial.to_json()}  # fmt: skip
+    return out
 
 
 def _window(f: Follower, rid: str, req: dict[str, Any], det: dict[str, Any], index: int
@@ -185,6 +204,28 @@ def _window(f: Follower, rid: str, req: dict[str, Any], det: dict[str, Any], ind
     return start, start + minutes * 60_000
 
 
+def _relayed(f: Follower, relay: object, rid: str, name: str, epoch: str) -> list[Partial]:
+    """The partials the other custodians encrypted to this one (those that open)."""
+    cset = f.custody.epoch_set(epoch)
+    me = cset.position(f.me.name) if cset is not None else None
+    if cset is None or me is None or not isinstance(relay, dict) or len(relay) > 64:
+        return []
+    key = f.me.state.encryption_key
+    out = []
+    for sender, row in relay.items():
+        j = cset.position(sender) if isinstance(sender, str) else None
+        text = row.get(f.me.name) if isinstance(row, dict) else None
+        if j is None or text is None:
+            continue
+        try:
+            raw = b64decode(text, what="relayed partial")
+            out.append(open_relayed(raw, key.secret, key.public, request=rid, cause=name,
+                                    sender=j, recipient=me))  # fmt: skip
+        except CustodyFormatError:
+            continue  # counted as missing: the threshold decides
+    return out
+
+
 def check_scope(
     f: Follower,
     name: str,
@@ -207,7 +248,7 @@ def check_scope(
         raise _refusal(f"request {rid} has no access.requested before entry {index}.")
     req = json.loads(rraw)
     epoch, eph = logged_seal(req, rid)
-    if not isinstance(details, dict) or set(details) != {"sealed", "partials"}:
+    if not isinstance(details, dict) or set(details) != {"sealed", "relay"}:
         raise _refusal(
             f"the request must give the sealed details of request {rid} and custodians'"
             " partials for them, so that the scope can be checked."
@@ -217,11 +258,9 @@ def check_scope(
         if len(blob) > MAX_SEALED:
             raise CustodyFormatError("too large")
         sealed = SealedDetails.parse(blob)
-        if not isinstance(details["partials"], list) or len(details["partials"]) > 64:
-            raise CustodyFormatError("too many partials")
-        partials = [Partial.from_json(p) for p in details["partials"]]
     except CustodyFormatError as exc:
         raise _refusal(f"the sealed details given are unreadable ({exc}).") from None
+    partials = _relayed(f, details["relay"], rid, name, epoch)
     if sealed.epoch != epoch or sealed.ephemeral != eph:
         raise _refusal(f"the sealed details given are not the ones request {rid} logged.")
     public = custody.epoch_public(epoch)
