@@ -301,7 +301,7 @@ def _wait(url: str, size: int = 0) -> None:
     raise TimeoutError(url)
 
 
-def verify_main(n: int, runs: int, via: str) -> None:
+def verify_main(n: int, runs: int, via: str, workers: int | None = None) -> None:
     """Verification from tiles over HTTP, gzip on and off, alternating in one run.
 
     ``via``: ``serve`` reads ``custodes serve`` itself; ``mirror`` first copies the
@@ -354,7 +354,7 @@ def verify_main(n: int, runs: int, via: str) -> None:
                     load = os.getloadavg()[0]
                     s0, c0 = _cpu(served_by), _own_cpu()
                     source = HttpSource(base)
-                    r = verify_log(source, Verifier.from_key(vkey))
+                    r = verify_log(source, Verifier.from_key(vkey), workers=workers)
                     source.close()
                     s_us, c_us = (_cpu(served_by) - s0) / n * 1e6, (_own_cpu() - c0) / n * 1e6
                     assert r.size == n
@@ -380,6 +380,7 @@ def verify_main(n: int, runs: int, via: str) -> None:
                     {
                         "entries": n,
                         "via": via,
+                        "workers": workers,
                         "median_gzip": round(statistics.median(results["gzip"])),
                         "median_identity": round(statistics.median(results["identity"])),
                         # The first run meets a cold cache (the server reads every tile from
@@ -487,6 +488,12 @@ def main() -> None:
     p.add_argument("--verify", type=int, default=0, metavar="N", help="Measure verify_log instead.")
     p.add_argument("--via", choices=["serve", "mirror"], default="serve")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="With --verify: verify_log's worker processes (default: one a core, at most 8).",
+    )
+    p.add_argument(
         "--push", type=int, default=0, metavar="N", help="Measure pushes to a mirror instead."
     )
     p.add_argument("--origin-only", type=int, default=None, help=argparse.SUPPRESS)
@@ -496,7 +503,7 @@ def main() -> None:
         origin_main(args.origin_only, args.skey, args.rate, args.every, args.preload)
         return
     if args.verify:
-        verify_main(args.verify, args.runs, args.via)
+        verify_main(args.verify, args.runs, args.via, args.workers)
         return
     if args.push:
         push_main(args.push, args.runs)
