@@ -96,9 +96,15 @@ def test_a_copied_data_directory_holds_no_key_and_no_plaintext_of_the_details(
         for key in candidates:
             with pytest.raises(InvalidTag):
                 AESGCM(key).decrypt(sealed.nonce, sealed.body, sealed.aad(row_id))
-    # The requester's own view shows no details: nothing here opens them without a read.
+    # The requester's own view shows no details: nothing here opens them without a read;
+    # with a reason the read is logged and the custodians open it.
     status, _, raw = call("GET", f"{c.url}/access/requests/{rid}", c.tokens["ivan"])
     assert status == 200 and json.loads(raw)["details"] is None
+    status, _, raw = call("GET", f"{c.url}/access/requests/{rid}?why=My+own+case.",
+                          c.tokens["ivan"])  # fmt: skip
+    assert status == 200 and json.loads(raw)["details"]["case"] == CASE.decode(), raw
+    read = [e for e in c.log_entries() if e["type"] == "access.details_read"][-1]
+    assert read["request"] == rid and read["role"] == "investigator"
 
 
 def test_an_auditor_reads_the_details_opened_by_the_custodians_and_not_with_two_down(

@@ -8,7 +8,7 @@ other than the requester is logged first (``access.details_read``).  Under custo
 the details are sealed to the custodians (:mod:`custodes.access.sealing`, version 2):
 such a read is opened by T custodians, each checking that logged read in a witnessed
 checkpoint (:meth:`~custodes.access.opening.Opening.open_details`), and the requester's
-own view shows no details, since nothing here can open them without a logged read.
+own view shows them only when asked with a reason, which is logged as a read too.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class ReadingMixin:
     def get(self, user: User, rid: str, now_ms: int | None = None, why: str = "") -> dict[str, Any]:
         """The request's state and public fields; its sealed details for those who may see them.
 
-        The requester reads their own details freely.  An approver or judge
+        The requester reads their own details freely (under custody only with a
+        ``why``: the read is logged and the custodians open it).  An approver or judge
         reads them (``why`` defaults to deciding the request) and an auditor
         only with a ``why``; either way ``access.details_read`` is logged
         first, and if the log cannot be written nothing is shown.
@@ -88,8 +89,11 @@ class ReadingMixin:
         if me.role in DECIDERS and not self._covers(me, row):
             raise Forbidden("this request is outside your scope")
         out = public_view(row, self._status(row, now))
-        if me.role == "investigator" and custody_sealed(row.sealed):
-            out["details"] = None  # sealed to the custodians: an auditor may read them
+        if me.role == "investigator" and custody_sealed(row.sealed) and not why:
+            out["details"] = None  # sealed to the custodians: opened only for a logged read
+        elif me.role == "investigator" and custody_sealed(row.sealed):
+            index = self._log_read(me, row, why, now)
+            out["details"] = self._open(row, index)[1]
         elif me.role == "investigator":
             out["details"] = self._open(row)[1]
         elif me.role == "auditor" and not why:
