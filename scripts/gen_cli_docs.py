@@ -1,7 +1,7 @@
 """Write docs/cli.md from the CLI's own --help, so the reference cannot rot.
 
-    .venv/bin/python scripts/gen_cli_docs.py          # rewrite docs/cli.md
-    .venv/bin/python scripts/gen_cli_docs.py --check  # exit 1 if it is stale
+.venv/bin/python scripts/gen_cli_docs.py          # rewrite docs/cli.md
+.venv/bin/python scripts/gen_cli_docs.py --check  # exit 1 if it is stale
 """
 
 from __future__ import annotations
