@@ -206,9 +206,10 @@ async def my_requests(
     def read() -> list[dict[str, Any]]:
         rows = access.mine(user)
         rows.sort(key=lambda r: r["created"], reverse=True)
-        for row in rows:  # the requester reads their own details freely (nothing is logged)
-            details = access.get(user, row["request"]).get("details") or {}
-            row["case"] = details.get("case", "")
+        for row in rows:  # without custody the requester reads their own details freely
+            details = access.get(user, row["request"]).get("details")
+            # under custody only the custodians open them, for a logged read
+            row["case"] = details.get("case", "") if details else "sealed (custody)"
         return rows
 
     return render(request, "internal/requests.html", rows=await _run(read))
