@@ -10,8 +10,10 @@
    cameras that are up, and the segments that ended (each camera ends a
    ``segment_s`` segment once per segment, staggered).  Random faults take
    cameras down for a while; some are announced as maintenance beforehand.
-5. Measure: wall time, checkpoint lag (from a batch's acknowledgement to the
-   first signed checkpoint that covers it) and peak memory of both processes.
+5. Measure: wall time, checkpoint lag (from the moment a segment batch's answer
+   arrives, with its log index, to the moment a poll of ``/log/checkpoint``, every
+   50 ms, first sees a signed checkpoint that covers it) and peak memory of both
+   processes.
 """
 
 from __future__ import annotations
@@ -310,7 +312,7 @@ def _drive(
 
             def send(
                 a: int, t: int = t, stamp: str = stamp, seg_start: str = seg_start, step: int = step
-            ) -> tuple[int, int, int, list[int]]:
+            ) -> tuple[int, int, int, list[tuple[float, int]]]:
                 client, token, group, k = agents[a]
                 live = [i for i in group if down_until[i] < t]
                 beats = [{"camera": cams[i].id, "time": stamp} for i in live]
@@ -327,18 +329,18 @@ def _drive(
                     for i in live
                     if i % seg_every == step % seg_every
                 ]
-                indexes = []
+                indexes = []  # (when the server answered, the batch's log index)
                 for j in range(0, len(segs), 5000):
                     r = client.post("/fleet/segments", token, {"segments": segs[j : j + 5000]})
                     if r.get("index") is not None:
-                        indexes.append(int(r["index"]))
+                        indexes.append((time.monotonic(), int(r["index"])))
                 return k, len(beats), len(segs), indexes
 
             for k, nb, ns, idx in pool.map(send, range(len(agents))):
                 heartbeats += nb
                 segments += ns
                 with ack_lock:
-                    acked[k].extend((time.monotonic(), i) for i in idx)
+                    acked[k].extend(idx)
                     acked[k].sort(key=lambda x: x[1])
             if cfg.speed:
                 ahead = (t - start) / 1000 / cfg.speed - (time.monotonic() - wall0)
