@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from custodes.access.archive import is_archive
 from custodes.access.identity import Identities, Scope, User
 from custodes.access.policy import DEFAULT_POLICY, haversine_m
 from custodes.access.service import AccessService, RequestInput
@@ -411,6 +412,8 @@ class People:
             lambda: acc.release(self.users[ask.who], ask.rid, out, now_ms=at),
         )
         if got is not None:
+            if is_archive(out):  # several cameras: one MP4 each, in a zip with its manifest
+                out.rename(out.with_suffix(".zip"))
             self.week.count("access.released")
 
     def _daily(self, at: int) -> None:
