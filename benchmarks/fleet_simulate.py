@@ -37,6 +37,7 @@ def _run(args: argparse.Namespace, tmp: Path, n: int) -> dict[str, Any]:
             capture_output=True, check=True,
         )  # fmt: skip
     extra = ["--custody", args.custody] if args.custody else []
+    extra += ["--checkpoint-interval", str(args.checkpoint_interval)]
     try:
         out = subprocess.run(
             [*cli, "simulate", "--cameras", str(args.cameras), "--minutes", str(args.minutes),
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--custody", metavar="T/N", help="run with N real custodians, T of N")
     ap.add_argument("--store", metavar="URL", help="a postgresql:// URL (default: SQLite)")
     ap.add_argument("--runs", type=int, default=1, help="runs, one after another (median)")
+    ap.add_argument("--checkpoint-interval", type=float, default=0.5,
+                    help="the server's seconds between checkpoints (default 0.5)")  # fmt: skip
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs must be at least 1")
@@ -85,7 +88,8 @@ def main() -> None:
     keys = ("realtime_factor", "checkpoint_lag_s_max", "peak_rss_mb", "server_peak_rss_mb")
     med = {f"median_{k}": round(statistics.median(r[k] for r in reps), 3) for k in keys}
     print(json.dumps({"runs": len(reps), "store": "postgresql" if args.store else "sqlite",
-                      "custody": args.custody, **med}))  # fmt: skip
+                      "custody": args.custody,
+                      "checkpoint_interval": args.checkpoint_interval, **med}))  # fmt: skip
 
 
 if __name__ == "__main__":

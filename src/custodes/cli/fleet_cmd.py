@@ -640,6 +640,14 @@ def incident_cmd(
     help="Start N real custodians (T of N) whose DKG makes the epoch keys through the log;"
     " every segment record then carries the custody fields, as under custody.",
 )
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(0.05, 3600),
+    default=0.5,
+    show_default=True,
+    help="The simulated server's seconds between checkpoints (serve --interval); shorter"
+    " lowers the checkpoint lag, at the cost of more checkpoints.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of measurements.")
 @click.pass_context
 def simulate_cmd(
@@ -650,6 +658,7 @@ def simulate_cmd(
     seed: int,
     shards: int,
     custody: str | None,
+    checkpoint_interval: float,
     as_json: bool,
 ) -> None:
     """Drive a synthetic city through the real ingest path over HTTP, and measure it.
@@ -680,7 +689,13 @@ def simulate_cmd(
         if shards > 1:
             raise click.BadParameter("--custody works with one log; leave out --shards")
     cfg = SimConfig(
-        cameras=cameras, minutes=minutes, speed=factor, seed=seed, shards=shards, custody=keepers
+        cameras=cameras,
+        minutes=minutes,
+        speed=factor,
+        seed=seed,
+        shards=shards,
+        custody=keepers,
+        checkpoint_interval=checkpoint_interval,
     )
     rep = simulate(_data(ctx), cfg, say=lambda s: click.echo(f"simulate: {s}", err=True))
     if as_json:

@@ -56,6 +56,7 @@ class SimConfig:
     centre: tuple[float, float] = (55.7558, 37.6173)
     shards: int = 1  # > 1: a shard set split by district, one server (sequencer) per shard
     custody: tuple[int, int] | None = None  # (T, N): N real custodians, T of N, make the keys
+    checkpoint_interval: float = 0.5  # the server's --interval: seconds between checkpoints
 
 
 def _city(cfg: SimConfig, rng: random.Random) -> list[Camera]:
@@ -201,7 +202,7 @@ def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[s
             shard.port = _free_port()
             shard.server = subprocess.Popen(
                 [sys.executable, "-m", "custodes", "--data", str(shard.data), "serve",
-                 "--port", str(shard.port)],
+                 "--port", str(shard.port), "--interval", str(cfg.checkpoint_interval)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
