@@ -136,7 +136,10 @@ class People:
         mid = w.t0 + (w.end - w.t0) // 2
         day = mid - mid % DAY
         self.assembly = (day + 15 * HOUR, day + 20 * HOUR)
-        if self.assembly[1] > w.end - HOUR:
+        # Ends at least 2 h before the week does: the dragnet over it is asked for up to 2 h
+        # after it ends but no later than 90 min before the week ends, and a window may not
+        # end after its request.
+        if self.assembly[1] > w.end - 2 * HOUR:
             self.assembly = (w.end - 7 * HOUR, w.end - 2 * HOUR)
         window = [format_time(t) for t in self.assembly]
         zones: list[dict[str, Any]] = []
