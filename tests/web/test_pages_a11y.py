@@ -231,6 +231,12 @@ def test_wide_tables_scroll_inside_their_own_frame(demo: dict[str, Any], browser
     frame.focus()
     pg.keyboard.press("ArrowRight")
     pg.keyboard.press("ArrowRight")
+    # The scroll may be animated: wait for it (up to 5 s) rather than read it at once.
+    frame.evaluate(
+        "w => new Promise((ok, no) => { const t0 = performance.now(); (function look() {"
+        " if (w.scrollLeft > 0) ok(); else if (performance.now() - t0 > 5000) no('not scrolled');"
+        " else requestAnimationFrame(look); })(); })"
+    )
     assert frame.evaluate("w => w.scrollLeft") > 0
     pg.context.close()
 
