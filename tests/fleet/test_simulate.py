@@ -18,6 +18,7 @@ def test_simulate_reports_its_measurements_and_leaves_a_checkable_log(tmp_path: 
     ):  # fmt: skip
         assert key in rep
     assert rep["cameras"] == 300 and rep["simulated_seconds"] == 240
+    assert rep["checkpoint_interval_s"] == 0.5  # the simulated server's default cadence
     assert rep["heartbeats"] > 300 * 20 and rep["segments"] > 300 * 3
     cams = json.loads(run_cli("cameras", "list", "--json", data=data).stdout)
     assert {c["status"] for c in cams} <= {"up", "silent", "unknown"}
@@ -67,3 +68,10 @@ def test_simulate_refuses_a_custody_it_cannot_run(tmp_path: Path) -> None:
         assert out.returncode != 0 and b"give T/N" in out.stderr and b"Traceback" not in out.stderr
     out = run_cli("simulate", "--custody", "2/3", "--shards", "2", data=tmp_path / "d", check=False)
     assert out.returncode != 0 and b"works with one log" in out.stderr
+
+
+def test_simulate_refuses_a_checkpoint_interval_out_of_range(tmp_path: Path) -> None:
+    for bad in ("0", "0.01", "x"):
+        out = run_cli("simulate", "--checkpoint-interval", bad, data=tmp_path / "c", check=False)
+        assert out.returncode != 0 and b"--checkpoint-interval" in out.stderr
+        assert b"Traceback" not in out.stderr

@@ -667,8 +667,8 @@ def simulate_cmd(
     registers recorder agents, starts a server on a free loopback port whose
     fleet clock runs the simulation, and posts heartbeats every 10 s and 60-s
     segments, with random faults.  Reports cameras, simulated_seconds,
-    wall_seconds, realtime_factor, heartbeats, segments, checkpoint_lag_s_max
-    and peak_rss_mb.
+    wall_seconds, realtime_factor, heartbeats, segments, checkpoint_interval_s,
+    checkpoint_lag_s_max and peak_rss_mb.
     """
     from custodes.fleet.simulate import SimConfig, simulate
 

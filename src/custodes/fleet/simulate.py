@@ -212,6 +212,7 @@ def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[s
         if cfg.custody:
             keepers = _custody(data, shards[0].port, cfg, start, total_ms, say)
         rep = _drive(cfg, rng, cams, shards, start, step_ms, total_ms, clock, say)
+        _settle(shards, start + total_ms, say)
         if cfg.custody:
             rep["custody"] = f"{cfg.custody[0]}/{cfg.custody[1]}"
         if cfg.shards > 1:
@@ -226,6 +227,31 @@ def simulate(data: Path, cfg: SimConfig, *, say: Any = lambda s: None) -> dict[s
         for shard in shards:
             if shard.server is not None:
                 shard.server.wait(timeout=60)
+
+
+def _settle(shards: list[_Shard], end: int, say: Any, timeout: float = 30.0) -> None:
+    """Wait (outside the timed run) until each server has logged every heard interval that
+    had closed by the simulation's end, so that the log left behind says who was heard: the
+    server closes intervals on its own tick, which a fast run can end before."""
+    from custodes.fleet.ops import FleetSettings
+
+    deadline = time.monotonic() + timeout
+    for shard in shards:
+        settings = FleetSettings.load(shard.data)
+        step = settings.interval_s * 1000
+        due = int((end - settings.grace_s * 1000) // step * step)  # closed up to here by then
+        while True:
+            db = FleetDB.for_instance(shard.data, readonly=True)
+            try:
+                closed = db.get_meta("closed_until", -1)
+            finally:
+                db.close()
+            if closed >= due:
+                break
+            if time.monotonic() > deadline:
+                say(f"the server had not logged the heard intervals up to {format_time(due)}")
+                return
+            time.sleep(0.1)
 
 
 def _custody(
@@ -364,6 +390,7 @@ def _drive(
         "realtime_factor": round(simulated / wall, 3) if wall else None,
         "heartbeats": heartbeats,
         "segments": segments,
+        "checkpoint_interval_s": cfg.checkpoint_interval,
         "checkpoint_lag_s_max": round(lag_max, 3),
         "peak_rss_mb": round(max(_peak_rss_mb(), server_rss), 1),
         "server_peak_rss_mb": round(server_rss, 1),
