@@ -138,6 +138,7 @@ class LiveGrants:
         self._lock = threading.Lock()
         self._fold = _Fold()
         self._cameras: tuple[int, frozenset[str]] | None = None
+        self._changed = 0  # grants revoked here: a set worked out before one is not kept
 
     def refresh(self) -> _Fold:
         with self._lock:
@@ -286,7 +287,7 @@ class LiveGrants:
         their heartbeats).  Worked out at most once a second."""
         now = _now_ms() if now_ms is None else now_ms
         with self._lock:
-            cached = self._cameras
+            cached, changed = self._cameras, self._changed
         if cached is not None and 0 <= now - cached[0] < 1000:
             return cached[1]
         view = self.svc.view
@@ -297,8 +298,9 @@ class LiveGrants:
             if self.grant(rid, now).state in ("live", "pending"):
                 cams.update(self.svc._row(rid).cameras)
         got = frozenset(cams)
-        with self._lock:
-            self._cameras = (now, got)
+        with self._lock:  # never a set worked out before a revocation, nor an older one
+            if changed == self._changed and (self._cameras is None or self._cameras[0] <= now):
+                self._cameras = (now, got)
         return got
 
     # -- who may watch ------------------------------------------------------------------
@@ -340,4 +342,7 @@ class LiveGrants:
         if g.state in ("ended", "denied", "revoked", "expired"):
             raise ConflictError(f"{g.reason}; there is nothing to revoke")
         index = svc._commit([(access_revoked(rid, me.pseudonym, me.role, reason, now), "", "")])
+        with self._lock:  # recorders hear of it at their next heartbeat, not a second later
+            self._cameras = None
+            self._changed += 1
         return {"request": rid, "state": "revoked", "index": index}
