@@ -251,3 +251,29 @@ def test_a_segment_logged_but_not_yet_archived_is_not_listed(a: AppCity) -> None
     path.write_bytes(body)  # the upload lands
     r = a.client.get(f"/access/live/{rid}/index.m3u8", headers=a.auth("ivan"))
     assert [ln[:-3] for ln in r.text.splitlines() if ln.endswith(".ts")] == names
+
+
+def test_a_recorder_hears_of_a_revocation_at_its_very_next_heartbeat(a: AppCity) -> None:
+    from custodes.fleet.model import format_time, now_ms
+    from custodes.fleet.ops import add_agent
+
+    st = a.app.state
+    _agent, token = st.ledger.write(
+        lambda log: add_agent(log, st.fleet.db, "rec-hb", "recorder", cameras=["cam-n1"])
+    )
+
+    def beat() -> list[str]:
+        body = {"heartbeats": [{"camera": "cam-n1", "time": format_time(now_ms())}]}
+        r = a.client.post("/fleet/heartbeats", json=body,
+                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        got: list[str] = r.json()["live"]
+        return got
+
+    rid = live(a)["request"]
+    approve(a, rid)
+    assert beat() == ["cam-n1"]  # short segments while the grant lasts
+    r = a.client.post(f"/access/live/{rid}/revoke", json={"reason": "The march has passed."},
+                      headers=a.auth("boris"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert beat() == []  # not a second later, from an answer worked out before the revocation
